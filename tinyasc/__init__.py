@@ -1,0 +1,17 @@
+"""tinyasc: device-robust low-complexity acoustic scene classification, from scratch.
+
+A re-implementation of "Residual Normalization for device-imbalanced acoustic scene
+classification" (Kim et al., DCASE2021 Task 1A) on a small NumPy autograd with Numba
+kernels. The public names follow PyTorch: `tinyasc.Tensor`, `tinyasc.functional`,
+`tinyasc.nn`, `tinyasc.optim`, `tinyasc.no_grad`.
+"""
+from tinyasc.autograd import (Function, Tensor, cat, enable_grad, is_grad_enabled, no_grad, ones,
+                              set_grad_enabled, stack, tensor, where, zeros)
+from tinyasc.random import manual_seed
+from tinyasc import functional, nn, optim  # noqa: E402  (need Tensor defined first)
+
+__version__ = "0.1.0"
+
+__all__ = ["Function", "Tensor", "cat", "enable_grad", "functional", "is_grad_enabled",
+           "manual_seed", "nn", "no_grad", "ones", "optim", "set_grad_enabled", "stack", "tensor",
+           "where", "zeros"]

@@ -1,0 +1,249 @@
+"""Depthwise 3x1 and 1x3 convolutions: the thin layers of every BC-ResBlock.
+
+Paper section 2.1 / Table 1: f2 of a BC-ResBlock filters each channel along frequency with a
+3x1 kernel, f1 filters the frequency-averaged map along time with a 1x3 kernel (Kim et al.,
+Broadcasted Residual Learning). groups == channels, stride 1, dilation 1, no bias.
+
+These layers do 3 multiply-adds per element, so they are bound by memory traffic: each kernel
+streams every (n, c) plane once, row by row, and runs in parallel over the N*C planes.
+
+Layouts: x (N, C, H, W), w (C, 1, 3, 1) or (C, 1, 1, 3). The padding along the 3-tap axis is any
+integer (the model uses 1, i.e. "same"); a negative padding crops, which is how the backward
+pass reuses the forward kernel with a flipped filter. The public wrappers live in conv.py.
+"""
+import numpy as np
+from numba import njit, prange
+
+_FASTMATH = {"contract", "reassoc", "nsz"}
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def depthwise3x1_forward_kernel(x, w3, pad):
+    """Filter each plane along axis 2 (frequency) with its own 3-tap filter.
+
+    x (N, C, H, W) contiguous, w3 (C, 3), pad: rows of zeros added above and below (may be < 0).
+    Returns y (N, C, H + 2*pad - 2, W)::
+
+        for plane (n, c) in parallel:
+            for oh:                                  # output row
+                y[n, c, oh, :] = sum over kh in 0..2 with 0 <= oh - pad + kh < H of
+                                 w3[c, kh] * x[n, c, oh - pad + kh, :]
+    """
+    N, C, H, W = x.shape
+    Ho = H + 2 * pad - 2
+    y = np.empty((N, C, Ho, W), x.dtype)
+    for plane in prange(N * C):
+        n = plane // C
+        c = plane % C
+        w0 = w3[c, 0]
+        w1 = w3[c, 1]
+        w2 = w3[c, 2]
+        for oh in range(Ho):
+            ih = oh - pad  # input row under tap 0
+            yrow = y[n, c, oh]
+            if ih >= 0 and ih + 2 < H:
+                a = x[n, c, ih]
+                b = x[n, c, ih + 1]
+                d = x[n, c, ih + 2]
+                for t in range(W):
+                    yrow[t] = w0 * a[t] + w1 * b[t] + w2 * d[t]
+            else:  # a border row: some taps fall in the zero padding
+                for t in range(W):
+                    yrow[t] = 0
+                for kh in range(3):
+                    if 0 <= ih + kh < H:
+                        wk = w3[c, kh]
+                        src = x[n, c, ih + kh]
+                        for t in range(W):
+                            yrow[t] += wk * src[t]
+    return y
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def depthwise3x1_backward_weight_kernel(x, gy, pad):
+    """Weight gradient of the 3x1 depthwise conv, one partial sum per plane (float64).
+
+    Returns part (N, C, 3); the caller sums over N (disjoint writes, no race)::
+
+        for plane (n, c) in parallel:
+            for kh in 0..2:
+                part[n, c, kh] = sum over oh, t of gy[n, c, oh, t] * x[n, c, oh - pad + kh, t]
+    """
+    N, C, H, W = x.shape
+    Ho = gy.shape[2]
+    part = np.zeros((N, C, 3), np.float64)
+    for plane in prange(N * C):
+        n = plane // C
+        c = plane % C
+        for oh in range(Ho):
+            g = gy[n, c, oh]
+            for kh in range(3):
+                ih = oh - pad + kh
+                if 0 <= ih < H:
+                    src = x[n, c, ih]
+                    s = g[0] * src[0]
+                    for t in range(1, W):
+                        s += g[t] * src[t]
+                    part[n, c, kh] += s
+    return part
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def depthwise1x3_forward_kernel(x, w3, pad):
+    """Filter each row along axis 3 (time) with the plane's own 3-tap filter.
+
+    x (N, C, H, W) contiguous, w3 (C, 3), pad: zeros added left and right (may be < 0).
+    Returns y (N, C, H, W + 2*pad - 2)::
+
+        for plane (n, c) in parallel:
+            for f, ot:
+                y[n, c, f, ot] = sum over kw in 0..2 with 0 <= ot - pad + kw < W of
+                                 w3[c, kw] * x[n, c, f, ot - pad + kw]
+    """
+    N, C, H, W = x.shape
+    Wo = W + 2 * pad - 2
+    y = np.empty((N, C, H, Wo), x.dtype)
+    # output columns whose three taps are all inside the row
+    lo = min(max(pad, 0), Wo)
+    hi = max(min(W - 2 + pad, Wo), lo)
+    for plane in prange(N * C):
+        n = plane // C
+        c = plane % C
+        w0 = w3[c, 0]
+        w1 = w3[c, 1]
+        w2 = w3[c, 2]
+        for f in range(H):
+            src = x[n, c, f]
+            yrow = y[n, c, f]
+            for ot in range(lo, hi):
+                it = ot - pad
+                yrow[ot] = w0 * src[it] + w1 * src[it + 1] + w2 * src[it + 2]
+            for ot in range(Wo):  # the border columns
+                if ot < lo or ot >= hi:
+                    yrow[ot] = 0
+                    for kw in range(3):
+                        it = ot - pad + kw
+                        if 0 <= it < W:
+                            yrow[ot] += w3[c, kw] * src[it]
+    return y
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def depthwise1x3_backward_weight_kernel(x, gy, pad):
+    """Weight gradient of the 1x3 depthwise conv, one float64 partial per plane.
+
+    Returns part (N, C, 3); the caller sums over N::
+
+        for plane (n, c) in parallel:
+            for kw in 0..2:
+                part[n, c, kw] = sum over f, ot of gy[n, c, f, ot] * x[n, c, f, ot - pad + kw]
+    """
+    N, C, H, W = x.shape
+    Wo = gy.shape[3]
+    part = np.zeros((N, C, 3), np.float64)
+    for plane in prange(N * C):
+        n = plane // C
+        c = plane % C
+        for f in range(H):
+            g = gy[n, c, f]
+            src = x[n, c, f]
+            for kw in range(3):
+                # output columns ot with 0 <= ot - pad + kw < W
+                lo = max(0, pad - kw)
+                hi = min(Wo, W + pad - kw)
+                if hi > lo:
+                    s = g[lo] * src[lo - pad + kw]
+                    for ot in range(lo + 1, hi):
+                        s += g[ot] * src[ot - pad + kw]
+                    part[n, c, kw] += s
+    return part
+
+
+# ------------------------------------------------------------------ array-level wrappers
+# w is (C, 1, 3, 1) for a 3x1 filter or (C, 1, 1, 3) for 1x3; padding is the (h, w) pair, and
+# the padding along the unit-length kernel axis must be 0 (conv.py only dispatches that case).
+
+
+def _taps(w):
+    """(C, 3) contiguous filter taps and whether they run along frequency (3x1)."""
+    along_freq = w.shape[2] == 3
+    return np.ascontiguousarray(w.reshape(w.shape[0], 3)), along_freq
+
+
+def depthwise_conv2d_forward(x, w, padding):
+    """y = depthwise 3x1 or 1x3 conv of x, stride 1, dilation 1, zero padding."""
+    w3, along_freq = _taps(w)
+    x = np.ascontiguousarray(x)
+    if along_freq:
+        return depthwise3x1_forward_kernel(x, w3, padding[0])
+    return depthwise1x3_forward_kernel(x, w3, padding[1])
+
+
+def depthwise_conv2d_backward_input(gy, w, x_shape, padding):
+    """gx: the same kernel run on gy with the flipped filter and padding 2 - p (the adjoint)."""
+    w3, along_freq = _taps(w)
+    w3 = np.ascontiguousarray(w3[:, ::-1])
+    gy = np.ascontiguousarray(gy)
+    if along_freq:
+        gx = depthwise3x1_forward_kernel(gy, w3, 2 - padding[0])
+    else:
+        gx = depthwise1x3_forward_kernel(gy, w3, 2 - padding[1])
+    assert gx.shape == tuple(x_shape)
+    return gx
+
+
+def depthwise_conv2d_backward_weight(x, gy, w_shape, padding):
+    """gw (C, 1, 3, 1) or (C, 1, 1, 3): per-plane float64 partials, summed over the batch."""
+    x = np.ascontiguousarray(x)
+    gy = np.ascontiguousarray(gy)
+    if w_shape[2] == 3:
+        part = depthwise3x1_backward_weight_kernel(x, gy, padding[0])
+    else:
+        part = depthwise1x3_backward_weight_kernel(x, gy, padding[1])
+    return part.sum(axis=0).astype(x.dtype).reshape(w_shape)
+
+
+# ----------------------------------------------------------------------------- references
+
+
+def depthwise_forward_ref(x, w, padding):
+    """Plain NumPy: sum over the kernel taps of shifted slices of the zero-padded input."""
+    N, C, H, W = x.shape
+    KH, KW = w.shape[2], w.shape[3]
+    ph, pw = padding
+    xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), x.dtype)
+    xp[:, :, ph:ph + H, pw:pw + W] = x
+    Ho, Wo = H + 2 * ph - KH + 1, W + 2 * pw - KW + 1
+    y = np.zeros((N, C, Ho, Wo), x.dtype)
+    for kh in range(KH):
+        for kw in range(KW):
+            y += w[None, :, 0, kh, kw, None, None] * xp[:, :, kh:kh + Ho, kw:kw + Wo]
+    return y
+
+
+def depthwise_backward_input_ref(gy, w, x_shape, padding):
+    """Plain NumPy: scatter each tap's share of gy back onto the padded input, then crop."""
+    N, C, H, W = x_shape
+    KH, KW = w.shape[2], w.shape[3]
+    ph, pw = padding
+    Ho, Wo = gy.shape[2], gy.shape[3]
+    gxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), gy.dtype)
+    for kh in range(KH):
+        for kw in range(KW):
+            gxp[:, :, kh:kh + Ho, kw:kw + Wo] += w[None, :, 0, kh, kw, None, None] * gy
+    return gxp[:, :, ph:ph + H, pw:pw + W]
+
+
+def depthwise_backward_weight_ref(x, gy, w_shape, padding):
+    """Plain NumPy: gw[c, 0, kh, kw] = sum over n, oh, ow of gy * the shifted padded input."""
+    N, C, H, W = x.shape
+    KH, KW = w_shape[2], w_shape[3]
+    ph, pw = padding
+    Ho, Wo = gy.shape[2], gy.shape[3]
+    xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), x.dtype)
+    xp[:, :, ph:ph + H, pw:pw + W] = x
+    gw = np.zeros(w_shape, x.dtype)
+    for kh in range(KH):
+        for kw in range(KW):
+            gw[:, 0, kh, kw] = np.einsum("nchw,nchw->c", gy, xp[:, :, kh:kh + Ho, kw:kw + Wo])
+    return gw
