@@ -52,3 +52,86 @@ def gradcheck(select, seed, no_full):
         raise TinyAscError(f"no gradient check matches --select {select!r}; run without it to list them all")
     click.echo(f"{total - failed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
+
+
+def _default_run_dir():
+    import time
+    return f"runs/{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+@main.command()
+@click.option("--data", type=click.Path(), default=None,
+              help="TAU 2020 Mobile dataset root. Default: the embedded synthetic dataset (created on first use).")
+@click.option("--preset", type=click.Choice(["tiny", "default", "full"]), default="default", show_default=True,
+              help="Size of the synthetic dataset when --data is not given.")
+@click.option("--model-width", "width", type=int, default=10, show_default=True,
+              help="Base width c of Table 1 (10 = BC-ResNet-Mod-1, 80 = BC-ResNet-Mod-8).")
+@click.option("--norm", type=click.Choice(["none", "global", "freqin", "preresnorm", "resnorm"]),
+              default="resnorm", show_default=True, help="Normalization variant of Table 2.")
+@click.option("--lam", type=float, default=0.1, show_default=True, help="lambda of ResNorm (eq. 3).")
+@click.option("--epochs", type=int, default=30, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=0.06, show_default=True, help="Peak learning rate.")
+@click.option("--warmup-epochs", type=float, default=None, help="Linear warm-up length. Default: 5% of --epochs.")
+@click.option("--dropout", type=float, default=0.1, show_default=True)
+@click.option("--no-roll", is_flag=True, help="Switch off the random time roll.")
+@click.option("--no-mixup", is_flag=True, help="Switch off Mixup.")
+@click.option("--no-specaugment", is_flag=True, help="Switch off SpecAugment.")
+@click.option("--select", type=click.Choice(["last", "minvar"]), default="last", show_default=True,
+              help="Model selection: the last epoch, or Min Var (smallest device spread on validation).")
+@click.option("--val-fraction", type=float, default=0.0, show_default=True,
+              help="Fraction of training locations held out for validation (minvar uses 0.1 if 0).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "run_dir", type=click.Path(), default=None, help="Run folder. Default: runs/<date-time>.")
+@click.option("--resume", "resume_dir", type=click.Path(), default=None,
+              help="Continue the run in this folder from its last checkpoint (its saved config is used).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@friendly_errors
+def train(data, preset, width, norm, lam, epochs, batch_size, lr, warmup_epochs, dropout, no_roll, no_mixup,
+          no_specaugment, select, val_fraction, seed, run_dir, resume_dir, quiet):
+    """Train BC-ResNet-Mod with the paper's recipe and print the per-device table."""
+    from tinyasc.train.classifier import train as run_training
+    from tinyasc.train.config import TrainConfig
+
+    config = TrainConfig(data=data, preset=preset, width=width, norm=norm, lam=lam, epochs=epochs,
+                         batch_size=batch_size, lr=lr, warmup_epochs=warmup_epochs, dropout=dropout,
+                         roll_seconds=0.0 if no_roll else 1.5, mixup_alpha=0.0 if no_mixup else 0.3,
+                         specaugment=not no_specaugment, select=select, val_fraction=val_fraction, seed=seed)
+    if resume_dir:
+        run_dir = resume_dir
+    else:
+        run_dir = run_dir or _default_run_dir()
+        from pathlib import Path
+        if (Path(run_dir) / "checkpoint.npz").exists():
+            raise TinyAscError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+    click.echo(f"run folder: {run_dir}")
+    text, _ = run_training(config, run_dir, resume=bool(resume_dir), log=click.echo, progress=not quiet)
+    if text is None:
+        sys.exit(130)
+    click.echo(text)
+
+
+@main.command()
+@click.argument("run", type=click.Path())
+@click.option("--data", type=click.Path(), default=None, help="Dataset root. Default: the run's own dataset.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@friendly_errors
+def evaluate(run, data, quiet):
+    """Per-device accuracy and log loss (Table 2 form), per-class accuracy, confusion matrix."""
+    from tinyasc.train.inference import evaluate_run
+
+    text = evaluate_run(run, data=data, log=click.echo)
+    click.echo(text)
+
+
+@main.command()
+@click.argument("run", type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "out_file", type=click.Path(), required=True, help="Submission file to write (TSV).")
+@friendly_errors
+def predict(run, paths, out_file):
+    """Write the DCASE submission file for audio files (or folders of .wav files)."""
+    from tinyasc.train.inference import predict_files
+
+    count = predict_files(run, paths, out_file, log=click.echo)
+    click.echo(f"wrote {count} predictions to {out_file}")

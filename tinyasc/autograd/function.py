@@ -10,9 +10,54 @@ Broadcasting is handled once, in `Tensor.backward`: a gradient whose shape is th
 broadcast shape is summed back to the input's shape there, so a binary op may simply
 return the broadcast gradient.
 """
+import time
+from collections import defaultdict
+
 import numpy as np
 
 from tinyasc.autograd.grad_mode import is_grad_enabled
+
+_profile = None  # when set: {(op name, "forward"|"backward"): [calls, seconds]}
+
+
+class profile:
+    """Context manager that times every op's forward and backward, by op class.
+
+        with profile() as prof:
+            loss = model(x).sum(); loss.backward()
+        print(prof.table())
+    """
+
+    def __enter__(self):
+        global _profile
+        self.times = defaultdict(lambda: [0, 0.0])
+        self._previous, _profile = _profile, self.times
+        return self
+
+    def __exit__(self, *exc):
+        global _profile
+        _profile = self._previous
+        return False
+
+    def table(self, top=30):
+        total = sum(v[1] for v in self.times.values()) or 1.0
+        rows = sorted(self.times.items(), key=lambda kv: -kv[1][1])[:top]
+        lines = [f"{'op':<28}{'pass':<10}{'calls':>7}{'ms':>10}{'share':>8}"]
+        for (name, kind), (calls, seconds) in rows:
+            lines.append(f"{name:<28}{kind:<10}{calls:>7}{1000 * seconds:>10.1f}{100 * seconds / total:>7.1f}%")
+        lines.append(f"{'total':<45}{1000 * total:>10.1f}")
+        return "\n".join(lines)
+
+
+def _timed(fn, kind, call, *args):
+    if _profile is None:
+        return call(*args)
+    start = time.perf_counter()
+    out = call(*args)
+    entry = _profile[(type(fn).__name__, kind)]
+    entry[0] += 1
+    entry[1] += time.perf_counter() - start
+    return out
 
 
 class Function:
@@ -32,7 +77,10 @@ class Function:
         arrays = tuple(t.data if isinstance(t, Tensor) else t for t in inputs)
         fn.needs_grad = tuple(isinstance(t, Tensor) and t.requires_grad for t in inputs)
         record = is_grad_enabled() and any(fn.needs_grad)
-        out = fn.forward(*arrays, **params)
+        if _profile is None:
+            out = fn.forward(*arrays, **params)
+        else:
+            out = _timed(fn, "forward", lambda: fn.forward(*arrays, **params))
         if isinstance(out, tuple):
             raise TypeError(f"{cls.__name__}.forward must return one array")
         if not record:

@@ -9,6 +9,7 @@ iterative, so graphs of any depth work.
 import numpy as np
 
 from tinyasc.autograd import ops
+from tinyasc.autograd import function as function_module
 from tinyasc.autograd.function import sum_to_shape
 
 
@@ -129,7 +130,10 @@ class Tensor:
                 node.grad = g if node.grad is None else node.grad + g
                 continue
             fn = node.grad_fn
-            input_grads = fn.backward(g)
+            if function_module._profile is None:
+                input_grads = fn.backward(g)
+            else:
+                input_grads = function_module._timed(fn, "backward", fn.backward, g)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
             for parent, needs, g_in in zip(fn.inputs, fn.needs_grad, input_grads):

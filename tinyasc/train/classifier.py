@@ -1,0 +1,280 @@
+"""Training BC-ResNet-Mod with the paper's recipe (section 3.1), resumable to the bit.
+
+Every random choice of step s of epoch e comes from np.random.default_rng([seed, e, s])
+(augmentation) or from the epoch's shuffle default_rng([seed, e]); dropout draws from
+tinyasc.random, whose state is checkpointed. So a run stopped after any step and
+resumed reproduces the uninterrupted run exactly.
+"""
+import csv
+import io
+import json
+import math
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tinyasc import functional as F
+from tinyasc import optim
+from tinyasc import random as ta_random
+from tinyasc.autograd import Tensor
+from tinyasc.data import augment
+from tinyasc.errors import TinyAscError
+from tinyasc.models.bcresnet_mod import BCResNetMod
+from tinyasc.progress import Progress
+from tinyasc.train import evaluate
+from tinyasc.train.checkpoint import (CheckpointError, atomic_write_text, load_checkpoint, load_model_state,
+                                      save_checkpoint, split_prefix)
+from tinyasc.train.config import TrainConfig
+from tinyasc.train.data import TrainingData
+
+CHECKPOINT = "checkpoint.npz"
+SELECTED = "selected.npz"
+
+
+class TrainingDiverged(TinyAscError):
+    """The loss became NaN or infinite."""
+
+
+def build_model(config):
+    return BCResNetMod(c=config.width, num_classes=10, norm=config.norm, lam=config.lam,
+                       subbands=config.subbands, dropout=config.dropout)
+
+
+def augment_batch(x, y, config, rng, num_classes=10):
+    """Time roll, SpecAugment, then Mixup (which turns labels into probabilities)."""
+    if config.roll_frames:
+        x = augment.time_roll(x, rng, config.roll_frames)
+    if config.specaugment:
+        x = augment.spec_augment(x, rng, freq_masks=config.freq_masks, freq_width=config.freq_width,
+                                 time_masks=config.time_masks, time_width=config.time_width)
+    if config.mixup_alpha > 0:
+        x, y = augment.mixup(x, y, rng, alpha=config.mixup_alpha, num_classes=num_classes)
+    return x, y
+
+
+def train_step(model, optimizer, x, y):
+    """Forward, cross-entropy, backward, SGD step; returns (loss, logits array)."""
+    logits = model(Tensor(x))
+    loss = F.cross_entropy(logits, y)
+    value = float(loss.data)
+    if not math.isfinite(value):
+        return value, logits.data
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return value, logits.data
+
+
+class _StopFlag:
+    """SIGINT sets a flag checked between steps, so a checkpoint is never taken mid-update.
+
+    A second Ctrl-C interrupts at once.
+    """
+
+    def __init__(self):
+        self.stop = False
+        self._previous = None
+
+    def __enter__(self):
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: no handler, Ctrl-C behaves as usual
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame):
+        if self.stop:
+            raise KeyboardInterrupt
+        self.stop = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+class Trainer:
+    def __init__(self, config, run_dir, data=None, log=print, progress=True):
+        self.config = config.validate()
+        self.run_dir = Path(run_dir)
+        self.log, self.show_progress = log, progress
+        self.data = data if data is not None else TrainingData.load(config, log=log)
+        ta_random.manual_seed(config.seed)
+        self.model = build_model(config)
+        if config.norm == "global":
+            self.model.input_norm.set_statistics(*self.data.frequency_statistics())
+        self.optimizer = optim.SGD(self.model.parameters(), lr=0.0, momentum=config.momentum,
+                                   weight_decay=config.weight_decay)
+        self.steps_per_epoch = self.data.steps_per_epoch(config.batch_size)
+        self.schedule = optim.WarmupCosine(self.optimizer, config.lr,
+                                           int(round(config.warmup * self.steps_per_epoch)),
+                                           config.epochs * self.steps_per_epoch)
+        self.epoch, self.step_in_epoch = 0, 0
+        self.history = []
+        self.selected = None  # (epoch, spread) of the Min Var choice
+
+    # ---------------------------------------------------------- checkpoints
+    def state_arrays(self):
+        arrays = {f"model/{k}": v for k, v in self.model.state_dict().items()}
+        optim_state = self.optimizer.state_dict()
+        arrays.update({f"optim/{k}": v for k, v in optim_state["state"].items()})
+        return arrays
+
+    def save(self, name=CHECKPOINT):
+        meta = {"kind": "tinyasc-classifier", "config": json.loads(self.config.to_json()),
+                "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+                "schedule": self.schedule.state_dict(), "random": _jsonable(ta_random.get_state()),
+                "history": self.history, "selected": self.selected}
+        save_checkpoint(self.run_dir / name, self.state_arrays(), meta)
+
+    def restore(self, path):
+        arrays, meta = load_checkpoint(path)
+        if meta.get("kind") != "tinyasc-classifier":
+            raise CheckpointError(f"{path}: not a classifier checkpoint (kind {meta.get('kind')!r})")
+        load_model_state(self.model, split_prefix(arrays, "model"), path)
+        groups = self.optimizer.state_dict()["param_groups"]
+        try:
+            self.optimizer.load_state_dict({"state": split_prefix(arrays, "optim"), "param_groups": groups})
+        except (ValueError, IndexError) as exc:
+            raise CheckpointError(f"{path}: optimizer state does not fit the model ({exc})") from None
+        self.schedule.load_state_dict(meta["schedule"])
+        ta_random.set_state(meta["random"])
+        self.epoch, self.step_in_epoch = meta["epoch"], meta["step_in_epoch"]
+        self.history, self.selected = meta["history"], meta.get("selected")
+
+    # ------------------------------------------------------------- training
+    def fit(self):
+        config = self.config
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.run_dir / "config.json", config.to_json() + "\n")
+        with _StopFlag() as flag:
+            while self.epoch < config.epochs:
+                if not self._train_epoch(flag):
+                    self.save()
+                    self.log(f"interrupted at epoch {self.epoch + 1}, step {self.step_in_epoch}; checkpoint saved. "
+                             f"Resume with: tinyasc train --resume {self.run_dir}")
+                    return False
+                self._end_epoch()
+        return True
+
+    def _train_epoch(self, flag):
+        config, data = self.config, self.data
+        epoch = self.epoch
+        total_loss = total_correct = total_seen = 0
+        start = time.perf_counter()
+        desc = f"epoch {epoch + 1}/{config.epochs}"
+        with Progress(total=self.steps_per_epoch, desc=desc, unit="step", enabled=None if self.show_progress else False) as bar:
+            bar.update(self.step_in_epoch)
+            for step, (x, y) in data.train_batches(config.batch_size, config.seed, epoch, self.step_in_epoch):
+                rng = np.random.default_rng([config.seed, epoch, step])
+                x_aug, target = augment_batch(x, y, config, rng)
+                loss, logits = train_step(self.model, self.optimizer, x_aug, target)
+                if not math.isfinite(loss):
+                    raise TrainingDiverged(
+                        f"loss became {loss} at epoch {epoch + 1}, step {step + 1}; the last good checkpoint "
+                        f"(end of epoch {epoch}) is kept in {self.run_dir}. Try a lower --lr")
+                self.schedule.step()
+                self.step_in_epoch = step + 1
+                total_loss += loss * len(y)
+                total_correct += int(np.sum(logits.argmax(axis=1) == y))
+                total_seen += len(y)
+                elapsed = time.perf_counter() - start
+                bar.update(1, loss=total_loss / total_seen, acc=100.0 * total_correct / total_seen,
+                           clips_s=total_seen / max(elapsed, 1e-9))
+                if flag.stop:
+                    return False
+        self._epoch_train_stats = (total_loss / max(total_seen, 1), 100.0 * total_correct / max(total_seen, 1),
+                                   total_seen / max(time.perf_counter() - start, 1e-9))
+        return True
+
+    def _end_epoch(self):
+        config = self.config
+        loss, acc, speed = self._epoch_train_stats
+        row = {"epoch": self.epoch + 1, "loss": loss, "train_acc": acc, "lr": self.optimizer.param_groups[0]["lr"],
+               "clips_per_s": speed}
+        test = self.evaluate("test")
+        row.update({f"test_{k}": v["accuracy"] for k, v in test.items()})
+        row["test_log_loss"] = test["overall"]["log_loss"]
+        if self.data.has_validation:
+            val = self.evaluate("val")
+            row.update({f"val_{k}": v["accuracy"] for k, v in val.items()})
+            row["val_spread"] = evaluate.device_spread(val)
+        self.history.append(row)
+        self.epoch += 1
+        self.step_in_epoch = 0
+        if config.select == "minvar" and (self.selected is None or row["val_spread"] <= self.selected[1]):
+            self.selected = (self.epoch, row["val_spread"])
+            self.save(SELECTED)
+        self.save()
+        atomic_write_text(self.run_dir / "metrics.csv", _history_csv(self.history))
+        self.log(f"epoch {self.epoch}/{config.epochs}: loss {loss:.4f}, train acc {acc:.1f}%, "
+                 f"test acc {test['overall']['accuracy']:.1f}%, {speed:.0f} clips/s")
+
+    def evaluate(self, split):
+        probs = evaluate.predict_proba(self.model, self.data.features, self.data.rows(split))
+        return evaluate.device_metrics(probs, self.data.labels(split), self.data.devices(split))
+
+    # --------------------------------------------------------------- report
+    def report(self):
+        """Evaluate the selected model on the test split; write the tables; return the text."""
+        if self.config.select == "minvar" and self.selected is not None:
+            arrays, _ = load_checkpoint(self.run_dir / SELECTED)
+            load_model_state(self.model, split_prefix(arrays, "model"), self.run_dir / SELECTED)
+            which = f"Min Var selection: epoch {self.selected[0]} (device spread {self.selected[1]:.2f})"
+        else:
+            which = f"last epoch ({self.epoch})"
+        rows = self.data.rows("test")
+        probs = evaluate.predict_proba(self.model, self.data.features, rows)
+        labels = self.data.labels("test")
+        table = evaluate.device_metrics(probs, labels, self.data.devices("test"))
+        per_class = evaluate.class_accuracy(probs, labels)
+        matrix = evaluate.confusion_matrix(probs, labels)
+        atomic_write_text(self.run_dir / "device_table.csv", evaluate.device_table_csv(table))
+        atomic_write_text(self.run_dir / "classes.csv", evaluate.class_csv(per_class, matrix))
+        text = "\n".join([
+            evaluate.format_device_table(table, f"Test split, {which}"), "",
+            "per-class accuracy (%)", evaluate.format_class_table(per_class)])
+        atomic_write_text(self.run_dir / "report.txt", text + "\n")
+        return text, table
+
+
+def _history_csv(history):
+    keys = []
+    for row in history:
+        keys.extend(k for k in row if k not in keys)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys)
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    return value
+
+
+def train(config, run_dir, resume=False, log=print, progress=True, data=None):
+    """Train (or resume) a run; returns (report text, device table)."""
+    run_dir = Path(run_dir)
+    if resume:
+        saved = run_dir / "config.json"
+        if not saved.is_file():
+            raise TinyAscError(f"{run_dir}: no config.json here; --resume needs a run folder written by tinyasc train")
+        try:
+            config = TrainConfig.from_dict(json.loads(saved.read_text()))
+        except json.JSONDecodeError as exc:
+            raise TinyAscError(f"{saved}: not valid JSON ({exc})") from None
+    trainer = Trainer(config, run_dir, data=data, log=log, progress=progress)
+    if resume:
+        trainer.restore(run_dir / CHECKPOINT)
+        log(f"resuming {run_dir} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
+    if not trainer.fit():
+        return None, None
+    return trainer.report()

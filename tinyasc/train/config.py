@@ -1,0 +1,71 @@
+"""The training configuration: the paper's recipe (section 3.1) as defaults, every part switchable.
+
+Saved as config.json in the run folder, so a run can be resumed or re-read exactly.
+"""
+import dataclasses
+import json
+from dataclasses import dataclass
+
+from tinyasc.errors import TinyAscError
+from tinyasc.models.bcresnet_mod import NORMS
+
+FRAME_SECONDS = 0.03  # hop 480 samples at 16 kHz
+
+
+@dataclass
+class TrainConfig:
+    data: str = None            # dataset root; None = the embedded synthetic default
+    preset: str = "default"     # synthetic preset used when data is None
+    width: int = 10             # c of Table 1 (10 = BC-ResNet-Mod-1, 80 = BC-ResNet-Mod-8)
+    norm: str = "resnorm"
+    lam: float = 0.1
+    subbands: int = 4
+    dropout: float = 0.1
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 0.06
+    warmup_epochs: float = None  # None: 5% of the epochs (the paper: 5 of 100)
+    momentum: float = 0.9
+    weight_decay: float = 1e-3
+    roll_seconds: float = 1.5   # 0 switches the time roll off
+    mixup_alpha: float = 0.3    # 0 switches Mixup off
+    specaugment: bool = True
+    freq_masks: int = 2
+    freq_width: int = 40
+    time_masks: int = 2
+    time_width: int = 80
+    select: str = "last"        # "last" or "minvar"
+    val_fraction: float = 0.0   # training locations held out for validation (minvar needs > 0)
+    seed: int = 0
+
+    def validate(self):
+        if self.norm not in NORMS:
+            raise TinyAscError(f"--norm {self.norm!r} is not one of {', '.join(NORMS)}")
+        if self.width < 1 or self.epochs < 1 or self.batch_size < 2:
+            raise TinyAscError("--model-width, --epochs must be >= 1 and --batch-size >= 2")
+        if self.select not in ("last", "minvar"):
+            raise TinyAscError(f"--select must be 'last' or 'minvar', got {self.select!r}")
+        if self.select == "minvar" and self.val_fraction <= 0:
+            self.val_fraction = 0.1
+        if not 0 <= self.val_fraction < 1:
+            raise TinyAscError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        return self
+
+    @property
+    def warmup(self):
+        return 0.05 * self.epochs if self.warmup_epochs is None else self.warmup_epochs
+
+    @property
+    def roll_frames(self):
+        return int(round(self.roll_seconds / FRAME_SECONDS))
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, values):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise TinyAscError(f"config has unknown keys {sorted(unknown)}; was it written by another version?")
+        return cls(**values)

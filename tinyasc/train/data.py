@@ -1,0 +1,83 @@
+"""What training needs from a dataset: cached features, split rows, labels, devices, batches.
+
+The validation split (used by Min Var model selection) holds out whole recording
+locations of the training split, so it is as location-disjoint as the test split.
+"""
+import numpy as np
+
+from tinyasc.data import cache, synth
+from tinyasc.data.loader import BatchLoader
+from tinyasc.data.tau import load_dataset
+
+
+class TrainingData:
+    def __init__(self, dataset, features, splits):
+        """features: N x F x T array (memmap); splits: name -> (rows, labels, devices, filenames)."""
+        self.dataset, self.features, self.splits = dataset, features, splits
+
+    @classmethod
+    def load(cls, config, log=print):
+        if config.data:
+            root = config.data
+        else:
+            root = synth.ensure_default_dataset(preset=config.preset, log=log)
+        dataset = load_dataset(root)
+        log(dataset.summary())
+        featureset = cache.load_features(dataset, log=log)
+        return cls.from_features(dataset, featureset, config.val_fraction, config.seed)
+
+    @classmethod
+    def from_features(cls, dataset, featureset, val_fraction=0.0, seed=0):
+        splits = {}
+        for name in ("train", "test"):
+            split = dataset.split(name)
+            rows = np.array([featureset.index[f] for f in split.filenames], dtype=np.int64)
+            splits[name] = (rows, np.asarray(split.labels), np.asarray(split.devices), tuple(split.filenames))
+        if val_fraction > 0:
+            rows, labels, devices, names = splits["train"]
+            identifiers = np.asarray(dataset.train.identifiers)
+            locations = np.unique(identifiers)
+            held = np.random.default_rng([seed, 7]).permutation(locations)[:max(1, int(round(val_fraction * len(locations))))]
+            is_val = np.isin(identifiers, held)
+            splits["val"] = (rows[is_val], labels[is_val], devices[is_val], tuple(np.asarray(names)[is_val]))
+            splits["train"] = (rows[~is_val], labels[~is_val], devices[~is_val], tuple(np.asarray(names)[~is_val]))
+        return cls(dataset, featureset.x, splits)
+
+    @property
+    def has_validation(self):
+        return "val" in self.splits
+
+    def rows(self, split):
+        return self.splits[split][0]
+
+    def labels(self, split):
+        return self.splits[split][1]
+
+    def devices(self, split):
+        return self.splits[split][2]
+
+    def filenames(self, split):
+        return self.splits[split][3]
+
+    def steps_per_epoch(self, batch_size):
+        return max(len(self.rows("train")) // batch_size, 1)
+
+    def train_batches(self, batch_size, seed, epoch, start_step=0):
+        """(step, (x N x 1 x F x T float32, y int64)) for the epoch's shuffle, from start_step on."""
+        loader = BatchLoader(self.features, self.rows("train"), self.labels("train"), batch_size=batch_size,
+                             seed=seed, shuffle=True, drop_last=True)
+        return loader.epoch(epoch, start=start_step)
+
+    def frequency_statistics(self, chunk=256):
+        """Per-bin mean and std over the training clips and frames (Global FreqNorm)."""
+        rows = np.sort(self.rows("train"))
+        total = total_sq = 0.0
+        count = 0
+        for start in range(0, len(rows), chunk):
+            x = np.asarray(self.features[rows[start:start + chunk]], dtype=np.float64)
+            total = total + x.sum(axis=(0, 2))
+            total_sq = total_sq + (x * x).sum(axis=(0, 2))
+            count += x.shape[0] * x.shape[2]
+        mean = total / count
+        std = np.sqrt(np.maximum(total_sq / count - mean * mean, 1e-12))
+        return mean.astype(np.float32), std.astype(np.float32)
