@@ -7,6 +7,7 @@ this module only arranges arguments, adds biases and chains the gradients.
 import numpy as np
 
 from tinyasc import kernels
+from tinyasc.kernels import norm as norm_kernels
 from tinyasc import random as ta_random
 from tinyasc.autograd.function import Function, as_pair
 from tinyasc.autograd.ops import Pad
@@ -161,59 +162,78 @@ class BatchNorm(Function):
     """Normalise each channel (axis 1) by batch statistics (training) or running ones.
 
     Training also updates the running statistics in place, as PyTorch does: the mean
-    with the batch mean and the variance with the *unbiased* batch variance.
+    with the batch mean and the variance with the *unbiased* batch variance. With
+    relu=True the ReLU that follows is fused in (one pass instead of two).
+    The streaming loops are in tinyasc/kernels/norm.py.
     """
 
-    def forward(self, x, weight, bias, running_mean, running_var, training, momentum, eps):
-        axes = (0,) + tuple(range(2, x.ndim))
-        shape = (1, -1) + (1,) * (x.ndim - 2)
-        self.axes, self.shape, self.training = axes, shape, training
+    def forward(self, x, weight, bias, running_mean, running_var, training, momentum, eps, relu=False):
+        self.training, self.relu, self.weight = training, relu, weight
+        x3 = x.reshape(x.shape[0], x.shape[1], -1)
         if training:
-            count = x.size // x.shape[1]
+            count = x3.shape[0] * x3.shape[2]
             if count <= 1:
                 raise ValueError(f"batch_norm needs more than one value per channel in training, got input {x.shape}")
-            mean = x.mean(axis=axes)
-            var = np.mean(np.square(x - mean.reshape(shape)), axis=axes)
+            mean, var = norm_kernels.batch_norm_stats_kernel(np.ascontiguousarray(x3))
             if running_mean is not None:
                 running_mean *= 1 - momentum
-                running_mean += momentum * mean.astype(running_mean.dtype)
+                running_mean += (momentum * mean).astype(running_mean.dtype)
             if running_var is not None:
                 running_var *= 1 - momentum
-                running_var += momentum * (var * count / (count - 1)).astype(running_var.dtype)
+                running_var += (momentum * var * count / (count - 1)).astype(running_var.dtype)
         else:
             mean, var = running_mean, running_var
-        self.invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
-        self.xhat = (x - mean.reshape(shape).astype(x.dtype)) * self.invstd.reshape(shape)
-        self.weight = weight
-        y = self.xhat if weight is None else self.xhat * weight.reshape(shape)
-        if bias is not None:
-            y = y + bias.reshape(shape)
-        return y
+        self.x, self.mean = x, np.asarray(mean, np.float64)
+        self.out, self.invstd = norm_kernels.batch_norm_forward(x, weight, bias, mean, var, eps, relu)
+        return self.out
 
     def backward(self, grad):
-        shape, axes = self.shape, self.axes
-        scale = self.invstd if self.weight is None else self.invstd * self.weight
-        gw = (grad * self.xhat).sum(axis=axes) if (self.training or self.needs_grad[1]) else None
-        gb = grad.sum(axis=axes) if (self.training or self.needs_grad[2]) else None
-        gx = None
-        if self.needs_grad[0]:
-            if self.training:
-                count = grad.size // grad.shape[1]
-                gx = (grad - (gb / count).reshape(shape) - self.xhat * (gw / count).reshape(shape))
-                gx = gx * scale.reshape(shape)
-            else:
-                gx = grad * scale.reshape(shape)
+        gx, gw, gb = norm_kernels.batch_norm_backward(self.x, self.out, grad, self.mean, self.invstd,
+                                                      self.weight, self.training, self.relu)
         return gx, gw, gb
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
                eps=1e-5):
+    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps, relu=False)
+
+
+def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
+                    eps=1e-5):
+    """relu(batch_norm(...)) in one fused pass (a tinyasc extension; same numbers)."""
+    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps, relu=True)
+
+
+def _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps, relu):
     rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
     rv = running_var.data if isinstance(running_var, Tensor) else running_var
     if not training and (rm is None or rv is None):
         raise ValueError("batch_norm in eval mode needs running_mean and running_var")
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm expects N x C [x ...] input, got shape {input.shape}")
     return BatchNorm.apply(input, weight, bias, running_mean=rm, running_var=rv, training=bool(training),
-                           momentum=float(momentum), eps=float(eps))
+                           momentum=float(momentum), eps=float(eps), relu=relu)
+
+
+class BroadcastResidualReLU(Function):
+    """relu(x2 + f1 + x) with f1 (N, C, 1, T) broadcast over frequency: BC-ResBlock's output."""
+
+    def forward(self, x2, f1, x=None):
+        self.out = norm_kernels.broadcast_residual_relu(x2, f1, x)
+        return self.out
+
+    def backward(self, grad):
+        gmasked, gf1 = norm_kernels.broadcast_residual_relu_backward(self.out, grad)
+        return gmasked, gf1, gmasked
+
+
+def broadcast_residual_relu(x2, f1, x=None):
+    """relu(x2 + f1 [+ x]), f1 broadcast over axis 2 (a tinyasc extension, fused)."""
+    if f1.shape != x2.shape[:2] + (1, x2.shape[3]):
+        raise ValueError(f"f1 must have shape {x2.shape[:2] + (1, x2.shape[3])}, got {f1.shape}")
+    if x is None:
+        return BroadcastResidualReLU.apply(x2, f1)
+    return BroadcastResidualReLU.apply(x2, f1, x)
 
 
 # ---------------------------------------------------------------- activations

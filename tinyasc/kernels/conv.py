@@ -29,157 +29,86 @@ from tinyasc.kernels.depthwise import (
     depthwise_conv2d_forward,
 )
 
-_FASTMATH = {"contract", "reassoc", "nsz"}
+# im2col tile size in elements: a whole sample of the head conv (25 x 128*167) fits, and
+# a tile stays within the L2 caches of this class of machine.
+_COL_BUDGET = 1 << 20
 
 
 @njit(cache=True)
-def _load_phases(xn, ph, pw, sw, xq):
-    """xq[ci, r, h, j] = zero-padded xn[ci, h - ph, j*sw + r - pw] (a copy of one sample)."""
-    Cin, H, W = xn.shape
-    Wq = xq.shape[3]
-    xq[:] = 0
-    for ci in range(Cin):
-        for h in range(H):
-            src = xn[ci, h]
-            for r in range(sw):
-                dst = xq[ci, r, h + ph]
-                # padded columns j*sw + r holding input column w = j*sw + r - pw
-                j0 = max(0, (pw - r + sw - 1) // sw)
-                j1 = min(Wq, (W + pw - r + sw - 1) // sw)
-                for j in range(j0, j1):
-                    dst[j] = src[j * sw + r - pw]
+def _valid_columns(c0, sw, W, Wo):
+    """Output columns [ow0, ow1) whose input column c0 + ow*sw lies inside 0..W-1."""
+    ow0 = min(Wo, max(0, -(c0 // sw)))  # ceil(-c0 / sw)
+    ow1 = max(ow0, min(Wo, -((c0 - W) // sw)))  # ceil((W - c0) / sw)
+    return ow0, ow1
 
 
-@njit(cache=True)
-def _store_phases(gxq, ph, pw, sw, gxn):
-    """The adjoint of _load_phases: gxn[ci, h, w] = gxq[ci, (w+pw) % sw, h+ph, (w+pw) // sw]."""
-    Cin, H, W = gxn.shape
-    for ci in range(Cin):
-        for h in range(H):
-            dst = gxn[ci, h]
-            for r in range(sw):
-                src = gxq[ci, r, h + ph]
-                j0 = max(0, (pw - r + sw - 1) // sw)
-                j1 = min(gxq.shape[3], (W + pw - r + sw - 1) // sw)
-                for j in range(j0, j1):
-                    dst[j * sw + r - pw] = src[j]
+@njit(parallel=True, cache=True)
+def im2col_kernel(x, n0, oh0, oh1, KH, KW, sh, sw, ph, pw, dh, dw, Wo, cols):
+    """Gather input patches of samples n0.. and output rows oh0..oh1-1 into cols (B, K, T).
 
+    K = Cin*KH*KW (row k = (ci*KH + kh)*KW + kw), T = (oh1 - oh0)*Wo::
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def conv2d_forward_kernel(x, w, sh, sw, ph, pw, dh, dw, groups, Ho, Wo, nchunks):
-    """Direct convolution. x (N, Cin, H, W), w (Cout, Cin/groups, KH, KW), both contiguous::
-
-        for chunk of samples in parallel:           # each chunk owns its xq buffer
-            for n in chunk:
-                xq = padded, phase-split x[n]
-                for co, oh:
-                    y[n, co, oh, :] = 0
-                    for ci in group(co), kh, kw:
-                        for ow:
-                            y[n, co, oh, ow] += w[co, ci, kh, kw] * xq[ci, r(kw), oh*sh + kh*dh, ow + off(kw)]
+        for (b, k) in parallel:
+            for oh in oh0..oh1-1, ow:
+                cols[b, k, (oh - oh0)*Wo + ow] = x[n0 + b, ci, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw]
+                                                 (0 where that falls in the padding)
     """
-    N, Cin, H, W = x.shape
-    Cout, cin_g, KH, KW = w.shape
-    cout_g = Cout // groups
-    Hp = H + 2 * ph
-    Wq = (W + 2 * pw + sw - 1) // sw
-    y = np.empty((N, Cout, Ho, Wo), x.dtype)
-    for chunk in prange(nchunks):
-        xq = np.empty((Cin, sw, Hp, Wq), x.dtype)
-        for n in range(chunk * N // nchunks, (chunk + 1) * N // nchunks):
-            _load_phases(x[n], ph, pw, sw, xq)
-            for co in range(Cout):
-                ci0 = (co // cout_g) * cin_g
-                for oh in range(Ho):
-                    yrow = y[n, co, oh]
-                    for ow in range(Wo):
-                        yrow[ow] = 0
-                    for cig in range(cin_g):
-                        for kh in range(KH):
-                            for kw in range(KW):
-                                wv = w[co, cig, kh, kw]
-                                xrow = xq[ci0 + cig, (kw * dw) % sw, oh * sh + kh * dh]
-                                off = (kw * dw) // sw
-                                for ow in range(Wo):
-                                    yrow[ow] += wv * xrow[ow + off]
-    return y
+    B, K = cols.shape[0], cols.shape[1]
+    Cin, H, W = x.shape[1], x.shape[2], x.shape[3]
+    for job in prange(B * K):
+        b = job // K
+        k = job % K
+        ci = k // (KH * KW)
+        kh = (k // KW) % KH
+        kw = k % KW
+        c0 = kw * dw - pw  # input column under output column 0
+        ow0, ow1 = _valid_columns(c0, sw, W, Wo)
+        for oh in range(oh0, oh1):
+            dst = cols[b, k, (oh - oh0) * Wo:(oh - oh0 + 1) * Wo]
+            ih = oh * sh - ph + kh * dh
+            if ih < 0 or ih >= H or ow1 == ow0:
+                for ow in range(Wo):
+                    dst[ow] = 0
+                continue
+            src = x[n0 + b, ci, ih, c0 + ow0 * sw:c0 + (ow1 - 1) * sw + 1:sw]
+            for ow in range(ow0):
+                dst[ow] = 0
+            for j in range(ow1 - ow0):
+                dst[ow0 + j] = src[j]
+            for ow in range(ow1, Wo):
+                dst[ow] = 0
+    return cols
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def conv2d_backward_input_kernel(gy, w, H, W, sh, sw, ph, pw, dh, dw, groups, nchunks):
-    """Scatter each output gradient back through the taps (the adjoint of the forward)::
+@njit(parallel=True, cache=True)
+def col2im_kernel(cols, n0, oh0, oh1, KH, KW, sh, sw, ph, pw, dh, dw, Wo, gx):
+    """The adjoint of im2col_kernel: scatter-add cols (B, K, T) into gx[n0 + b]::
 
-        for chunk of samples in parallel:
-            for n in chunk:
-                gxq = 0                                   # padded, phase-split layout
-                for co, oh, ci in group(co), kh, kw:
-                    for ow:
-                        gxq[ci, r(kw), oh*sh + kh*dh, ow + off(kw)] += w[co, ci, kh, kw] * gy[n, co, oh, ow]
-                gx[n] = gxq folded back and cropped
+        for (b, ci) in parallel:                    # disjoint input planes, no race
+            for kh, kw, oh in oh0..oh1-1, ow (inside the input):
+                gx[n0 + b, ci, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw] += cols[b, k, (oh - oh0)*Wo + ow]
     """
-    N, Cout, Ho, Wo = gy.shape
-    _, cin_g, KH, KW = w.shape
-    Cin = cin_g * groups
-    cout_g = Cout // groups
-    Hp = H + 2 * ph
-    Wq = (W + 2 * pw + sw - 1) // sw
-    gx = np.empty((N, Cin, H, W), gy.dtype)
-    for chunk in prange(nchunks):
-        gxq = np.empty((Cin, sw, Hp, Wq), gy.dtype)
-        for n in range(chunk * N // nchunks, (chunk + 1) * N // nchunks):
-            gxq[:] = 0
-            for co in range(Cout):
-                ci0 = (co // cout_g) * cin_g
-                for oh in range(Ho):
-                    grow = gy[n, co, oh]
-                    for cig in range(cin_g):
-                        for kh in range(KH):
-                            for kw in range(KW):
-                                wv = w[co, cig, kh, kw]
-                                dst = gxq[ci0 + cig, (kw * dw) % sw, oh * sh + kh * dh]
-                                off = (kw * dw) // sw
-                                for ow in range(Wo):
-                                    dst[ow + off] += wv * grow[ow]
-            _store_phases(gxq, ph, pw, sw, gx[n])
+    B = cols.shape[0]
+    Cin, H, W = gx.shape[1], gx.shape[2], gx.shape[3]
+    for job in prange(B * Cin):
+        b = job // Cin
+        ci = job % Cin
+        for kh in range(KH):
+            for kw in range(KW):
+                k = (ci * KH + kh) * KW + kw
+                c0 = kw * dw - pw
+                ow0, ow1 = _valid_columns(c0, sw, W, Wo)
+                if ow1 == ow0:
+                    continue
+                for oh in range(oh0, oh1):
+                    ih = oh * sh - ph + kh * dh
+                    if ih < 0 or ih >= H:
+                        continue
+                    dst = gx[n0 + b, ci, ih, c0 + ow0 * sw:c0 + (ow1 - 1) * sw + 1:sw]
+                    src = cols[b, k, (oh - oh0) * Wo + ow0:(oh - oh0) * Wo + ow1]
+                    for j in range(ow1 - ow0):
+                        dst[j] += src[j]
     return gx
-
-
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def conv2d_backward_weight_kernel(x, gy, KH, KW, sh, sw, ph, pw, dh, dw, groups, nchunks):
-    """Weight gradient as dot products of output-gradient rows with shifted input rows::
-
-        for chunk of samples in parallel:           # part[chunk] is this chunk's own sum
-            for n in chunk:
-                xq = padded, phase-split x[n]
-                for co, oh, ci in group(co), kh, kw:
-                    part[chunk, co, ci, kh, kw] += dot(gy[n, co, oh, :], xq[ci, r(kw), oh*sh + kh*dh, off(kw):])
-        gw = part summed over chunks (float64)
-    """
-    N, Cin, H, W = x.shape
-    _, Cout, Ho, Wo = gy.shape
-    cin_g = Cin // groups
-    cout_g = Cout // groups
-    Hp = H + 2 * ph
-    Wq = (W + 2 * pw + sw - 1) // sw
-    part = np.zeros((nchunks, Cout, cin_g, KH, KW), np.float64)
-    for chunk in prange(nchunks):
-        xq = np.empty((Cin, sw, Hp, Wq), x.dtype)
-        for n in range(chunk * N // nchunks, (chunk + 1) * N // nchunks):
-            _load_phases(x[n], ph, pw, sw, xq)
-            for co in range(Cout):
-                ci0 = (co // cout_g) * cin_g
-                for oh in range(Ho):
-                    grow = gy[n, co, oh]
-                    for cig in range(cin_g):
-                        for kh in range(KH):
-                            for kw in range(KW):
-                                xrow = xq[ci0 + cig, (kw * dw) % sw, oh * sh + kh * dh]
-                                off = (kw * dw) // sw
-                                s = grow[0] * xrow[off]
-                                for ow in range(1, Wo):
-                                    s += grow[ow] * xrow[ow + off]
-                                part[chunk, co, cig, kh, kw] += s
-    return part.sum(axis=0)
 
 
 # ------------------------------------------------------------------------- public functions
@@ -218,18 +147,52 @@ def _is_depthwise(x_shape, w_shape, stride, padding, dilation, groups):
     return (w_shape[2:] == (3, 1) and padding[1] == 0) or (w_shape[2:] == (1, 3) and padding[0] == 0)
 
 
+def _tiles(N, Ho, Wo, K):
+    """Split the batch into im2col tiles of at most _COL_BUDGET elements:
+    (n0, samples, oh0, oh1) -- several whole samples, or row blocks of one sample."""
+    per_sample = K * Ho * Wo
+    if per_sample <= _COL_BUDGET:
+        B = max(1, min(N, _COL_BUDGET // per_sample))
+        return [(n0, min(B, N - n0), 0, Ho) for n0 in range(0, N, B)]
+    ntiles = -(-per_sample // _COL_BUDGET)
+    rows = -(-Ho // ntiles)
+    return [(n, 1, oh0, min(Ho, oh0 + rows)) for n in range(N) for oh0 in range(0, Ho, rows)]
+
+
+def _col_buffer(tiles, K, Wo, dtype):
+    size = max(nb * K * (oh1 - oh0) * Wo for _, nb, oh0, oh1 in tiles)
+    return np.empty(size, dtype)
+
+
 def conv2d_forward(x, w, stride, padding, dilation, groups):
     """y = conv2d(x, w) with torch semantics (cross-correlation, zero padding, no bias)."""
     Ho, Wo = _check(x.shape, w.shape, stride, padding, dilation, groups)
-    if _is_pointwise(w.shape, stride, padding, groups):
-        N, Cin, H, W = x.shape
-        x3 = np.ascontiguousarray(x).reshape(N, Cin, H * W)
-        return np.matmul(w.reshape(w.shape[0], Cin), x3).reshape(N, w.shape[0], H, W)
-    if _is_depthwise(x.shape, w.shape, stride, padding, dilation, groups):
-        return depthwise_conv2d_forward(x, w, padding)
+    N, Cin, H, W = x.shape
+    Cout, cin_g, KH, KW = w.shape
     x = np.ascontiguousarray(x)
     w = np.ascontiguousarray(w, dtype=x.dtype)
-    return conv2d_forward_kernel(x, w, *stride, *padding, *dilation, groups, Ho, Wo, _chunks(x.shape[0]))
+    if _is_pointwise(w.shape, stride, padding, groups):
+        y = np.matmul(w.reshape(Cout, Cin), x.reshape(N, Cin, H * W))
+        return y.reshape(N, Cout, H, W)
+    if _is_depthwise(x.shape, w.shape, stride, padding, dilation, groups):
+        return depthwise_conv2d_forward(x, w, padding)
+    # im2col + BLAS, one (Cout/G, K/G) @ (K/G, T) product per group, sample and tile
+    G, cout_g, K = groups, Cout // groups, Cin * KH * KW
+    wg = w.reshape(G, cout_g, K // G)
+    y = np.empty((N, G, cout_g, Ho * Wo), x.dtype)
+    tiles = _tiles(N, Ho, Wo, K)
+    buf = _col_buffer(tiles, K, Wo, x.dtype)
+    for n0, nb, oh0, oh1 in tiles:
+        T = (oh1 - oh0) * Wo
+        cols = buf[:nb * K * T].reshape(nb, K, T)
+        im2col_kernel(x, n0, oh0, oh1, KH, KW, *stride, *padding, *dilation, Wo, cols)
+        for b in range(nb):
+            out = y[n0 + b, :, :, oh0 * Wo:oh1 * Wo]
+            if G == 1:
+                np.matmul(wg[0], cols[b], out=out[0])
+            else:
+                np.matmul(wg, cols[b].reshape(G, K // G, T), out=out)
+    return y.reshape(N, Cout, Ho, Wo)
 
 
 def conv2d_backward_input(gy, w, x_shape, stride, padding, dilation, groups):
@@ -237,35 +200,68 @@ def conv2d_backward_input(gy, w, x_shape, stride, padding, dilation, groups):
     (conv_transpose2d with output_padding relies on that)."""
     x_shape = tuple(x_shape)
     _check(x_shape, w.shape, stride, padding, dilation, groups)
-    if _is_pointwise(w.shape, stride, padding, groups):
-        N, Cout, H, W = gy.shape
-        g3 = np.ascontiguousarray(gy).reshape(N, Cout, H * W)
-        return np.matmul(w.reshape(Cout, x_shape[1]).T, g3).reshape(x_shape)
-    if _is_depthwise(x_shape, w.shape, stride, padding, dilation, groups):
-        return depthwise_conv2d_backward_input(gy, w, x_shape, padding)
+    N, Cin, H, W = x_shape
+    Cout, cin_g, KH, KW = w.shape
+    Ho, Wo = gy.shape[2], gy.shape[3]
     gy = np.ascontiguousarray(gy)
     w = np.ascontiguousarray(w, dtype=gy.dtype)
-    H, W = x_shape[2], x_shape[3]
-    return conv2d_backward_input_kernel(gy, w, H, W, *stride, *padding, *dilation, groups, _chunks(gy.shape[0]))
+    if _is_pointwise(w.shape, stride, padding, groups):
+        gx = np.matmul(w.reshape(Cout, Cin).T, gy.reshape(N, Cout, Ho * Wo))
+        return gx.reshape(x_shape)
+    if _is_depthwise(x_shape, w.shape, stride, padding, dilation, groups):
+        return depthwise_conv2d_backward_input(gy, w, x_shape, padding)
+    # dcols = w^T @ gy per group, then col2im scatters them back
+    G, cout_g, K = groups, Cout // groups, Cin * KH * KW
+    wgT = w.reshape(G, cout_g, K // G).transpose(0, 2, 1)
+    gy4 = gy.reshape(N, G, cout_g, Ho * Wo)
+    gx = np.zeros(x_shape, gy.dtype)
+    tiles = _tiles(N, Ho, Wo, K)
+    buf = _col_buffer(tiles, K, Wo, gy.dtype)
+    for n0, nb, oh0, oh1 in tiles:
+        T = (oh1 - oh0) * Wo
+        cols = buf[:nb * K * T].reshape(nb, K, T)
+        for b in range(nb):
+            g_tile = gy4[n0 + b, :, :, oh0 * Wo:oh1 * Wo]
+            if G == 1:
+                np.matmul(wgT[0], g_tile[0], out=cols[b])
+            else:
+                np.matmul(wgT, g_tile, out=cols[b].reshape(G, K // G, T))
+        col2im_kernel(cols, n0, oh0, oh1, KH, KW, *stride, *padding, *dilation, Wo, gx)
+    return gx
 
 
 def conv2d_backward_weight(x, gy, w_shape, stride, padding, dilation, groups):
     """gw = d<conv2d(x, w), gy>/dw, same dtype as x; float64 accumulation across the batch."""
     w_shape = tuple(w_shape)
     _check(x.shape, w_shape, stride, padding, dilation, groups)
-    if _is_pointwise(w_shape, stride, padding, groups):
-        N, Cin, H, W = x.shape
-        x3 = np.ascontiguousarray(x).reshape(N, Cin, H * W)
-        g3 = np.ascontiguousarray(gy).reshape(N, w_shape[0], H * W)
-        # one (Cout, Cin) product per sample, summed in float64
-        return np.matmul(g3, x3.transpose(0, 2, 1)).sum(axis=0, dtype=np.float64).astype(x.dtype).reshape(w_shape)
-    if _is_depthwise(x.shape, w_shape, stride, padding, dilation, groups):
-        return depthwise_conv2d_backward_weight(x, gy, w_shape, padding)
+    N, Cin, H, W = x.shape
+    Cout, cin_g, KH, KW = w_shape
+    Ho, Wo = gy.shape[2], gy.shape[3]
     x = np.ascontiguousarray(x)
     gy = np.ascontiguousarray(gy, dtype=x.dtype)
-    gw = conv2d_backward_weight_kernel(x, gy, w_shape[2], w_shape[3], *stride, *padding, *dilation, groups,
-                                       _chunks(x.shape[0]))
-    return gw.astype(x.dtype)
+    if _is_pointwise(w_shape, stride, padding, groups):
+        # one (Cout, Cin) product per sample, summed in float64
+        gw = np.matmul(gy.reshape(N, Cout, H * W), x.reshape(N, Cin, H * W).transpose(0, 2, 1))
+        return gw.sum(axis=0, dtype=np.float64).astype(x.dtype).reshape(w_shape)
+    if _is_depthwise(x.shape, w_shape, stride, padding, dilation, groups):
+        return depthwise_conv2d_backward_weight(x, gy, w_shape, padding)
+    # gw += gy @ cols^T per group, sample and tile; the small products are summed in float64
+    G, cout_g, K = groups, Cout // groups, Cin * KH * KW
+    gy4 = gy.reshape(N, G, cout_g, Ho * Wo)
+    gw = np.zeros((G, cout_g, K // G), np.float64)
+    tiles = _tiles(N, Ho, Wo, K)
+    buf = _col_buffer(tiles, K, Wo, x.dtype)
+    for n0, nb, oh0, oh1 in tiles:
+        T = (oh1 - oh0) * Wo
+        cols = buf[:nb * K * T].reshape(nb, K, T)
+        im2col_kernel(x, n0, oh0, oh1, KH, KW, *stride, *padding, *dilation, Wo, cols)
+        for b in range(nb):
+            g_tile = gy4[n0 + b, :, :, oh0 * Wo:oh1 * Wo]
+            if G == 1:
+                gw[0] += np.matmul(g_tile[0], cols[b].T)
+            else:
+                gw += np.matmul(g_tile, cols[b].reshape(G, K // G, T).transpose(0, 2, 1))
+    return gw.astype(x.dtype).reshape(w_shape)
 
 
 # ----------------------------------------------------------------------------- references

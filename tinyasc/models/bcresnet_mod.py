@@ -25,7 +25,7 @@ class Head(nn.Module):
         self.bn = nn.BatchNorm2d(out_channels)
 
     def forward(self, x):
-        return F.relu(self.bn(self.conv(x)))
+        return self.bn(self.conv(x), relu=True)
 
 
 class F2(nn.Module):
@@ -42,7 +42,7 @@ class F2(nn.Module):
 
     def forward(self, x):
         if self.transition:
-            x = F.relu(self.pw_bn(self.pw(x)))
+            x = self.pw_bn(self.pw(x), relu=True)
         return self.ssn(self.dw(x))
 
 
@@ -72,10 +72,8 @@ class BCResBlock(nn.Module):
 
     def forward(self, x):
         x2 = self.f2(x)
-        out = x2 + self.f1(x2)  # N x C x 1 x T broadcasts over F
-        if not self.transition:
-            out = out + x
-        return F.relu(out)
+        # relu(x2 + f1 broadcast over frequency [+ x]), fused in one pass.
+        return F.broadcast_residual_relu(x2, self.f1(x2), None if self.transition else x)
 
 
 def stage_widths(c):

@@ -100,10 +100,12 @@ class BatchNorm2d(Module):
         else:
             self.running_mean = self.running_var = None
 
-    def forward(self, x):
+    def forward(self, x, relu=False):
+        """relu=True fuses the ReLU that follows (tinyasc extension; same numbers as two steps)."""
         use_batch_stats = self.training or self.running_mean is None
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            training=use_batch_stats, momentum=self.momentum, eps=self.eps)
+        norm = F.batch_norm_relu if relu else F.batch_norm
+        return norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                    training=use_batch_stats, momentum=self.momentum, eps=self.eps)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"

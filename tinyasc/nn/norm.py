@@ -12,34 +12,33 @@ import numpy as np
 
 from tinyasc import functional as F
 from tinyasc.autograd.function import Function
+from tinyasc.kernels import norm as norm_kernels
 from tinyasc.nn.module import Module, Parameter
 
 
 class FreqInstanceNorm(Function):
-    """(x - mu_nf) / sqrt(sigma_nf^2 + eps), statistics over axes C and T of N x C x F x T.
+    """lam * x + (x - mu_nf) / sqrt(sigma_nf^2 + eps), statistics over axes C and T of N x C x F x T.
 
-    Backward is instance-norm's: with xhat the output and M = C*T,
-    dx = (g - mean(g) - xhat * mean(g * xhat)) / sqrt(sigma^2 + eps), means over (C, T).
+    lam = 0 is FreqIN (eq. 1), lam > 0 is ResNorm (eq. 3). Backward is instance norm's:
+    with xhat = (x - mu) / sigma and means over (C, T),
+    dx = lam * g + (g - mean(g) - xhat * mean(g * xhat)) / sqrt(sigma^2 + eps).
+    The two streaming passes each way are in tinyasc/kernels/norm.py (`freq_norm_forward`:
+    the loop that accumulates s[f] and ss[f] computes mu_nf and sigma_nf^2 of eq. 2).
     """
 
-    def forward(self, x, eps):
-        mu = x.mean(axis=(1, 3), keepdims=True)  # mu_nf, eq. 2
-        centered = x - mu
-        var = np.mean(centered * centered, axis=(1, 3), keepdims=True)  # sigma_nf^2, eq. 2
-        self.invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
-        self.xhat = centered * self.invstd
-        return self.xhat
+    def forward(self, x, lam, eps):
+        self.x, self.lam = x, lam
+        out, self.mean, self.invstd = norm_kernels.freq_norm_forward(x, lam, eps)
+        return out
 
     def backward(self, grad):
-        mean_g = grad.mean(axis=(1, 3), keepdims=True)
-        mean_gx = (grad * self.xhat).mean(axis=(1, 3), keepdims=True)
-        return (grad - mean_g - self.xhat * mean_gx) * self.invstd
+        return norm_kernels.freq_norm_backward(self.x, grad, self.lam, self.mean, self.invstd)
 
 
-def freq_instance_norm(x, eps=1e-5):
+def freq_instance_norm(x, eps=1e-5, lam=0.0):
     if x.ndim != 4:
         raise ValueError(f"FreqIN expects N x C x F x T input, got shape {x.shape}")
-    return FreqInstanceNorm.apply(x, eps=float(eps))
+    return FreqInstanceNorm.apply(x, lam=float(lam), eps=float(eps))
 
 
 class FreqIN(Module):
@@ -61,8 +60,7 @@ class ResNorm(Module):
         self.lam, self.eps = lam, eps
 
     def forward(self, x):
-        normalized = freq_instance_norm(x, self.eps)
-        return normalized + x * self.lam if self.lam else normalized
+        return freq_instance_norm(x, self.eps, lam=self.lam)
 
     def extra_repr(self):
         return f"lam={self.lam}"

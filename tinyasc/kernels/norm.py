@@ -1,0 +1,324 @@
+"""Normalization kernels: batch norm (optionally fused with ReLU) and FreqIN / ResNorm.
+
+These layers are thin and memory-bound: a NumPy version reads and writes the activation
+once per elementary step (subtract, square, mean, divide, multiply, add, max ...).
+Each kernel here makes one or two streaming passes instead. The plain NumPy references
+below each kernel are the definition; tests check kernel == reference.
+
+Layout: batch norm sees its input as (N, C, L) with L = H*W; FreqIN as (N, C, F, T).
+Statistics are accumulated in float64 whatever the input dtype.
+"""
+import numpy as np
+from numba import njit, prange
+
+
+# ------------------------------------------------------------------ batch norm
+
+@njit(parallel=True, cache=True, fastmath=True)
+def batch_norm_stats_kernel(x):
+    """Per-channel mean and biased variance of x (N, C, L).
+
+        for c: shift = x[0, c, 0]; s = sum (x - shift); ss = sum (x - shift)^2 over n, l
+               mean = shift + s/M; var = ss/M - (s/M)^2       (M = N*L)
+    Shifting by one sample keeps the one-pass variance accurate when |mean| >> std.
+    """
+    N, C, L = x.shape
+    mean = np.empty(C, np.float64)
+    var = np.empty(C, np.float64)
+    for c in prange(C):
+        shift = np.float64(x[0, c, 0])
+        s = 0.0
+        ss = 0.0
+        for n in range(N):
+            for l in range(L):
+                d = np.float64(x[n, c, l]) - shift
+                s += d
+                ss += d * d
+        m = s / (N * L)
+        mean[c] = shift + m
+        var[c] = max(ss / (N * L) - m * m, 0.0)
+    return mean, var
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def batch_norm_apply_kernel(x, scale, shift, relu, out):
+    """out[n, c, l] = x[n, c, l] * scale[c] + shift[c], then max(., 0) if relu."""
+    N, C, L = x.shape
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        a, b = scale[c], shift[c]
+        if relu:
+            for l in range(L):
+                v = x[n, c, l] * a + b
+                out[n, c, l] = v if v > 0 else 0
+        else:
+            for l in range(L):
+                out[n, c, l] = x[n, c, l] * a + b
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def batch_norm_grad_sums_kernel(x, out, g, mean, invstd, relu):
+    """Per channel: sum of g' and of g' * xhat, where g' = g masked by out > 0 if relu.
+
+    These are the gradients of the bias and weight, and the two reductions the input
+    gradient needs.
+    """
+    N, C, L = x.shape
+    sum_g = np.empty(C, np.float64)
+    sum_gx = np.empty(C, np.float64)
+    for c in prange(C):
+        m, s = mean[c], invstd[c]
+        a = 0.0
+        b = 0.0
+        for n in range(N):
+            for l in range(L):
+                gv = np.float64(g[n, c, l])
+                if relu and out[n, c, l] <= 0:
+                    gv = 0.0
+                a += gv
+                b += gv * (np.float64(x[n, c, l]) - m) * s
+        sum_g[c] = a
+        sum_gx[c] = b
+    return sum_g, sum_gx
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def batch_norm_backward_input_kernel(x, out, g, mean, invstd, weight, sum_g, sum_gx, training, relu, gx):
+    """gx = w * invstd * (g' - [training] (sum_g + xhat * sum_gx) / M)."""
+    N, C, L = x.shape
+    M = N * L
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        m, s = mean[c], invstd[c]
+        k = weight[c] * s
+        mg = sum_g[c] / M if training else 0.0
+        mgx = sum_gx[c] / M if training else 0.0
+        for l in range(L):
+            gv = g[n, c, l]
+            if relu and out[n, c, l] <= 0:
+                gv = 0
+            xhat = (x[n, c, l] - m) * s
+            gx[n, c, l] = k * (gv - mg - xhat * mgx)
+
+
+def batch_norm_forward(x, weight, bias, mean, var, eps, relu):
+    """y = [relu]((x - mean) / sqrt(var + eps) * weight + bias) for x (N, C, ...) contiguous.
+
+    Returns (y, invstd). mean, var: the statistics to normalise with (batch or running).
+    """
+    x3 = np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1)
+    invstd = 1.0 / np.sqrt(np.asarray(var, np.float64) + eps)
+    w = np.ones(x.shape[1]) if weight is None else np.asarray(weight, np.float64)
+    b = np.zeros(x.shape[1]) if bias is None else np.asarray(bias, np.float64)
+    scale = (w * invstd).astype(x.dtype)
+    shift = (b - np.asarray(mean, np.float64) * w * invstd).astype(x.dtype)
+    out = np.empty_like(x3)
+    batch_norm_apply_kernel(x3, scale, shift, bool(relu), out)
+    return out.reshape(x.shape), invstd
+
+
+def batch_norm_backward(x, out, g, mean, invstd, weight, training, relu):
+    """(gx, gweight, gbias) of batch_norm_forward; `out` is its output (for the ReLU mask)."""
+    shape = x.shape
+    x3 = np.ascontiguousarray(x).reshape(shape[0], shape[1], -1)
+    o3 = np.ascontiguousarray(out).reshape(x3.shape)
+    g3 = np.ascontiguousarray(g).reshape(x3.shape)
+    mean = np.asarray(mean, np.float64)
+    sum_g, sum_gx = batch_norm_grad_sums_kernel(x3, o3, g3, mean, invstd, bool(relu))
+    w = np.ones(shape[1]) if weight is None else np.asarray(weight, np.float64)
+    gx = np.empty_like(x3)
+    batch_norm_backward_input_kernel(x3, o3, g3, mean.astype(x.dtype), invstd.astype(x.dtype),
+                                     w.astype(x.dtype), sum_g, sum_gx, bool(training), bool(relu), gx)
+    return gx.reshape(shape), sum_gx.astype(x.dtype), sum_g.astype(x.dtype)
+
+
+def batch_norm_forward_ref(x, weight, bias, mean, var, eps, relu):
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    invstd = 1.0 / np.sqrt(np.asarray(var, np.float64) + eps)
+    y = (x - np.reshape(mean, shape)) * np.reshape(invstd, shape)
+    if weight is not None:
+        y = y * np.reshape(weight, shape)
+    if bias is not None:
+        y = y + np.reshape(bias, shape)
+    if relu:
+        y = np.maximum(y, 0)
+    return y.astype(x.dtype), invstd
+
+
+def batch_norm_backward_ref(x, out, g, mean, invstd, weight, training, relu):
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    if relu:
+        g = g * (out > 0)
+    xhat = (x - np.reshape(mean, shape)) * np.reshape(invstd, shape)
+    gb = g.sum(axis=axes)
+    gw = (g * xhat).sum(axis=axes)
+    w = np.ones(x.shape[1]) if weight is None else weight
+    scale = np.reshape(np.asarray(w) * invstd, shape)
+    if training:
+        count = x.size // x.shape[1]
+        gx = scale * (g - np.reshape(gb, shape) / count - xhat * np.reshape(gw, shape) / count)
+    else:
+        gx = scale * g
+    return gx.astype(x.dtype), gw.astype(x.dtype), gb.astype(x.dtype)
+
+
+# --------------------------------------------------------------- FreqIN / ResNorm
+
+@njit(parallel=True, cache=True, fastmath=True)
+def freq_norm_forward_kernel(x, lam, eps, out, mean, invstd):
+    """out = lam * x + (x - mu_nf) * invstd_nf; mu, var over (c, t) for each (n, f).
+
+        for n (parallel): accumulate s[f], ss[f] over c, t (shifted by x[n, 0, f, 0])
+                          then write out[n, c, f, t]
+    """
+    N, C, F, T = x.shape
+    M = C * T
+    for n in prange(N):
+        s = np.zeros(F, np.float64)
+        ss = np.zeros(F, np.float64)
+        for c in range(C):
+            for f in range(F):
+                shift = np.float64(x[n, 0, f, 0])
+                a = 0.0
+                b = 0.0
+                for t in range(T):
+                    d = np.float64(x[n, c, f, t]) - shift
+                    a += d
+                    b += d * d
+                s[f] += a
+                ss[f] += b
+        for f in range(F):
+            m = s[f] / M
+            mean[n, f] = np.float64(x[n, 0, f, 0]) + m
+            invstd[n, f] = 1.0 / np.sqrt(max(ss[f] / M - m * m, 0.0) + eps)
+        for c in range(C):
+            for f in range(F):
+                mu = mean[n, f]
+                k = invstd[n, f]
+                for t in range(T):
+                    v = x[n, c, f, t]
+                    out[n, c, f, t] = lam * v + (v - mu) * k
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def freq_norm_backward_kernel(x, g, lam, mean, invstd, gx):
+    """gx = lam * g + invstd * (g - mean_ct(g) - xhat * mean_ct(g * xhat))."""
+    N, C, F, T = x.shape
+    M = C * T
+    for n in prange(N):
+        sg = np.zeros(F, np.float64)
+        sgx = np.zeros(F, np.float64)
+        for c in range(C):
+            for f in range(F):
+                mu = mean[n, f]
+                k = invstd[n, f]
+                a = 0.0
+                b = 0.0
+                for t in range(T):
+                    gv = np.float64(g[n, c, f, t])
+                    a += gv
+                    b += gv * (np.float64(x[n, c, f, t]) - mu) * k
+                sg[f] += a
+                sgx[f] += b
+        for c in range(C):
+            for f in range(F):
+                mu = mean[n, f]
+                k = invstd[n, f]
+                mg = sg[f] / M
+                mgx = sgx[f] / M
+                for t in range(T):
+                    gv = g[n, c, f, t]
+                    xhat = (x[n, c, f, t] - mu) * k
+                    gx[n, c, f, t] = lam * gv + k * (gv - mg - xhat * mgx)
+
+
+def freq_norm_forward(x, lam, eps):
+    """ResNorm (lam > 0) or FreqIN (lam = 0) of x (N, C, F, T); returns (out, mean, invstd)."""
+    x = np.ascontiguousarray(x)
+    n, _, f, _ = x.shape
+    out = np.empty_like(x)
+    mean = np.empty((n, f), np.float64)
+    invstd = np.empty((n, f), np.float64)
+    freq_norm_forward_kernel(x, x.dtype.type(lam), float(eps), out, mean, invstd)
+    return out, mean, invstd
+
+
+def freq_norm_backward(x, g, lam, mean, invstd):
+    x, g = np.ascontiguousarray(x), np.ascontiguousarray(g)
+    gx = np.empty_like(x)
+    freq_norm_backward_kernel(x, g, float(lam), mean, invstd, gx)
+    return gx
+
+
+def freq_norm_forward_ref(x, lam, eps):
+    mean = x.mean(axis=(1, 3), keepdims=True, dtype=np.float64)
+    var = ((x - mean) ** 2).mean(axis=(1, 3), keepdims=True)
+    invstd = 1.0 / np.sqrt(var + eps)
+    out = lam * x + (x - mean) * invstd
+    return out.astype(x.dtype), mean[:, 0, :, 0], invstd[:, 0, :, 0]
+
+
+def freq_norm_backward_ref(x, g, lam, mean, invstd):
+    mean, invstd = mean[:, None, :, None], invstd[:, None, :, None]
+    xhat = (x - mean) * invstd
+    mg = g.mean(axis=(1, 3), keepdims=True)
+    mgx = (g * xhat).mean(axis=(1, 3), keepdims=True)
+    return (lam * g + invstd * (g - mg - xhat * mgx)).astype(x.dtype)
+
+
+# ------------------------------------------------------- broadcast residual + ReLU
+
+@njit(parallel=True, cache=True, fastmath=True)
+def broadcast_residual_relu_kernel(x2, f1, x, use_x, out):
+    """out[n, c, f, t] = max(x2[n, c, f, t] + f1[n, c, 0, t] + [use_x] x[n, c, f, t], 0)."""
+    N, C, F, T = x2.shape
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        for f in range(F):
+            for t in range(T):
+                v = x2[n, c, f, t] + f1[n, c, 0, t]
+                if use_x:
+                    v += x[n, c, f, t]
+                out[n, c, f, t] = v if v > 0 else 0
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def broadcast_residual_relu_backward_kernel(out, g, gmasked, gf1):
+    """gmasked = g where out > 0 (the gradient of x2 and x); gf1 = its sum over f."""
+    N, C, F, T = out.shape
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        for t in range(T):
+            gf1[n, c, 0, t] = 0
+        for f in range(F):
+            for t in range(T):
+                gv = g[n, c, f, t] if out[n, c, f, t] > 0 else 0
+                gmasked[n, c, f, t] = gv
+                gf1[n, c, 0, t] += gv
+
+
+def broadcast_residual_relu(x2, f1, x=None):
+    x2, f1 = np.ascontiguousarray(x2), np.ascontiguousarray(f1)
+    out = np.empty_like(x2)
+    broadcast_residual_relu_kernel(x2, f1, x2 if x is None else np.ascontiguousarray(x), x is not None, out)
+    return out
+
+
+def broadcast_residual_relu_backward(out, g):
+    """(gradient of x2 and of x, gradient of f1)."""
+    g = np.ascontiguousarray(g)
+    gmasked = np.empty_like(g)
+    gf1 = np.empty(out.shape[:2] + (1, out.shape[3]), dtype=g.dtype)
+    broadcast_residual_relu_backward_kernel(out, g, gmasked, gf1)
+    return gmasked, gf1
+
+
+def broadcast_residual_relu_ref(x2, f1, x=None):
+    total = x2 + f1 if x is None else x2 + f1 + x
+    return np.maximum(total, 0).astype(x2.dtype)
+
+
+def broadcast_residual_relu_backward_ref(out, g):
+    gmasked = g * (out > 0)
+    return gmasked.astype(g.dtype), gmasked.sum(axis=2, keepdims=True).astype(g.dtype)
