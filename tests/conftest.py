@@ -38,7 +38,7 @@ def warm_kernels():
         F.avg_pool2d(x, 2).sum().backward()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def torch():
     """PyTorch, or a skip where it is not installed (CI): it is a reference, never a dependency."""
     torch = pytest.importorskip("torch")

@@ -66,8 +66,10 @@ def test_freqin_and_resnorm_follow_equations_1_to_3():
     freqin = ta.nn.FreqIN()(ta.Tensor(x)).numpy()
     np.testing.assert_allclose(freqin, _resnorm_by_equation(x, 0.0), rtol=1e-12, atol=1e-12)
     # FreqIN removes any per-(sample, bin) gain and offset: a device EQ does not pass.
+    # (Exactly so with eps = 0; eps = 1e-5 against variances near 9 leaves ~1e-6 differences.)
     eq = np.random.default_rng(2).uniform(0.5, 2, (3, 1, 6, 1))
-    np.testing.assert_allclose(ta.nn.FreqIN()(ta.Tensor(x * eq + eq)).numpy(), freqin, atol=1e-6)
+    np.testing.assert_allclose(ta.nn.FreqIN(eps=0.0)(ta.Tensor(x * eq + eq)).numpy(),
+                               ta.nn.FreqIN(eps=0.0)(ta.Tensor(x)).numpy(), atol=1e-12)
 
 
 def test_subspectral_norm_groups_channel_c_subband_s_at_c_times_s_plus_s():
@@ -109,16 +111,19 @@ def test_global_freqnorm_standardises_each_bin():
 def test_whole_model_gradient_float64(norm):
     """A whole small BC-ResNet-Mod in float64: every parameter's gradient, directional check."""
     ta.manual_seed(0)
-    model = BCResNetMod(c=4, norm=norm, dropout=0.0, num_bins=16).double()
+    model = BCResNetMod(c=4, norm=norm, dropout=0.0, num_bins=32).double()
     rng = np.random.default_rng(5)
-    x = ta.Tensor(rng.standard_normal((3, 1, 16, 12)), requires_grad=True)
+    x = ta.Tensor(rng.standard_normal((3, 1, 32, 12)), requires_grad=True)
     target = np.array([1, 7, 3])
     params = list(model.parameters())
 
     def loss_fn(inp, *weights):
         return ta.functional.cross_entropy(model(inp), target)
 
-    assert_gradients(loss_fn, [x] + params, name=f"BCResNetMod({norm})", full=False)
+    # Batch statistics of 3 clips make the loss strongly curved along a random direction of
+    # all ~1k parameters at once: the central-difference error falls as eps^2 (0.6 at 1e-6,
+    # 6e-3 at 1e-7, 6e-5 at 1e-8 for one seed), so a small step is right here, not a looser test.
+    assert_gradients(loss_fn, [x] + params, name=f"BCResNetMod({norm})", full=False, eps=1e-8)
 
 
 def test_same_state_dict_same_outputs_in_pytorch():

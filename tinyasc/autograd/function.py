@@ -100,15 +100,20 @@ class Function:
 
 def sum_to_shape(grad, shape):
     """Sum a broadcast gradient back down to `shape` (the adjoint of broadcasting)."""
-    if grad.shape == tuple(shape):
+    shape = tuple(shape)
+    if grad.shape == shape:
         return grad
     extra = grad.ndim - len(shape)
+    # A gradient that is not a broadcast of `shape` comes from a wrong backward: an
+    # error, never a silent reshape (a transposed (4, 3) gradient for a (3, 4) input).
+    if extra < 0 or any(n != 1 and n != g for n, g in zip(shape, grad.shape[extra:])):
+        raise ValueError(f"a gradient of shape {grad.shape} does not fit an input of shape {shape}")
     if extra > 0:
         grad = grad.sum(axis=tuple(range(extra)))
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
     if axes:
         grad = grad.sum(axis=axes, keepdims=True)
-    return grad.reshape(shape)
+    return grad
 
 
 def as_pair(value, name="value"):

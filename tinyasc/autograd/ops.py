@@ -148,10 +148,10 @@ class MatMul(Function):
         a = self.a[None, :] if self.a.ndim == 1 else self.a
         b = self.b[:, None] if self.b.ndim == 1 else self.b
         g = grad
+        if self.b.ndim == 1:  # first, so that vector @ vector (a 0-d grad) works too
+            g = np.expand_dims(g, -1)
         if self.a.ndim == 1:
             g = np.expand_dims(g, -2)
-        if self.b.ndim == 1:
-            g = np.expand_dims(g, -1)
         ga = gb = None
         if self.needs_grad[0]:
             ga = sum_to_shape(g @ np.swapaxes(b, -1, -2), a.shape).reshape(self.a.shape)

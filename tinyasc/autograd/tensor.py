@@ -19,8 +19,10 @@ def _as_array(data, dtype=None):
     if dtype is not None:
         return np.asarray(data, dtype=dtype)
     array = np.asarray(data)
-    # float64 and integer/bool arrays keep their type; everything else becomes float32.
-    if array.dtype == np.float64 or array.dtype.kind in "biu":
+    # float64 and integer/bool arrays keep their type; everything else (python floats
+    # included, as in torch) becomes float32.
+    given_float64 = array.dtype == np.float64 and isinstance(data, (np.ndarray, np.generic))
+    if given_float64 or array.dtype.kind in "biu":
         return array
     return array.astype(np.float32, copy=False)
 
@@ -147,6 +149,8 @@ class Tensor:
     def _other(self, other):
         if isinstance(other, Tensor):
             return other
+        if self.dtype.kind != "f":  # an int tensor times 0.5 must not truncate the 0.5
+            return Tensor._from_op(_as_array(other), None)
         return Tensor._from_op(np.asarray(other, dtype=self.dtype), None)
 
     def __add__(self, other):

@@ -32,6 +32,7 @@ from tinyasc.kernels.depthwise import (
 # im2col tile size in elements: a whole sample of the head conv (25 x 128*167) fits, and
 # a tile stays within the L2 caches of this class of machine.
 _COL_BUDGET = 1 << 20
+_ROWS = 16  # output rows per im2col job
 
 
 @njit(cache=True)
@@ -48,35 +49,46 @@ def im2col_kernel(x, n0, oh0, oh1, KH, KW, sh, sw, ph, pw, dh, dw, Wo, cols):
 
     K = Cin*KH*KW (row k = (ci*KH + kh)*KW + kw), T = (oh1 - oh0)*Wo::
 
-        for (b, k) in parallel:
-            for oh in oh0..oh1-1, ow:
-                cols[b, k, (oh - oh0)*Wo + ow] = x[n0 + b, ci, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw]
-                                                 (0 where that falls in the padding)
+        for (b, ci, kh, block of output rows) in parallel:
+            for oh in block:
+                ih = oh*sh - ph + kh*dh
+                rowq[r, j] = zero-padded x[n0 + b, ci, ih, j*sw + r - pw]   # split by column phase
+                for kw, ow:
+                    cols[b, k, (oh - oh0)*Wo + ow] = rowq[(kw*dw) % sw, (kw*dw) // sw + ow]
+
+    Splitting the row by phase once makes every tap a contiguous copy, even for stride 2.
     """
-    B, K = cols.shape[0], cols.shape[1]
+    B = cols.shape[0]
     Cin, H, W = x.shape[1], x.shape[2], x.shape[3]
-    for job in prange(B * K):
-        b = job // K
-        k = job % K
-        ci = k // (KH * KW)
-        kh = (k // KW) % KH
-        kw = k % KW
-        c0 = kw * dw - pw  # input column under output column 0
-        ow0, ow1 = _valid_columns(c0, sw, W, Wo)
-        for oh in range(oh0, oh1):
-            dst = cols[b, k, (oh - oh0) * Wo:(oh - oh0 + 1) * Wo]
+    Wq = (W + 2 * pw + sw - 1) // sw
+    nblk = (oh1 - oh0 + _ROWS - 1) // _ROWS
+    for job in prange(B * Cin * KH * nblk):
+        blk = job % nblk
+        kh = (job // nblk) % KH
+        ci = (job // (nblk * KH)) % Cin
+        b = job // (nblk * KH * Cin)
+        rowq = np.zeros((sw, Wq), x.dtype)
+        for oh in range(oh0 + blk * _ROWS, min(oh1, oh0 + (blk + 1) * _ROWS)):
+            t0 = (oh - oh0) * Wo
             ih = oh * sh - ph + kh * dh
-            if ih < 0 or ih >= H or ow1 == ow0:
-                for ow in range(Wo):
-                    dst[ow] = 0
+            if ih < 0 or ih >= H:  # a padding row
+                for kw in range(KW):
+                    dst = cols[b, (ci * KH + kh) * KW + kw, t0:t0 + Wo]
+                    for ow in range(Wo):
+                        dst[ow] = 0
                 continue
-            src = x[n0 + b, ci, ih, c0 + ow0 * sw:c0 + (ow1 - 1) * sw + 1:sw]
-            for ow in range(ow0):
-                dst[ow] = 0
-            for j in range(ow1 - ow0):
-                dst[ow0 + j] = src[j]
-            for ow in range(ow1, Wo):
-                dst[ow] = 0
+            src = x[n0 + b, ci, ih]
+            for r in range(sw):
+                j0, j1 = _valid_columns(r - pw, sw, W, Wq)
+                q = rowq[r]
+                for j in range(j0, j1):
+                    q[j] = src[j * sw + r - pw]
+            for kw in range(KW):
+                off = (kw * dw) // sw
+                q = rowq[(kw * dw) % sw, off:off + Wo]
+                dst = cols[b, (ci * KH + kh) * KW + kw, t0:t0 + Wo]
+                for ow in range(Wo):
+                    dst[ow] = q[ow]
     return cols
 
 
@@ -196,19 +208,20 @@ def conv2d_forward(x, w, stride, padding, dilation, groups):
 
 
 def conv2d_backward_input(gy, w, x_shape, stride, padding, dilation, groups):
-    """gx = d<conv2d(x, w), gy>/dx; gy may have fewer rows/columns than the conv's output
-    (conv_transpose2d with output_padding relies on that)."""
+    """gx = d<conv2d(x, w), gy>/dx. gy may have fewer rows/columns than the conv's output
+    (conv_transpose2d with output_padding >= stride relies on that): the general path then
+    treats the missing ones as zero."""
     x_shape = tuple(x_shape)
-    _check(x_shape, w.shape, stride, padding, dilation, groups)
+    full = _check(x_shape, w.shape, stride, padding, dilation, groups) == gy.shape[2:]
     N, Cin, H, W = x_shape
     Cout, cin_g, KH, KW = w.shape
     Ho, Wo = gy.shape[2], gy.shape[3]
     gy = np.ascontiguousarray(gy)
     w = np.ascontiguousarray(w, dtype=gy.dtype)
-    if _is_pointwise(w.shape, stride, padding, groups):
+    if full and _is_pointwise(w.shape, stride, padding, groups):
         gx = np.matmul(w.reshape(Cout, Cin).T, gy.reshape(N, Cout, Ho * Wo))
         return gx.reshape(x_shape)
-    if _is_depthwise(x_shape, w.shape, stride, padding, dilation, groups):
+    if full and _is_depthwise(x_shape, w.shape, stride, padding, dilation, groups):
         return depthwise_conv2d_backward_input(gy, w, x_shape, padding)
     # dcols = w^T @ gy per group, then col2im scatters them back
     G, cout_g, K = groups, Cout // groups, Cin * KH * KW
@@ -231,19 +244,20 @@ def conv2d_backward_input(gy, w, x_shape, stride, padding, dilation, groups):
 
 
 def conv2d_backward_weight(x, gy, w_shape, stride, padding, dilation, groups):
-    """gw = d<conv2d(x, w), gy>/dw, same dtype as x; float64 accumulation across the batch."""
+    """gw = d<conv2d(x, w), gy>/dw, same dtype as x; float64 accumulation across the batch.
+    gy may have fewer rows/columns than the conv's output, as in conv2d_backward_input."""
     w_shape = tuple(w_shape)
-    _check(x.shape, w_shape, stride, padding, dilation, groups)
+    full = _check(x.shape, w_shape, stride, padding, dilation, groups) == gy.shape[2:]
     N, Cin, H, W = x.shape
     Cout, cin_g, KH, KW = w_shape
     Ho, Wo = gy.shape[2], gy.shape[3]
     x = np.ascontiguousarray(x)
     gy = np.ascontiguousarray(gy, dtype=x.dtype)
-    if _is_pointwise(w_shape, stride, padding, groups):
+    if full and _is_pointwise(w_shape, stride, padding, groups):
         # one (Cout, Cin) product per sample, summed in float64
         gw = np.matmul(gy.reshape(N, Cout, H * W), x.reshape(N, Cin, H * W).transpose(0, 2, 1))
         return gw.sum(axis=0, dtype=np.float64).astype(x.dtype).reshape(w_shape)
-    if _is_depthwise(x.shape, w_shape, stride, padding, dilation, groups):
+    if full and _is_depthwise(x.shape, w_shape, stride, padding, dilation, groups):
         return depthwise_conv2d_backward_weight(x, gy, w_shape, padding)
     # gw += gy @ cols^T per group, sample and tile; the small products are summed in float64
     G, cout_g, K = groups, Cout // groups, Cin * KH * KW
@@ -289,7 +303,8 @@ def conv2d_forward_ref(x, w, stride, padding, dilation, groups):
     Cout, cin_g, KH, KW = w.shape
     cols = _im2col_ref(x, KH, KW, stride, padding, dilation)
     cout_g = Cout // groups
-    ys = [np.einsum("nckluv,ockl->nouv", cols[:, g * cin_g:(g + 1) * cin_g], w[g * cout_g:(g + 1) * cout_g])
+    ys = [np.einsum("nckluv,ockl->nouv", cols[:, g * cin_g:(g + 1) * cin_g], w[g * cout_g:(g + 1) * cout_g],
+                    optimize=True)
           for g in range(groups)]
     return np.concatenate(ys, axis=1)
 
@@ -304,7 +319,7 @@ def conv2d_backward_input_ref(gy, w, x_shape, stride, padding, dilation, groups)
     Ho, Wo = gy.shape[2], gy.shape[3]
     cout_g = Cout // groups
     dcols = np.concatenate([np.einsum("nouv,ockl->nckluv", gy[:, g * cout_g:(g + 1) * cout_g],
-                                      w[g * cout_g:(g + 1) * cout_g]) for g in range(groups)], axis=1)
+                                      w[g * cout_g:(g + 1) * cout_g], optimize=True) for g in range(groups)], axis=1)
     gxp = np.zeros((N, Cin, H + 2 * ph, W + 2 * pw), gy.dtype)
     for kh in range(KH):
         for kw in range(KW):
@@ -318,6 +333,6 @@ def conv2d_backward_weight_ref(x, gy, w_shape, stride, padding, dilation, groups
     Ho, Wo = gy.shape[2], gy.shape[3]
     cols = _im2col_ref(x, KH, KW, stride, padding, dilation)[..., :Ho, :Wo]
     cout_g = Cout // groups
-    gws = [np.einsum("nckluv,nouv->ockl", cols[:, g * cin_g:(g + 1) * cin_g], gy[:, g * cout_g:(g + 1) * cout_g])
-           for g in range(groups)]
+    gws = [np.einsum("nckluv,nouv->ockl", cols[:, g * cin_g:(g + 1) * cin_g], gy[:, g * cout_g:(g + 1) * cout_g],
+                     optimize=True) for g in range(groups)]
     return np.concatenate(gws, axis=0)

@@ -79,7 +79,11 @@ def cases():
     yield "pad (reflect)", lambda g: (lambda a: F.pad(a, (2, 1, 1, 2), mode="reflect"), [leaf(g.standard_normal((1, 2, 4, 5)))])
     yield "pad (replicate)", lambda g: (lambda a: F.pad(a, (2, 3), mode="replicate"), [leaf(g.standard_normal((2, 3)))])
     yield "cat", lambda g: (lambda a, b: cat([a, b, a], dim=1), [leaf(g.standard_normal((2, 3))), leaf(g.standard_normal((2, 1)))])
-    yield "where", lambda g: (lambda a, b: where(g.random((3, 4)) > 0.5, a, b), [leaf(g.standard_normal((3, 4))), leaf(g.standard_normal((1, 4)))])
+
+    def where_case(g):
+        condition = g.random((3, 4)) > 0.5  # drawn once here: inside fn it would change between calls
+        return (lambda a, b: where(condition, a, b)), [leaf(g.standard_normal((3, 4))), leaf(g.standard_normal((1, 4)))]
+    yield "where", where_case
     yield "clamp", lambda g: (lambda a: a.clamp(-0.5, 0.5), [leaf(np.concatenate([g.uniform(-2, -0.6, 4), g.uniform(-0.4, 0.4, 4), g.uniform(0.6, 2, 4)]))])
 
     def conv(g, cin, cout, k, stride, padding, dilation, groups, bias=True, size=(7, 8)):
@@ -90,9 +94,9 @@ def cases():
         return (lambda x, w, b=None: F.conv2d(x, w, b, stride, padding, dilation, groups)), inputs
     yield "conv2d", lambda g: conv(g, 2, 3, (3, 3), 1, 1, 1, 1)
     yield "conv2d (stride 2, pad 2, 5x5)", lambda g: conv(g, 1, 4, (5, 5), 2, 2, 1, 1, bias=False, size=(9, 10))
-    yield "conv2d (dilation, groups)", lambda g: conv(g, 4, 6, (3, 2), (1, 2), (2, 1), (2, 1), 2)
+    yield "conv2d (dilation, groups)", lambda g: conv(g, 4, 6, (3, 2), (1, 2), (2, 1), (2, 1), 2, size=(5, 6))
     yield "conv2d (1x1 pointwise)", lambda g: conv(g, 5, 3, (1, 1), 1, 0, 1, 1, bias=False)
-    yield "conv2d (depthwise 3x1)", lambda g: conv(g, 4, 4, (3, 1), 1, (1, 0), 1, 4, bias=False)
+    yield "conv2d (depthwise 3x1)", lambda g: conv(g, 4, 4, (3, 1), 1, (1, 0), 1, 4, bias=False, size=(5, 8))
     yield "conv2d (depthwise 1x3)", lambda g: conv(g, 4, 4, (1, 3), 1, (0, 1), 1, 4, bias=False, size=(1, 9))
 
     def convt(g, cin, cout, k, stride, padding, output_padding, groups, dilation):
@@ -125,14 +129,16 @@ def cases():
     yield "log_softmax", lambda g: (lambda a: F.log_softmax(a, dim=-1), [leaf(g.standard_normal((3, 5)))])
     yield "dropout", lambda g: (_seeded(lambda a: F.dropout(a, 0.3)), [leaf(g.standard_normal((4, 5)))])
     yield "dropout2d", lambda g: (_seeded(lambda a: F.dropout2d(a, 0.5)), [leaf(g.standard_normal((3, 4, 2, 2)))])
-    yield "cross_entropy (indices)", lambda g: (lambda a: F.cross_entropy(a, g.integers(0, 5, 4)), [leaf(g.standard_normal((4, 5)))])
-    yield "cross_entropy (weights, smoothing)", lambda g: (
-        lambda a: F.cross_entropy(a, np.array([0, 3, -100, 4]), weight=g.uniform(0.5, 2, 5), label_smoothing=0.1),
-        [leaf(g.standard_normal((4, 5)))])
-    yield "cross_entropy (probabilities)", lambda g: (
-        lambda a: F.cross_entropy(a, g.dirichlet(np.ones(5), 4)), [leaf(g.standard_normal((4, 5)))])
-    yield "cross_entropy (none, N x C x d)", lambda g: (
-        lambda a: F.cross_entropy(a, g.integers(0, 3, (2, 4)), reduction="none"), [leaf(g.standard_normal((2, 3, 4)))])
+
+    def cross_entropy_case(g, logits_shape, target, **kwargs):
+        # target and weights are drawn once, by the caller: inside fn they would change between calls
+        return (lambda a: F.cross_entropy(a, target, **kwargs)), [leaf(g.standard_normal(logits_shape))]
+    yield "cross_entropy (indices)", lambda g: cross_entropy_case(g, (4, 5), g.integers(0, 5, 4))
+    yield "cross_entropy (weights, smoothing)", lambda g: cross_entropy_case(
+        g, (4, 5), np.array([0, 3, -100, 4]), weight=g.uniform(0.5, 2, 5), label_smoothing=0.1)
+    yield "cross_entropy (probabilities)", lambda g: cross_entropy_case(g, (4, 5), g.dirichlet(np.ones(5), 4))
+    yield "cross_entropy (none, N x C x d)", lambda g: cross_entropy_case(
+        g, (2, 3, 4), g.integers(0, 3, (2, 4)), reduction="none")
     yield "kl_div (batchmean)", lambda g: (
         lambda a, t: F.kl_div(F.log_softmax(a, 1), t, reduction="batchmean"),
         [leaf(g.standard_normal((3, 4))), leaf(g.dirichlet(np.ones(4), 3))])

@@ -133,6 +133,8 @@ def _full_jacobian(fn, inputs, name, out, eps, atol, rtol):
             errors = np.abs(jac[:, j] - numeric)
             bad = errors > atol + rtol * np.abs(numeric)
             passed &= not bad.any()
+            if not errors.size:  # an empty output: nothing to compare
+                continue
             k = int(np.argmax(errors))
             if errors[k] >= worst_err:
                 worst_err = float(errors[k])
@@ -171,10 +173,38 @@ def check_backward_properties(fn, inputs, name="fn", seed=0, rtol=1e-10):
         if np.max(np.abs(c - expected)) > rtol * scale + 1e-12:
             failures.append(f"{name}: backward is not linear in the incoming gradient "
                             f"(error {np.max(np.abs(c - expected)):.3g})")
+    failures += _op_gradient_problems(_evaluate(fn, inputs), rng, name)
     for x, x0 in zip(inputs, before):
         if isinstance(x, Tensor) and not np.array_equal(x.data, x0):
             failures.append(f"{name}: an input was modified")
     return failures
+
+
+def _op_gradient_problems(out, rng, name):
+    """Each op's backward must give gradients of its inputs' dtypes and (broadcast) shapes.
+
+    Tensor.backward casts what reaches a leaf to the leaf's dtype (as torch does), so a
+    wrong dtype never shows in x.grad: call the backward of every op in the graph directly.
+    """
+    from tinyasc.autograd.tensor import _reverse_topological_order
+
+    problems = []
+    for node in _reverse_topological_order(out):
+        op = node.grad_fn
+        if op is None:
+            continue
+        grads = op.backward(rng.standard_normal(node.shape).astype(node.dtype))
+        grads = grads if isinstance(grads, tuple) else (grads,)
+        for i, (x, needs, g) in enumerate(zip(op.inputs, op.needs_grad, grads)):
+            if not needs or g is None:
+                continue
+            g = np.asarray(g)
+            trailing = g.shape[g.ndim - x.ndim:] if g.ndim >= x.ndim else None
+            fits = trailing is not None and all(n in (1, m) for n, m in zip(x.shape, trailing))
+            if g.dtype != x.dtype or not fits:
+                problems.append(f"{name}: {type(op).__name__}.backward gives a {g.dtype} {g.shape} gradient "
+                                f"for its input {i}, a {x.dtype} {x.shape} tensor")
+    return problems
 
 
 def assert_gradients(fn, inputs, name="fn", full=None, **kwargs):

@@ -1,0 +1,403 @@
+"""tinyasc.kernels: every Numba kernel against its NumPy reference, adjoint identities for the
+backward passes, and (when PyTorch is installed) torch.nn.functional's semantics.
+
+Shapes are small and drawn by hypothesis. float64 is compared tightly; float32 is compared with
+the float64 reference on the same (rounded) inputs, within a few ulps of the sum of |terms|.
+"""
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from tinyasc import kernels as K
+from tinyasc.kernels import conv as conv_module
+
+# examples per test come from the hypothesis profile (tests/conftest.py): 25, or 300 when thorough
+SETTINGS = settings(deadline=None)
+DTYPES = st.sampled_from([np.float64, np.float32])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_kernels():
+    """Load (or compile, the first time) every kernel once, outside the drawn examples."""
+    for dtype in (np.float32, np.float64):
+        x = np.ones((2, 2, 6, 6), dtype)
+        for w_shape, stride, padding, groups in [((2, 2, 3, 3), (2, 1), (1, 1), 1), ((2, 2, 1, 1), (1, 1), (0, 0), 1),
+                                                 ((2, 1, 3, 1), (1, 1), (1, 0), 2), ((2, 1, 1, 3), (1, 1), (0, 1), 2)]:
+            w = np.ones(w_shape, dtype)
+            y = K.conv2d_forward(x, w, stride, padding, (1, 1), groups)
+            K.conv2d_backward_input(y, w, x.shape, stride, padding, (1, 1), groups)
+            K.conv2d_backward_weight(x, y, w.shape, stride, padding, (1, 1), groups)
+        y, idx = K.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0), (1, 1), False)
+        K.max_pool2d_backward(y, idx, x.shape)
+        K.max_pool2d_forward(x, (3, 3), (2, 2), (1, 1), (1, 1), False)
+        y = K.avg_pool2d_forward(x, (2, 2), (2, 2), (0, 0), False, True, None)
+        K.avg_pool2d_backward(y, x.shape, (2, 2), (2, 2), (0, 0), False, True, None)
+
+
+def _rand(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def assert_matches(got, ref64, scale64, dtype):
+    """got (dtype) vs the float64 reference; scale64 = the same computation on |inputs|, which
+    bounds the rounding error: float32 gets 64 ulps of it, float64 a few."""
+    assert got.dtype == dtype and got.shape == ref64.shape
+    ulps = 64 if dtype == np.float32 else 16
+    tol = ulps * np.finfo(dtype).eps * scale64 + np.finfo(dtype).tiny
+    err = np.abs(got.astype(np.float64) - ref64)
+    worst = np.unravel_index(np.argmax(err - tol), err.shape) if err.size else None
+    assert np.all(err <= tol), f"worst at {worst}: got {got[worst]}, want {ref64[worst]}, tol {tol[worst]}"
+
+
+def _dot(a, b):
+    return float(np.sum(a.astype(np.float64) * b.astype(np.float64)))
+
+
+def assert_adjoint(lhs, rhs, scale):
+    assert abs(lhs - rhs) <= 1e-10 * scale, (lhs, rhs)
+
+
+# ---------------------------------------------------------------------------------------- conv
+
+
+@st.composite
+def conv_cases(draw):
+    groups = draw(st.integers(1, 3))
+    cin_g, cout_g = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    KH, KW = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    N, H, W = draw(st.integers(1, 3)), draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    Ho = K.conv2d_output_size(H, KH, stride[0], padding[0], dilation[0])
+    Wo = K.conv2d_output_size(W, KW, stride[1], padding[1], dilation[1])
+    assume(Ho >= 1 and Wo >= 1)
+    return (N, cin_g * groups, H, W), (cout_g * groups, cin_g, KH, KW), stride, padding, dilation, groups
+
+
+@st.composite
+def depthwise_cases(draw):
+    C, N = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    H, W = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    p = draw(st.integers(0, 3))
+    if draw(st.booleans()):
+        kernel, padding = (3, 1), (p, 0)
+    else:
+        kernel, padding = (1, 3), (0, p)
+    assume(H + 2 * padding[0] - kernel[0] + 1 >= 1 and W + 2 * padding[1] - kernel[1] + 1 >= 1)
+    return (N, C, H, W), (C, 1) + kernel, (1, 1), padding, (1, 1), C
+
+
+@st.composite
+def pointwise_cases(draw):
+    N, Cin, Cout = draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    H, W = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    return (N, Cin, H, W), (Cout, Cin, 1, 1), (1, 1), (0, 0), (1, 1), 1
+
+
+ANY_CONV = st.one_of(conv_cases(), depthwise_cases(), pointwise_cases())
+
+
+def _check_conv(case, dtype, seed):
+    x_shape, w_shape, stride, padding, dilation, groups = case
+    rng = np.random.default_rng(seed)
+    x, w = _rand(rng, x_shape, dtype), _rand(rng, w_shape, dtype)
+    args = (stride, padding, dilation, groups)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    y = K.conv2d_forward(x, w, *args)
+    assert_matches(y, K.conv2d_forward_ref(x64, w64, *args), K.conv2d_forward_ref(abs(x64), abs(w64), *args), dtype)
+    gy = _rand(rng, y.shape, dtype)
+    g64 = gy.astype(np.float64)
+    gx = K.conv2d_backward_input(gy, w, x_shape, *args)
+    assert_matches(gx, K.conv2d_backward_input_ref(g64, w64, x_shape, *args),
+                   K.conv2d_backward_input_ref(abs(g64), abs(w64), x_shape, *args), dtype)
+    gw = K.conv2d_backward_weight(x, gy, w_shape, *args)
+    assert_matches(gw, K.conv2d_backward_weight_ref(x64, g64, w_shape, *args),
+                   K.conv2d_backward_weight_ref(abs(x64), abs(g64), w_shape, *args), dtype)
+
+
+@SETTINGS
+@given(case=conv_cases(), dtype=DTYPES, seed=st.integers(0, 2**16))
+def test_conv2d_general_matches_reference(case, dtype, seed):
+    _check_conv(case, dtype, seed)
+
+
+@SETTINGS
+@given(case=conv_cases(), seed=st.integers(0, 2**16))
+def test_conv2d_row_tiles_match_reference(case, seed):
+    """A tiny im2col budget forces the one-sample, few-rows tiles used by large layers."""
+    budget = conv_module._COL_BUDGET
+    conv_module._COL_BUDGET = 8
+    try:
+        _check_conv(case, np.float64, seed)
+    finally:
+        conv_module._COL_BUDGET = budget
+
+
+@SETTINGS
+@given(case=depthwise_cases(), dtype=DTYPES, seed=st.integers(0, 2**16))
+def test_conv2d_depthwise_matches_reference(case, dtype, seed):
+    _check_conv(case, dtype, seed)
+
+
+@SETTINGS
+@given(case=pointwise_cases(), dtype=DTYPES, seed=st.integers(0, 2**16))
+def test_conv2d_pointwise_matches_reference(case, dtype, seed):
+    _check_conv(case, dtype, seed)
+
+
+@SETTINGS
+@given(case=ANY_CONV, seed=st.integers(0, 2**16))
+def test_conv2d_adjoint_identities(case, seed):
+    """<conv(x, w), g> = <x, dconv_x(g)> = <w, dconv_w(x, g)> (float64)."""
+    x_shape, w_shape, stride, padding, dilation, groups = case
+    rng = np.random.default_rng(seed)
+    x, w = _rand(rng, x_shape, np.float64), _rand(rng, w_shape, np.float64)
+    args = (stride, padding, dilation, groups)
+    y = K.conv2d_forward(x, w, *args)
+    g = _rand(rng, y.shape, np.float64)
+    lhs = _dot(y, g)
+    scale = _dot(K.conv2d_forward_ref(abs(x), abs(w), *args), abs(g)) + 1e-300
+    assert_adjoint(lhs, _dot(x, K.conv2d_backward_input(g, w, x_shape, *args)), scale)
+    assert_adjoint(lhs, _dot(w, K.conv2d_backward_weight(x, g, w_shape, *args)), scale)
+
+
+def test_conv2d_noncontiguous_inputs():
+    rng = np.random.default_rng(0)
+    x = _rand(rng, (2, 6, 9, 3), np.float64).transpose(0, 3, 1, 2)  # (2, 3, 6, 9), not contiguous
+    w = _rand(rng, (3, 4, 3, 2), np.float64).transpose(1, 0, 2, 3)  # (4, 3, 3, 2)
+    args = ((2, 1), (1, 0), (1, 1), 1)
+    np.testing.assert_allclose(K.conv2d_forward(x, w, *args), K.conv2d_forward_ref(x, w, *args), rtol=1e-12, atol=1e-12)
+
+
+def test_conv2d_rejects_bad_shapes():
+    with pytest.raises(ValueError):
+        K.conv2d_forward(np.zeros((1, 3, 5, 5)), np.zeros((4, 2, 3, 3)), (1, 1), (0, 0), (1, 1), 1)
+    with pytest.raises(ValueError):
+        K.conv2d_forward(np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 3, 3)), (1, 1), (0, 0), (1, 1), 1)
+
+
+# ------------------------------------------------------------------------------ conv_transpose
+
+
+@st.composite
+def conv_transpose_cases(draw):
+    groups = draw(st.integers(1, 3))
+    cin_g, cout_g = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    KH, KW = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    output_padding = tuple(draw(st.integers(0, max(stride[a], dilation[a]) - 1)) for a in range(2))
+    N, H, W = draw(st.integers(1, 3)), draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    Ho = K.conv_transpose2d_output_size(H, KH, stride[0], padding[0], output_padding[0], dilation[0])
+    Wo = K.conv_transpose2d_output_size(W, KW, stride[1], padding[1], output_padding[1], dilation[1])
+    assume(Ho >= 1 and Wo >= 1)
+    return (N, cin_g * groups, H, W), (cin_g * groups, cout_g, KH, KW), stride, padding, output_padding, dilation, groups
+
+
+@SETTINGS
+@given(case=conv_transpose_cases(), dtype=DTYPES, seed=st.integers(0, 2**16))
+def test_conv_transpose2d_forward_matches_reference(case, dtype, seed):
+    x_shape, w_shape, *args = case
+    rng = np.random.default_rng(seed)
+    x, w = _rand(rng, x_shape, dtype), _rand(rng, w_shape, dtype)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    y = K.conv_transpose2d_forward(x, w, *args)
+    assert_matches(y, K.conv_transpose2d_forward_ref(x64, w64, *args),
+                   K.conv_transpose2d_forward_ref(abs(x64), abs(w64), *args), dtype)
+
+
+@SETTINGS
+@given(case=conv_transpose_cases(), seed=st.integers(0, 2**16))
+def test_conv_transpose2d_adjoint_identities(case, seed):
+    x_shape, w_shape, *args = case
+    rng = np.random.default_rng(seed)
+    x, w = _rand(rng, x_shape, np.float64), _rand(rng, w_shape, np.float64)
+    y = K.conv_transpose2d_forward(x, w, *args)
+    g = _rand(rng, y.shape, np.float64)
+    lhs = _dot(y, g)
+    scale = _dot(K.conv_transpose2d_forward_ref(abs(x), abs(w), *args), abs(g)) + 1e-300
+    gx = K.conv_transpose2d_backward_input(g, w, x_shape, *args)
+    gw = K.conv_transpose2d_backward_weight(x, g, w_shape, *args)
+    assert gx.shape == x.shape and gw.shape == w.shape
+    assert_adjoint(lhs, _dot(x, gx), scale)
+    assert_adjoint(lhs, _dot(w, gw), scale)
+
+
+# ------------------------------------------------------------------------------------- pooling
+
+
+@st.composite
+def pool_cases(draw, with_dilation=True):
+    KH, KW = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) if with_dilation else (1, 1)
+    padding = (draw(st.integers(0, KH // 2)), draw(st.integers(0, KW // 2)))  # torch: at most half the kernel
+    ceil_mode = draw(st.booleans())
+    N, C, H, W = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    Ho = K.pool_output_size(H, KH, stride[0], padding[0], dilation[0], ceil_mode)
+    Wo = K.pool_output_size(W, KW, stride[1], padding[1], dilation[1], ceil_mode)
+    assume(Ho >= 1 and Wo >= 1)
+    return (N, C, H, W), (KH, KW), stride, padding, dilation, ceil_mode
+
+
+MAX_POOL = st.one_of(pool_cases(), st.tuples(
+    st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(2, 9), st.integers(2, 9)),
+    st.just((2, 2)), st.just((2, 2)), st.just((0, 0)), st.just((1, 1)), st.booleans()))
+
+
+def _distinct(rng, shape, dtype):
+    """Values all different (no max-pool ties), well apart even in float32."""
+    return (rng.permutation(int(np.prod(shape))).reshape(shape) * 0.25 - 3.0).astype(dtype)
+
+
+@SETTINGS
+@given(case=MAX_POOL, dtype=DTYPES, seed=st.integers(0, 2**16))
+def test_max_pool2d_matches_reference(case, dtype, seed):
+    x_shape, *args = case
+    rng = np.random.default_rng(seed)
+    x = _distinct(rng, x_shape, dtype)
+    y, idx = K.max_pool2d_forward(x, *args)
+    y_ref, idx_ref = K.max_pool2d_forward_ref(x, *args)
+    assert y.dtype == dtype and idx.dtype == np.int64
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(idx, idx_ref)
+    gy = _rand(rng, y.shape, dtype)
+    gx = K.max_pool2d_backward(gy, idx, x_shape)
+    assert gx.dtype == dtype
+    np.testing.assert_allclose(gx, K.max_pool2d_backward_ref(gy, idx, x_shape), rtol=1e-6, atol=0)
+
+
+AVG_POOL = st.tuples(pool_cases(with_dilation=False), st.booleans(), st.sampled_from([None, 1, 3]))
+
+
+@SETTINGS
+@given(case=AVG_POOL, dtype=DTYPES, seed=st.integers(0, 2**16))
+def test_avg_pool2d_matches_reference(case, dtype, seed):
+    (x_shape, kernel, stride, padding, _, ceil_mode), count_include_pad, divisor = case
+    args = (kernel, stride, padding, ceil_mode, count_include_pad, divisor)
+    rng = np.random.default_rng(seed)
+    x = _rand(rng, x_shape, dtype)
+    x64 = x.astype(np.float64)
+    y = K.avg_pool2d_forward(x, *args)
+    assert_matches(y, K.avg_pool2d_forward_ref(x64, *args), K.avg_pool2d_forward_ref(abs(x64), *args), dtype)
+    gy = _rand(rng, y.shape, dtype)
+    g64 = gy.astype(np.float64)
+    gx = K.avg_pool2d_backward(gy, x_shape, *args)
+    assert_matches(gx, K.avg_pool2d_backward_ref(g64, x_shape, *args),
+                   K.avg_pool2d_backward_ref(abs(g64), x_shape, *args), dtype)
+    # the adjoint identity, float64
+    g = _rand(rng, y.shape, np.float64)
+    y64 = K.avg_pool2d_forward(x64, *args)
+    scale = _dot(abs(y64), abs(g)) + _dot(abs(x64), abs(K.avg_pool2d_backward(g, x_shape, *args))) + 1e-300
+    assert_adjoint(_dot(y64, g), _dot(x64, K.avg_pool2d_backward(g, x_shape, *args)), scale)
+
+
+# ----------------------------------------------------------------------------- torch semantics
+
+
+def _torch():
+    torch = pytest.importorskip("torch")
+    return torch, torch.nn.functional
+
+
+def _grads(torch, fn, arrays, gy):
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    y = fn(*ts)
+    if isinstance(y, tuple):
+        y = y[0]
+    y.backward(torch.tensor(gy))
+    return [t.grad.numpy() for t in ts]
+
+
+TORCH_SETTINGS = settings(deadline=None)
+
+
+@TORCH_SETTINGS
+@given(case=ANY_CONV, seed=st.integers(0, 2**16))
+def test_conv2d_matches_torch(case, seed):
+    torch, F = _torch()
+    x_shape, w_shape, stride, padding, dilation, groups = case
+    rng = np.random.default_rng(seed)
+    x, w = _rand(rng, x_shape, np.float64), _rand(rng, w_shape, np.float64)
+    args = (stride, padding, dilation, groups)
+    y = K.conv2d_forward(x, w, *args)
+    y_t = F.conv2d(torch.tensor(x), torch.tensor(w), None, *args).numpy()
+    np.testing.assert_allclose(y, y_t, rtol=1e-10, atol=1e-10)
+    gy = _rand(rng, y.shape, np.float64)
+    gx_t, gw_t = _grads(torch, lambda a, b: F.conv2d(a, b, None, *args), (x, w), gy)
+    np.testing.assert_allclose(K.conv2d_backward_input(gy, w, x_shape, *args), gx_t, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(K.conv2d_backward_weight(x, gy, w_shape, *args), gw_t, rtol=1e-10, atol=1e-10)
+
+
+@TORCH_SETTINGS
+@given(case=conv_transpose_cases(), seed=st.integers(0, 2**16))
+def test_conv_transpose2d_matches_torch(case, seed):
+    torch, F = _torch()
+    x_shape, w_shape, stride, padding, output_padding, dilation, groups = case
+    rng = np.random.default_rng(seed)
+    x, w = _rand(rng, x_shape, np.float64), _rand(rng, w_shape, np.float64)
+    args = (stride, padding, output_padding, dilation, groups)
+
+    def f(a, b):
+        return F.conv_transpose2d(a, b, None, stride, padding, output_padding, groups, dilation)
+
+    y = K.conv_transpose2d_forward(x, w, *args)
+    np.testing.assert_allclose(y, f(torch.tensor(x), torch.tensor(w)).numpy(), rtol=1e-10, atol=1e-10)
+    gy = _rand(rng, y.shape, np.float64)
+    gx_t, gw_t = _grads(torch, f, (x, w), gy)
+    np.testing.assert_allclose(K.conv_transpose2d_backward_input(gy, w, x_shape, *args), gx_t, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(K.conv_transpose2d_backward_weight(x, gy, w_shape, *args), gw_t, rtol=1e-10, atol=1e-10)
+
+
+@TORCH_SETTINGS
+@given(case=MAX_POOL, dtype=DTYPES, seed=st.integers(0, 2**16))
+def test_max_pool2d_matches_torch(case, dtype, seed):
+    torch, F = _torch()
+    x_shape, kernel, stride, padding, dilation, ceil_mode = case
+    rng = np.random.default_rng(seed)
+    x = _distinct(rng, x_shape, dtype)
+    y, idx = K.max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode)
+    # a dilated window wholly in the padding gives -inf and an index past its plane, which
+    # torch's backward then writes through (into the next plane, or past the buffer): skip
+    assume(np.all(np.isfinite(y)))
+    y_t, idx_t = F.max_pool2d(torch.tensor(x), kernel, stride, padding, dilation, ceil_mode, return_indices=True)
+    np.testing.assert_array_equal(y, y_t.numpy())
+    np.testing.assert_array_equal(idx, idx_t.numpy())
+    gy = _rand(rng, y.shape, dtype)
+    (gx_t,) = _grads(torch, lambda a: F.max_pool2d(a, kernel, stride, padding, dilation, ceil_mode), (x,), gy)
+    np.testing.assert_allclose(K.max_pool2d_backward(gy, idx, x_shape), gx_t, rtol=1e-6, atol=0)
+
+
+def test_max_pool2d_ties_and_nan_like_torch():
+    torch, F = _torch()
+    x = np.array([[[[1.0, 1.0, 2.0, 2.0, 0.0],
+                    [1.0, 0.0, 2.0, np.nan, 0.0],
+                    [-np.inf, -np.inf, 5.0, 5.0, 0.0],
+                    [-np.inf, -np.inf, 5.0, 5.0, 0.0]]]], np.float32)
+    for kernel, stride, padding in [((2, 2), (2, 2), (0, 0)), ((3, 3), (1, 2), (1, 1))]:
+        y, idx = K.max_pool2d_forward(x, kernel, stride, padding, (1, 1), False)
+        y_t, idx_t = F.max_pool2d(torch.tensor(x), kernel, stride, padding, return_indices=True)
+        np.testing.assert_array_equal(y, y_t.numpy())
+        np.testing.assert_array_equal(idx, idx_t.numpy())
+
+
+@TORCH_SETTINGS
+@given(case=AVG_POOL, seed=st.integers(0, 2**16))
+def test_avg_pool2d_matches_torch(case, seed):
+    torch, F = _torch()
+    (x_shape, kernel, stride, padding, _, ceil_mode), count_include_pad, divisor = case
+    rng = np.random.default_rng(seed)
+    x = _rand(rng, x_shape, np.float64)
+
+    def f(a):
+        return F.avg_pool2d(a, kernel, stride, padding, ceil_mode, count_include_pad, divisor)
+
+    y = K.avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor)
+    np.testing.assert_allclose(y, f(torch.tensor(x)).numpy(), rtol=1e-12, atol=1e-12)
+    gy = _rand(rng, y.shape, np.float64)
+    (gx_t,) = _grads(torch, f, (x,), gy)
+    gx = K.avg_pool2d_backward(gy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor)
+    np.testing.assert_allclose(gx, gx_t, rtol=1e-12, atol=1e-12)
