@@ -564,3 +564,9 @@ def test_tensor_basics():
     assert "requires_grad" in repr(leaf(np.ones(1)))
     assert x.requires_grad_().requires_grad
     assert x.zero_().data.sum() == 0
+
+
+def test_pow_zero_has_a_zero_gradient_even_at_zero():
+    x = leaf(np.array([0.0, 2.0]))
+    (x ** 0.0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0])  # torch: 0, not 0 * inf = nan

@@ -427,6 +427,20 @@ def test_batch_norm_errors_and_float32_buffers_with_float64_input():
     np.testing.assert_allclose(z.data, y.data)
 
 
+def test_batch_norm_float32_statistics_survive_a_large_mean():
+    """A one-pass E[x^2] - E[x]^2 in float32 would lose the variance entirely here."""
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((8, 3, 16, 16)) * 0.5 + 3000.0).astype(np.float32)
+    running_mean, running_var = np.zeros(3, np.float32), np.ones(3, np.float32)
+    y = F.batch_norm(Tensor(x), running_mean, running_var, training=True, momentum=1.0).data
+    x64 = x.astype(np.float64)
+    mean, var = x64.mean(axis=(0, 2, 3)), x64.var(axis=(0, 2, 3))
+    expected = (x64 - mean.reshape(1, -1, 1, 1)) / np.sqrt(var.reshape(1, -1, 1, 1) + 1e-5)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, expected, atol=2e-3)  # float32 rounding of x - mean, no worse
+    np.testing.assert_allclose(running_var, var * x[:, 0].size / (x[:, 0].size - 1), rtol=1e-3)
+
+
 @given(inputs=batch_norm_inputs(min_dims=4, max_dims=4), training=st.booleans())
 def test_fused_batch_norm_relu_equals_relu_of_batch_norm(inputs, training):
     x, w, b, rm, rv = inputs
@@ -495,10 +509,13 @@ def test_activations_at_extremes_do_not_overflow_and_keep_float32():
     np.testing.assert_allclose(s.data, [0, 0, 0.5, 1, 1], atol=1e-20)
     np.testing.assert_allclose(q.data, [0, -50 * np.exp(-50.0), 0, 50, 1000], atol=1e-20, rtol=1e-6)
     assert np.all(np.isfinite(x.grad))
-    # relu's gradient at exactly 0 is 0, as in torch
+    # at exactly 0, as in torch: relu's gradient is 0, leaky_relu's is the negative slope
     z = leaf(np.array([0.0]))
     F.relu(z).backward(np.ones(1))
     assert z.grad[0] == 0.0
+    z.grad = None
+    F.leaky_relu(z, 0.2).backward(np.ones(1))
+    assert z.grad[0] == 0.2
 
 
 @given(data=st.data(), log=st.booleans())
@@ -782,6 +799,7 @@ def test_conv2d_matches_torch(torch, dtype, data, p, bias):
                             [x, w], dtype)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # torch's notes on its own choices
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kernel, dilation", [((3, 3), 1), ((2, 4), 1), ((3, 2), (2, 1)), ((1, 1), 1)])
 def test_conv2d_same_padding_matches_torch(torch, dtype, kernel, dilation):
@@ -918,6 +936,7 @@ def test_cross_entropy_matches_torch(torch, dtype, case):
                         lambda a: tF.cross_entropy(a, torch_target, **torch_kwargs), [logits], dtype)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # torch's notes on its own choices
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none", "batchmean"])
 @pytest.mark.parametrize("log_target", [False, True])

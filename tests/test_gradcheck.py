@@ -263,6 +263,14 @@ def test_cli_gradcheck_prints_one_line_per_check_and_a_summary():
     assert modes.count("directional") == modes.count("full") == modes.count("properties") == len(expected_cases)
 
 
+def test_cli_gradcheck_passes_the_whole_catalog():
+    """What a learner runs first: every op and layer, all three checks (a few seconds)."""
+    result = CliRunner().invoke(main, ["gradcheck"])
+    checks = 3 * len(list(catalog.cases()))
+    assert result.output.strip().splitlines()[-1] == f"{checks} passed, 0 failed", result.output
+    assert result.exit_code == 0
+
+
 def test_cli_gradcheck_no_full_skips_the_jacobian_mode():
     result = CliRunner().invoke(main, ["gradcheck", "--select", "softmax", "--no-full", "--seed", "3"])
     assert result.exit_code == 0, result.output

@@ -189,6 +189,14 @@ def test_res_norm_keeps_float32():
     assert y.dtype == np.float32 and x.grad.dtype == np.float32
 
 
+def test_freq_norm_float32_survives_a_large_offset():
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((2, 3, 4, 50)) * 0.5 + 3000.0).astype(np.float32)
+    x64 = x.astype(np.float64)
+    expected = (x64 - x64.mean(axis=(1, 3), keepdims=True)) / np.sqrt(x64.var(axis=(1, 3), keepdims=True) + 1e-5)
+    np.testing.assert_allclose(nn.ResNorm(lam=0.0)(Tensor(x)).data, expected, atol=2e-3)
+
+
 def test_batch_norm2d_modes():
     rng = np.random.default_rng(3)
     x = Tensor(rng.standard_normal((4, 2, 3, 3)) * 2 + 5)
@@ -502,6 +510,20 @@ def test_a_tinyasc_state_dict_gives_torch_the_same_outputs(torch):
     torch_params = dict(theirs.named_parameters())
     for name, p in ours.named_parameters():
         np.testing.assert_allclose(p.grad, torch_params[name].grad.numpy(), rtol=1e-3, atol=1e-4, err_msg=name)
+
+
+def test_a_torch_state_dict_loads_into_tinyasc(torch):
+    ours, theirs = small_nets(torch)
+    theirs.eval()
+    ours.eval()
+    with torch.no_grad():
+        for p in theirs.parameters():
+            p.uniform_(-1, 1)
+        theirs.ssn.running_mean.uniform_(-1, 1)
+    missing, unexpected = ours.load_state_dict(theirs.state_dict(), strict=False)
+    assert missing == [] and sorted(unexpected) == ["features.1.num_batches_tracked", "ssn.num_batches_tracked"]
+    x = np.random.default_rng(9).standard_normal((2, 1, 8, 6)).astype(np.float32)
+    np.testing.assert_allclose(ours(Tensor(x)).data, theirs(torch.tensor(x)).detach().numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_batch_norm_running_statistics_follow_torch_over_training_steps(torch):

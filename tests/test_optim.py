@@ -212,6 +212,12 @@ def test_warmup_cosine_endpoints_and_shape():
     np.testing.assert_allclose(np.diff(lrs[:warmup]), peak / warmup)  # linear
 
 
+def test_warmup_cosine_without_warmup_starts_at_the_peak():
+    assert warmup_cosine(0, 0.1, 0, 10) == pytest.approx(0.1)
+    assert warmup_cosine(5, 0.1, 0, 10) == pytest.approx(0.05)
+    assert warmup_cosine(10, 0.1, 0, 10) == pytest.approx(0.0, abs=1e-15)
+
+
 def test_warmup_cosine_scheduler_drives_the_optimizer_and_resumes():
     p = nn.Parameter(np.zeros(1))
     optimizer = SGD([p], lr=123.0, momentum=0.9)

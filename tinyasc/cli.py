@@ -97,11 +97,13 @@ def train(data, preset, width, norm, lam, epochs, batch_size, lr, warmup_epochs,
                          batch_size=batch_size, lr=lr, warmup_epochs=warmup_epochs, dropout=dropout,
                          roll_seconds=0.0 if no_roll else 1.5, mixup_alpha=0.0 if no_mixup else 0.3,
                          specaugment=not no_specaugment, select=select, val_fraction=val_fraction, seed=seed)
+    from pathlib import Path
     if resume_dir:
         run_dir = resume_dir
+        if not (Path(run_dir) / "config.json").is_file():
+            raise TinyAscError(f"{run_dir}: no config.json here; --resume needs a run folder written by tinyasc train")
     else:
         run_dir = run_dir or _default_run_dir()
-        from pathlib import Path
         if (Path(run_dir) / "checkpoint.npz").exists():
             raise TinyAscError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
     click.echo(f"run folder: {run_dir}")

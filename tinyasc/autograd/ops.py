@@ -71,6 +71,8 @@ class Pow(Function):
 
     def backward(self, grad):
         p = np.asarray(self.exponent, dtype=self.x.dtype)
+        if p == 0:  # d(x**0)/dx = 0 everywhere, x = 0 included (as torch), not 0 * inf
+            return np.zeros_like(grad)
         return grad * p * self.x ** (p - 1)
 
 

@@ -145,10 +145,13 @@ class Trainer:
         self.history, self.selected = meta["history"], meta.get("selected")
 
     # ------------------------------------------------------------- training
+    def prepare_run_dir(self):
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.run_dir / "config.json", self.config.to_json() + "\n")
+
     def fit(self):
         config = self.config
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.run_dir / "config.json", config.to_json() + "\n")
+        self.prepare_run_dir()
         with _StopFlag() as flag:
             while self.epoch < config.epochs:
                 if not self._train_epoch(flag):
@@ -167,19 +170,20 @@ class Trainer:
         desc = f"epoch {epoch + 1}/{config.epochs}"
         with Progress(total=self.steps_per_epoch, desc=desc, unit="step", enabled=None if self.show_progress else False) as bar:
             bar.update(self.step_in_epoch)
-            for step, (x, y) in data.train_batches(config.batch_size, config.seed, epoch, self.step_in_epoch):
-                rng = np.random.default_rng([config.seed, epoch, step])
-                x_aug, target = augment_batch(x, y, config, rng)
-                loss, logits = train_step(self.model, self.optimizer, x_aug, target)
+            batches = data.train_batches(config.batch_size, config.seed, epoch, self.step_in_epoch,
+                                         transform=lambda x, y, rng: augment_batch(x, y, config, rng))
+            for step, (x, target) in batches:
+                loss, logits = train_step(self.model, self.optimizer, x, target)
                 if not math.isfinite(loss):
                     raise TrainingDiverged(
                         f"loss became {loss} at epoch {epoch + 1}, step {step + 1}; the last good checkpoint "
                         f"(end of epoch {epoch}) is kept in {self.run_dir}. Try a lower --lr")
                 self.schedule.step()
                 self.step_in_epoch = step + 1
-                total_loss += loss * len(y)
-                total_correct += int(np.sum(logits.argmax(axis=1) == y))
-                total_seen += len(y)
+                labels = target.argmax(axis=1) if target.ndim == 2 else target  # Mixup: the larger share
+                total_loss += loss * len(labels)
+                total_correct += int(np.sum(logits.argmax(axis=1) == labels))
+                total_seen += len(labels)
                 elapsed = time.perf_counter() - start
                 bar.update(1, loss=total_loss / total_seen, acc=100.0 * total_correct / total_seen,
                            clips_s=total_seen / max(elapsed, 1e-9))

@@ -62,10 +62,14 @@ class TrainingData:
     def steps_per_epoch(self, batch_size):
         return max(len(self.rows("train")) // batch_size, 1)
 
-    def train_batches(self, batch_size, seed, epoch, start_step=0):
-        """(step, (x N x 1 x F x T float32, y int64)) for the epoch's shuffle, from start_step on."""
+    def train_batches(self, batch_size, seed, epoch, start_step=0, transform=None):
+        """(step, (x N x 1 x F x T float32, y)) for the epoch's shuffle, from start_step on.
+
+        transform(x, y, rng) runs in the loader's background thread with
+        rng = default_rng([seed, epoch, step]).
+        """
         loader = BatchLoader(self.features, self.rows("train"), self.labels("train"), batch_size=batch_size,
-                             seed=seed, shuffle=True, drop_last=True)
+                             seed=seed, shuffle=True, drop_last=True, transform=transform)
         return loader.epoch(epoch, start=start_step)
 
     def frequency_statistics(self, chunk=256):

@@ -1,0 +1,217 @@
+"""Training: exact resume, faults (NaN, bad checkpoints), run-folder outputs and the CLI."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tinyasc.cli import main
+from tinyasc.data import cache, synth
+from tinyasc.data.tau import load_dataset
+from tinyasc.train import classifier
+from tinyasc.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from tinyasc.train.classifier import Trainer, TrainingDiverged
+from tinyasc.train.config import TrainConfig
+from tinyasc.train.data import TrainingData
+
+
+@pytest.fixture(scope="module")
+def tiny_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    root = home / "tiny"
+    synth.write_dataset(root, preset="tiny", seed=0, progress=False)
+    return home, root
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tiny_home):
+    home, root = tiny_home
+    dataset = load_dataset(root)
+    features = cache.load_features(dataset, cache_dir=home / "features", progress=False)
+    return TrainingData.from_features(dataset, features)
+
+
+def _config(**kw):
+    base = dict(width=4, epochs=2, batch_size=8, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+class _StopAfter:
+    """Stands in for Ctrl-C: `stop` turns true after n steps."""
+
+    def __init__(self, n):
+        self.n = n
+
+    @property
+    def stop(self):
+        self.n -= 1
+        return self.n <= 0
+
+
+def _weights(trainer):
+    return {k: v.copy() for k, v in trainer.model.state_dict().items()}
+
+
+def test_resume_mid_epoch_ends_with_the_same_weights(tiny_data, tmp_path):
+    straight = Trainer(_config(), tmp_path / "a", data=tiny_data, log=lambda *_: None, progress=False)
+    assert straight.fit()
+    interrupted = Trainer(_config(), tmp_path / "b", data=tiny_data, log=lambda *_: None, progress=False)
+    interrupted.prepare_run_dir()
+    assert not interrupted._train_epoch(_StopAfter(2))  # stopped after step 2 of epoch 1
+    interrupted.save()
+    resumed = Trainer(_config(), tmp_path / "b", data=tiny_data, log=lambda *_: None, progress=False)
+    resumed.restore(tmp_path / "b" / classifier.CHECKPOINT)
+    assert (resumed.epoch, resumed.step_in_epoch) == (0, 2)
+    assert resumed.fit()
+    a, b = _weights(straight), _weights(resumed)
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    # And resuming changed something: a fresh model differs.
+    fresh = Trainer(_config(), tmp_path / "c", data=tiny_data, log=lambda *_: None, progress=False)
+    assert not np.array_equal(_weights(fresh)["head.conv.weight"], a["head.conv.weight"])
+
+
+def test_resume_from_end_of_epoch_via_train(tiny_data, tmp_path):
+    cfg = _config(epochs=3)
+    straight = Trainer(cfg, tmp_path / "a", data=tiny_data, log=lambda *_: None, progress=False)
+    straight.fit()
+    short = Trainer(_config(epochs=3), tmp_path / "b", data=tiny_data, log=lambda *_: None, progress=False)
+    short.prepare_run_dir()
+    assert short._train_epoch(_StopAfter(10**6))
+    short._end_epoch()
+    text, table = classifier.train(None, tmp_path / "b", resume=True, log=lambda *_: None, progress=False,
+                                   data=tiny_data)
+    arrays, meta = load_checkpoint(tmp_path / "b" / classifier.CHECKPOINT)
+    assert meta["epoch"] == 3 and len(meta["history"]) == 3
+    for key, value in _weights(straight).items():
+        np.testing.assert_array_equal(arrays[f"model/{key}"], value, err_msg=key)
+    assert "overall" in text and table["overall"]["count"] == len(tiny_data.rows("test"))
+
+
+def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoint(tiny_data, tmp_path, monkeypatch):
+    trainer = Trainer(_config(epochs=3), tmp_path / "run", data=tiny_data, log=lambda *_: None, progress=False)
+    real_step = classifier.train_step
+    calls = {"n": 0}
+    steps = trainer.steps_per_epoch
+
+    def failing_step(model, optimizer, x, y):
+        calls["n"] += 1
+        if calls["n"] == steps + 2:  # epoch 2, step 2
+            return float("nan"), np.zeros((len(x), 10))
+        return real_step(model, optimizer, x, y)
+
+    monkeypatch.setattr(classifier, "train_step", failing_step)
+    with pytest.raises(TrainingDiverged, match="epoch 2, step 2"):
+        trainer.fit()
+    arrays, meta = load_checkpoint(tmp_path / "run" / classifier.CHECKPOINT)
+    assert meta["epoch"] == 1 and meta["step_in_epoch"] == 0
+
+
+def test_run_folder_outputs(tiny_data, tmp_path):
+    trainer = Trainer(_config(epochs=1), tmp_path / "run", data=tiny_data, log=lambda *_: None, progress=False)
+    trainer.fit()
+    text, table = trainer.report()
+    run = tmp_path / "run"
+    for name in ("config.json", "metrics.csv", "checkpoint.npz", "report.txt", "device_table.csv", "classes.csv"):
+        assert (run / name).is_file(), name
+    header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"epoch", "loss", "lr", "test_A", "test_S6", "test_overall"} <= set(header)
+    assert json.loads((run / "config.json").read_text())["width"] == 4
+    assert set(table) == {"A", "B", "C", "S1", "S2", "S3", "S4", "S5", "S6", "overall"}
+
+
+def test_minvar_selects_smallest_validation_spread(tiny_data, tmp_path, tiny_home):
+    home, root = tiny_home
+    dataset = load_dataset(root)
+    features = cache.load_features(dataset, cache_dir=home / "features", progress=False)
+    data = TrainingData.from_features(dataset, features, val_fraction=0.3, seed=3)
+    assert not set(data.filenames("val")) & set(data.filenames("train"))
+    trainer = Trainer(_config(epochs=3, select="minvar", val_fraction=0.3), tmp_path / "run", data=data,
+                      log=lambda *_: None, progress=False)
+    trainer.fit()
+    spreads = [row["val_spread"] for row in trainer.history]
+    assert spreads[trainer.selected[0] - 1] == min(spreads)
+    assert (tmp_path / "run" / classifier.SELECTED).is_file()
+
+
+# ------------------------------------------------------------------ bad checkpoints
+
+def _trained(tiny_data, tmp_path):
+    trainer = Trainer(_config(epochs=1), tmp_path / "run", data=tiny_data, log=lambda *_: None, progress=False)
+    trainer.fit()
+    return trainer, tmp_path / "run" / classifier.CHECKPOINT
+
+
+def test_truncated_checkpoint_is_a_clear_error(tiny_data, tmp_path):
+    _, path = _trained(tiny_data, tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(path)
+
+
+def test_object_arrays_are_refused(tmp_path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, weights=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(CheckpointError, match="object arrays"):
+        load_checkpoint(path)
+    with pytest.raises(TypeError, match="only numbers"):
+        save_checkpoint(tmp_path / "x.npz", {"w": np.array(["s"], dtype=object)}, {})
+
+
+def test_wrong_model_checkpoint_names_the_keys(tiny_data, tmp_path):
+    _, path = _trained(tiny_data, tmp_path)
+    other = Trainer(_config(width=6), tmp_path / "other", data=tiny_data, log=lambda *_: None, progress=False)
+    with pytest.raises(CheckpointError, match="shape mismatch: head.conv.weight"):
+        other.restore(path)
+
+
+def test_checkpoint_writes_are_atomic(tiny_data, tmp_path, monkeypatch):
+    trainer, path = _trained(tiny_data, tmp_path)
+    before = path.read_bytes()
+
+    def broken_savez(f, **arrays):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(OSError):
+        trainer.save()
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def test_cli_train_evaluate_predict(tiny_home, tmp_path, monkeypatch):
+    home, root = tiny_home
+    monkeypatch.setenv("TINYASC_HOME", str(home))
+    runner = CliRunner()
+    run = tmp_path / "run"
+    result = runner.invoke(main, ["train", "--data", str(root), "--model-width", "4", "--epochs", "1",
+                                  "--batch-size", "8", "--out", str(run), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "overall" in result.output and "S6" in result.output
+    again = runner.invoke(main, ["train", "--data", str(root), "--out", str(run), "--quiet"])
+    assert again.exit_code == 1 and "already holds a run" in again.output
+    result = runner.invoke(main, ["evaluate", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "confusion matrix" in result.output
+    out = tmp_path / "submission.tsv"
+    result = runner.invoke(main, ["predict", str(run), str(root / "audio"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = out.read_text().splitlines()
+    assert lines[0].split("\t")[:3] == ["filename", "scene_label", "airport"]
+    probs = np.array([[float(v) for v in line.split("\t")[2:]] for line in lines[1:]])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["train", "--resume", str(tmp_path / "nowhere")])
+    assert result.exit_code == 1
+    assert result.output.strip().count("\n") == 0 and "no config.json" in result.output
+    result = runner.invoke(main, ["evaluate", str(tmp_path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
