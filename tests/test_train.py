@@ -215,3 +215,19 @@ def test_cli_errors_are_one_line(tmp_path):
     assert result.output.strip().count("\n") == 0 and "no config.json" in result.output
     result = runner.invoke(main, ["evaluate", str(tmp_path)])
     assert result.exit_code == 1 and "Traceback" not in result.output
+
+
+def test_experiment_table_has_one_row_per_norm_and_reuses_runs(tiny_home, tmp_path, monkeypatch):
+    home, root = tiny_home
+    monkeypatch.setenv("TINYASC_HOME", str(home))
+    runner = CliRunner()
+    args = ["experiment", "--data", str(root), "--model-width", "4", "--norms", "none,resnorm", "--seeds", "0,1",
+            "--epochs", "1", "--batch-size", "8", "--out", str(tmp_path / "exp"), "--quiet"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    table = (tmp_path / "exp" / "table.csv").read_text().splitlines()
+    assert len(table) == 3 and table[1].startswith("BC-ResNet-Mod,none") and "ResNorm" in table[2]
+    again = runner.invoke(main, args)
+    assert again.exit_code == 0 and "--- " not in again.output  # nothing retrained
+    bad = runner.invoke(main, args[:5] + ["--norms", "batchnorm"])
+    assert bad.exit_code == 1 and "unknown variant" in bad.output

@@ -166,3 +166,36 @@ def data_info(data):
     dataset = load_dataset(data)
     click.echo(f"{dataset.root}")
     click.echo(dataset.summary())
+
+
+@main.command()
+@click.option("--data", type=click.Path(), default=None, help="Dataset root. Default: the embedded synthetic dataset.")
+@click.option("--preset", type=click.Choice(["tiny", "default", "full"]), default="default", show_default=True)
+@click.option("--model-width", "width", type=int, default=10, show_default=True)
+@click.option("--norms", default="none,global,freqin,preresnorm,resnorm", show_default=True,
+              help="Comma-separated normalization variants (rows of Table 2).")
+@click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds.")
+@click.option("--epochs", type=int, default=30, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(), default="runs/experiment", show_default=True,
+              help="Experiment folder; finished runs in it are reused, interrupted ones resumed.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@friendly_errors
+def experiment(data, preset, width, norms, seeds, epochs, batch_size, out_dir, quiet):
+    """Run the Table 2 normalization ablation and print the table (also table.md / table.csv)."""
+    from tinyasc.models.bcresnet_mod import NORMS
+    from tinyasc.train.config import TrainConfig
+    from tinyasc.train.experiment import run_experiment
+
+    norm_list = [n.strip() for n in norms.split(",") if n.strip()]
+    bad = [n for n in norm_list if n not in NORMS]
+    if bad or not norm_list:
+        raise TinyAscError(f"--norms: unknown variant(s) {bad}; choose from {', '.join(NORMS)}")
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise TinyAscError(f"--seeds must be comma-separated integers, got {seeds!r}") from None
+    config = TrainConfig(data=data, preset=preset, width=width, epochs=epochs, batch_size=batch_size)
+    config.validate()
+    _, text = run_experiment(config, norm_list, seed_list, out_dir, log=click.echo, progress=not quiet)
+    click.echo(text)

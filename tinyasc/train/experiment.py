@@ -1,0 +1,95 @@
+"""The Table 2 ablation: every normalization variant x several seeds, one table.
+
+Each (variant, seed) is an ordinary run folder under the experiment folder, so a run
+that was interrupted resumes and a finished one is read back instead of retrained.
+The table has the paper's form: per-device accuracy (mean over seeds) and the overall
+accuracy as mean +- standard deviation over seeds.
+"""
+import csv
+import io
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from tinyasc.train import classifier
+from tinyasc.train.checkpoint import atomic_write_text, load_checkpoint
+from tinyasc.train.data import TrainingData
+from tinyasc.train.evaluate import DEVICE_COLUMNS
+
+ROW_NAMES = {"none": "BC-ResNet-Mod", "global": "+ Global FreqNorm", "freqin": "+ FreqIN",
+             "preresnorm": "+ Pre-ResNorm", "resnorm": "+ ResNorm"}
+
+
+def _finished(run_dir, epochs):
+    path = Path(run_dir) / classifier.CHECKPOINT
+    if not (Path(run_dir) / "device_table.csv").is_file() or not path.is_file():
+        return False
+    _, meta = load_checkpoint(path)
+    return meta["epoch"] >= epochs
+
+
+def _read_device_table(run_dir):
+    with open(Path(run_dir) / "device_table.csv", newline="") as f:
+        return {row["device"]: float(row["accuracy"]) for row in csv.DictReader(f)}
+
+
+def run_experiment(base_config, norms, seeds, out_dir, log=print, progress=True):
+    """Train every (norm, seed) not yet finished; return the rows of the table."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = TrainingData.load(base_config, log=log)
+    results = {}
+    for norm in norms:
+        for seed in seeds:
+            run_dir = out_dir / f"{norm}-seed{seed}"
+            config = replace(base_config, norm=norm, seed=seed)
+            if not _finished(run_dir, config.epochs):
+                resume = (run_dir / classifier.CHECKPOINT).is_file()
+                log(f"--- {ROW_NAMES[norm]} (norm={norm}), seed {seed}: {run_dir}")
+                classifier.train(config, run_dir, resume=resume, log=log, progress=progress, data=data)
+            results[(norm, seed)] = _read_device_table(run_dir)
+    rows = summarize(results, norms, seeds)
+    atomic_write_text(out_dir / "table.csv", table_csv(rows))
+    text = format_table(rows, base_config, seeds)
+    atomic_write_text(out_dir / "table.md", text + "\n")
+    atomic_write_text(out_dir / "experiment.json", json.dumps(
+        {"norms": list(norms), "seeds": list(seeds), "config": json.loads(base_config.to_json()),
+         "results": {f"{n}-seed{s}": v for (n, s), v in results.items()}}, indent=2) + "\n")
+    return rows, text
+
+
+def summarize(results, norms, seeds):
+    rows = []
+    for norm in norms:
+        per_seed = [results[(norm, s)] for s in seeds]
+        row = {"norm": norm, "name": ROW_NAMES[norm]}
+        for column in DEVICE_COLUMNS:
+            values = [r[column] for r in per_seed if column in r]
+            row[column] = float(np.mean(values)) if values else float("nan")
+        overall = np.array([r["overall"] for r in per_seed])
+        row["overall_mean"], row["overall_std"] = float(overall.mean()), float(overall.std())
+        rows.append(row)
+    return rows
+
+
+def table_csv(rows):
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["method", "norm"] + list(DEVICE_COLUMNS) + ["overall_mean", "overall_std"])
+    for row in rows:
+        writer.writerow([row["name"], row["norm"]] + [f"{row[c]:.2f}" for c in DEVICE_COLUMNS]
+                        + [f"{row['overall_mean']:.2f}", f"{row['overall_std']:.2f}"])
+    return buf.getvalue()
+
+
+def format_table(rows, config, seeds):
+    head = "| Method | " + " | ".join(DEVICE_COLUMNS) + " | Overall |"
+    lines = [f"BC-ResNet-Mod, c={config.width}, {config.epochs} epochs, seeds {list(seeds)}: "
+             "test accuracy (%) per device, overall mean +- std over seeds", "", head,
+             "|" + "---|" * (len(DEVICE_COLUMNS) + 2)]
+    for row in rows:
+        cells = " | ".join(f"{row[c]:.1f}" for c in DEVICE_COLUMNS)
+        lines.append(f"| {row['name']} | {cells} | {row['overall_mean']:.1f} +- {row['overall_std']:.1f} |")
+    return "\n".join(lines)
