@@ -35,7 +35,12 @@ def warm_kernels():
         w = ta.Tensor(np.ones((2, 2, 3, 3), dtype), requires_grad=True)
         F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1).sum().backward()
         F.max_pool2d(x, 2).sum().backward()
+        F.max_pool2d(x, 3, 1, 1).sum().backward()
         F.avg_pool2d(x, 2).sum().backward()
+        F.batch_norm_relu(x * x, None, None, training=True).sum().backward()
+        F.batch_norm(x * x, np.zeros(2, dtype), np.ones(2, dtype), training=False).sum().backward()
+        ta.nn.ResNorm()(x * x).sum().backward()
+        F.broadcast_residual_relu(x * 1, x.mean(dim=2, keepdim=True), x * 1).sum().backward()
 
 
 @pytest.fixture(scope="session")

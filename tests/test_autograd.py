@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import tinyasc as ta
@@ -504,6 +504,8 @@ def test_cast_is_differentiable_and_returns_the_input_dtype():
     (y * 3).sum().backward()
     assert x.grad.dtype == np.float64
     np.testing.assert_array_equal(x.grad, [3.0, 3.0])
+    # the cast's own backward must return the input's dtype (the leaf cast would hide it)
+    assert_gradients(lambda a: a.double() * 2, [leaf(np.array([1.0, 2.0]))], name="cast")
 
 
 def test_backward_errors():

@@ -10,7 +10,6 @@ Three layers of evidence for every op:
    float32 and float64 (skipped where torch is not installed).
 """
 import inspect
-import re
 import warnings
 
 import numpy as np

@@ -206,7 +206,8 @@ def test_batch_norm2d_modes():
     assert np.all(layer.running_mean > 0.5)
     layer.eval()
     y = layer(x).data
-    expected = (x.data - layer.running_mean.reshape(1, -1, 1, 1)) / np.sqrt(layer.running_var.reshape(1, -1, 1, 1) + 1e-5)
+    mean, var = layer.running_mean.reshape(1, -1, 1, 1), layer.running_var.reshape(1, -1, 1, 1)
+    expected = (x.data - mean) / np.sqrt(var + 1e-5)
     np.testing.assert_allclose(y, expected, rtol=1e-10)
     free = nn.BatchNorm2d(2, affine=False, track_running_stats=False).double().eval()
     assert list(free.parameters()) == [] and free.state_dict() == {}

@@ -72,8 +72,8 @@ SGD_SETTINGS = [
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("settings", SGD_SETTINGS, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
 def test_sgd_trajectory_equals_torch(torch, settings, dtype):
-    assert_same_trajectory(run_ours(SGD, 8, dtype, **settings), run_torch(torch, torch.optim.SGD, 8, dtype, **settings),
-                           dtype)
+    theirs = run_torch(torch, torch.optim.SGD, 8, dtype, **settings)
+    assert_same_trajectory(run_ours(SGD, 8, dtype, **settings), theirs, dtype)
 
 
 ADAM_SETTINGS = [dict(lr=0.01), dict(lr=0.05, betas=(0.8, 0.99), eps=1e-6), dict(lr=0.01, weight_decay=0.1)]
@@ -82,8 +82,8 @@ ADAM_SETTINGS = [dict(lr=0.01), dict(lr=0.05, betas=(0.8, 0.99), eps=1e-6), dict
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("settings", ADAM_SETTINGS, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
 def test_adam_trajectory_equals_torch(torch, settings, dtype):
-    assert_same_trajectory(run_ours(Adam, 8, dtype, **settings), run_torch(torch, torch.optim.Adam, 8, dtype, **settings),
-                           dtype)
+    theirs = run_torch(torch, torch.optim.Adam, 8, dtype, **settings)
+    assert_same_trajectory(run_ours(Adam, 8, dtype, **settings), theirs, dtype)
 
 
 def test_warmup_cosine_equals_torchs_linear_then_cosine_schedulers(torch):

@@ -171,6 +171,8 @@ def _shape_str(x_shape, w_shape):
 
 def _first_calls():
     """Time the first call of every kernel path on tiny float32 inputs; print JSON (subprocess)."""
+    from tinyasc.kernels import pointwise
+
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 2, 8, 8)).astype(np.float32)
     times = {}
@@ -181,14 +183,21 @@ def _first_calls():
         times[name] = time.perf_counter() - t
 
     for path, w_shape, stride, padding, groups in [("im2col+BLAS", (2, 2, 5, 5), (2, 2), (2, 2), 1),
-                                                   ("pointwise", (2, 2, 1, 1), (1, 1), (0, 0), 1),
                                                    ("depthwise", (2, 1, 3, 1), (1, 1), (1, 0), 2)]:
         w = rng.standard_normal(w_shape).astype(np.float32)
         args = (stride, padding, (1, 1), groups)
-        y = K.conv2d_forward(x, w, *args)
+        y_shape = (2, w_shape[0]) + tuple(K.conv2d_output_size(8, w_shape[2 + a], stride[a], padding[a], 1)
+                                          for a in range(2))
+        gy = rng.standard_normal(y_shape).astype(np.float32)
         first(f"conv2d_forward[{path}]", lambda: K.conv2d_forward(x, w, *args))
-        first(f"conv2d_backward_input[{path}]", lambda: K.conv2d_backward_input(y, w, x.shape, *args))
-        first(f"conv2d_backward_weight[{path}]", lambda: K.conv2d_backward_weight(x, y, w.shape, *args))
+        first(f"conv2d_backward_input[{path}]", lambda: K.conv2d_backward_input(gy, w, x.shape, *args))
+        first(f"conv2d_backward_weight[{path}]", lambda: K.conv2d_backward_weight(x, gy, w.shape, *args))
+    # the streaming pointwise kernels serve only large layers: call them directly
+    x3, w2 = x.reshape(2, 2, 64), np.ones((3, 2), np.float32)
+    first("conv2d_forward[pointwise]", lambda: pointwise.pointwise_forward_kernel(x3, w2))
+    times["conv2d_backward_input[pointwise]"] = 0.0  # the forward kernel again
+    first("conv2d_backward_weight[pointwise]",
+          lambda: pointwise.pointwise_backward_weight_kernel(x3, np.ones((2, 3, 64), np.float32), 2))
     pool = ((2, 2), (2, 2), (0, 0), (1, 1), False)
     first("max_pool2d_forward", lambda: K.max_pool2d_forward(x, *pool))
     y, idx = K.max_pool2d_forward(x, *pool)

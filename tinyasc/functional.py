@@ -20,6 +20,8 @@ class Conv2d(Function):
     def forward(self, x, w, b, stride, padding, dilation, groups):
         self.x, self.w = x, w
         self.params = (stride, padding, dilation, groups)
+        kind = " depthwise" if groups == x.shape[1] == w.shape[0] and groups > 1 else ""
+        self.profile_name = f"Conv2d {w.shape[2]}x{w.shape[3]}{kind}" + (f" /{stride[0]}" if stride != (1, 1) else "")
         y = kernels.conv2d_forward(x, w, stride, padding, dilation, groups)
         if b is not None:
             y += b.reshape(1, -1, 1, 1).astype(y.dtype, copy=False)

@@ -3,13 +3,10 @@
 Each module keeps its Numba kernels beside a plain-NumPy reference; tests/test_kernels.py checks
 one against the other and against PyTorch. tinyasc.functional wraps these in autograd ops.
 """
-import os
+from tinyasc.kernels.runtime import configure as _configure_runtime
 
-# Numba's OpenMP workers and OpenBLAS's threads take turns on the same cores (an im2col kernel,
-# then a BLAS matmul, then a depthwise kernel...). With the default "active" policy, idle OpenMP
-# workers spin and starve the BLAS threads: a loop alternating the two ran 15x slower here.
-# This must be set before Numba starts its OpenMP pool, i.e. before the first parallel kernel.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# passive OpenMP waits and glibc keeping freed blocks: see runtime.py (before any kernel runs)
+_configure_runtime()
 
 from tinyasc.kernels.conv import (  # noqa: E402
     conv2d_backward_input,

@@ -4,17 +4,18 @@ Every conv of BC-ResNet-Mod (paper Table 1) goes through here: the 5x5 stride-2 
 pointwise convs of each BC-ResBlock and the classifier, and the 3x1 / 1x3 depthwise convs.
 The public functions pick a path by the layer's shape:
 
-* 1x1, stride 1, no padding, groups 1 (pointwise): one BLAS matmul (Cout, Cin) @ (Cin, H*W)
-  per sample, straight on the NCHW memory; no im2col.
+* 1x1, stride 1, no padding, groups 1 (pointwise): a matmul (Cout, Cin) @ (Cin, H*W) per
+  sample, straight on the NCHW memory, no im2col: pointwise.py (BLAS, or a streaming Numba
+  kernel for thin layers too big for the caches).
 * depthwise 3x1 / 1x3, stride 1, dilation 1: depthwise.py.
-* anything else: the direct Numba kernels below, parallel over chunks of the batch.
-
-The direct kernels first copy one sample into a zero-padded buffer split by phase along the
-width: xq[ci, r, h, j] = x_padded[ci, h, j*sw + r]. Tap (kh, kw) of output column ow then reads
-xq[ci, (kw*dw) % sw, oh*sh + kh*dh, ow + (kw*dw) // sw], which is contiguous in ow even for a
-strided conv, so the innermost loops stream rows and vectorise. The buffer is per thread and
-per sample, so it stays in cache. The backward-input kernel scatters into the same layout and
-folds it back; the weight gradient accumulates one float64 partial per chunk, summed at the end.
+* anything else (the 5x5 stride-2 head, generic convs): im2col + BLAS. A Numba kernel gathers
+  the input patches of a tile of the batch into cols (K = Cin*KH*KW rows, one column per
+  output pixel), then one BLAS matmul per sample and group makes the outputs:
+  forward y = w @ cols, input gradient dcols = w^T @ gy followed by col2im (the scatter-add
+  adjoint of im2col), weight gradient gw += gy @ cols^T, summed over samples in float64.
+  A tile holds whole samples when they fit _COL_BUDGET, else row blocks of one sample.
+  (A direct Numba convolution reached 25 GFLOP/s on the head conv; BLAS with K = 25 does
+  ~90, and much more for c = 80. The matmul writes each output once, straight into y.)
 
 Shapes: x (N, Cin, H, W), w (Cout, Cin/groups, KH, KW), y (N, Cout, Ho, Wo) with
 Ho = (H + 2*ph - dh*(KH-1) - 1) // sh + 1, likewise Wo. stride, padding, dilation are (h, w).
@@ -28,9 +29,10 @@ from tinyasc.kernels.depthwise import (
     depthwise_conv2d_backward_weight,
     depthwise_conv2d_forward,
 )
+from tinyasc.kernels.pointwise import pointwise_conv_backward_weight, pointwise_conv_forward
 
-# im2col tile size in elements: a whole sample of the head conv (25 x 128*167) fits, and
-# a tile stays within the L2 caches of this class of machine.
+# im2col tile size in elements (4 MB of float32): one whole sample of the head conv
+# (25 x 128*167) per tile; bigger layers are cut into row blocks.
 _COL_BUDGET = 1 << 20
 _ROWS = 16  # output rows per im2col job
 
@@ -94,32 +96,35 @@ def im2col_kernel(x, n0, oh0, oh1, KH, KW, sh, sw, ph, pw, dh, dw, Wo, cols):
 
 @njit(parallel=True, cache=True)
 def col2im_kernel(cols, n0, oh0, oh1, KH, KW, sh, sw, ph, pw, dh, dw, Wo, gx):
-    """The adjoint of im2col_kernel: scatter-add cols (B, K, T) into gx[n0 + b]::
+    """The adjoint of im2col_kernel: add cols (B, K, T) back onto gx[n0 + b], gathered by
+    input row so that each row is written by one job only (no race)::
 
-        for (b, ci) in parallel:                    # disjoint input planes, no race
-            for kh, kw, oh in oh0..oh1-1, ow (inside the input):
-                gx[n0 + b, ci, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw] += cols[b, k, (oh - oh0)*Wo + ow]
+        for (b, ci, ih) in parallel:
+            for kh with oh = (ih + ph - kh*dh) / sh whole and in oh0..oh1-1, kw, ow:
+                gx[n0 + b, ci, ih, ow*sw - pw + kw*dw] += cols[b, k, (oh - oh0)*Wo + ow]
     """
     B = cols.shape[0]
     Cin, H, W = gx.shape[1], gx.shape[2], gx.shape[3]
-    for job in prange(B * Cin):
-        b = job // Cin
-        ci = job % Cin
+    for job in prange(B * Cin * H):
+        ih = job % H
+        ci = (job // H) % Cin
+        b = job // (H * Cin)
         for kh in range(KH):
+            num = ih + ph - kh * dh
+            if num < 0 or num % sh != 0:
+                continue
+            oh = num // sh
+            if oh < oh0 or oh >= oh1:
+                continue
             for kw in range(KW):
-                k = (ci * KH + kh) * KW + kw
                 c0 = kw * dw - pw
                 ow0, ow1 = _valid_columns(c0, sw, W, Wo)
                 if ow1 == ow0:
                     continue
-                for oh in range(oh0, oh1):
-                    ih = oh * sh - ph + kh * dh
-                    if ih < 0 or ih >= H:
-                        continue
-                    dst = gx[n0 + b, ci, ih, c0 + ow0 * sw:c0 + (ow1 - 1) * sw + 1:sw]
-                    src = cols[b, k, (oh - oh0) * Wo + ow0:(oh - oh0) * Wo + ow1]
-                    for j in range(ow1 - ow0):
-                        dst[j] += src[j]
+                dst = gx[n0 + b, ci, ih, c0 + ow0 * sw:c0 + (ow1 - 1) * sw + 1:sw]
+                src = cols[b, (ci * KH + kh) * KW + kw, (oh - oh0) * Wo + ow0:(oh - oh0) * Wo + ow1]
+                for j in range(ow1 - ow0):
+                    dst[j] += src[j]
     return gx
 
 
@@ -184,7 +189,7 @@ def conv2d_forward(x, w, stride, padding, dilation, groups):
     x = np.ascontiguousarray(x)
     w = np.ascontiguousarray(w, dtype=x.dtype)
     if _is_pointwise(w.shape, stride, padding, groups):
-        y = np.matmul(w.reshape(Cout, Cin), x.reshape(N, Cin, H * W))
+        y = pointwise_conv_forward(x.reshape(N, Cin, H * W), w.reshape(Cout, Cin))
         return y.reshape(N, Cout, H, W)
     if _is_depthwise(x.shape, w.shape, stride, padding, dilation, groups):
         return depthwise_conv2d_forward(x, w, padding)
@@ -219,8 +224,8 @@ def conv2d_backward_input(gy, w, x_shape, stride, padding, dilation, groups):
     gy = np.ascontiguousarray(gy)
     w = np.ascontiguousarray(w, dtype=gy.dtype)
     if full and _is_pointwise(w.shape, stride, padding, groups):
-        gx = np.matmul(w.reshape(Cout, Cin).T, gy.reshape(N, Cout, Ho * Wo))
-        return gx.reshape(x_shape)
+        wT = np.ascontiguousarray(w.reshape(Cout, Cin).T)
+        return pointwise_conv_forward(gy.reshape(N, Cout, Ho * Wo), wT).reshape(x_shape)
     if full and _is_depthwise(x_shape, w.shape, stride, padding, dilation, groups):
         return depthwise_conv2d_backward_input(gy, w, x_shape, padding)
     # dcols = w^T @ gy per group, then col2im scatters them back
@@ -254,9 +259,8 @@ def conv2d_backward_weight(x, gy, w_shape, stride, padding, dilation, groups):
     x = np.ascontiguousarray(x)
     gy = np.ascontiguousarray(gy, dtype=x.dtype)
     if full and _is_pointwise(w_shape, stride, padding, groups):
-        # one (Cout, Cin) product per sample, summed in float64
-        gw = np.matmul(gy.reshape(N, Cout, H * W), x.reshape(N, Cin, H * W).transpose(0, 2, 1))
-        return gw.sum(axis=0, dtype=np.float64).astype(x.dtype).reshape(w_shape)
+        gw = pointwise_conv_backward_weight(x.reshape(N, Cin, H * W), gy.reshape(N, Cout, H * W), _chunks(N))
+        return gw.astype(x.dtype).reshape(w_shape)
     if full and _is_depthwise(x.shape, w_shape, stride, padding, dilation, groups):
         return depthwise_conv2d_backward_weight(x, gy, w_shape, padding)
     # gw += gy @ cols^T per group, sample and tile; the small products are summed in float64

@@ -115,16 +115,20 @@ def depthwise1x3_forward_kernel(x, w3, pad):
         for f in range(H):
             src = x[n, c, f]
             yrow = y[n, c, f]
-            for ot in range(lo, hi):
-                it = ot - pad
-                yrow[ot] = w0 * src[it] + w1 * src[it + 1] + w2 * src[it + 2]
-            for ot in range(Wo):  # the border columns
-                if ot < lo or ot >= hi:
-                    yrow[ot] = 0
-                    for kw in range(3):
-                        it = ot - pad + kw
-                        if 0 <= it < W:
-                            yrow[ot] += w3[c, kw] * src[it]
+            # shifted views, so that the loop index is provably >= 0 and the loop vectorises
+            a = src[lo - pad:hi - pad]
+            b = src[lo - pad + 1:hi - pad + 1]
+            d = src[lo - pad + 2:hi - pad + 2]
+            inner = yrow[lo:hi]
+            for j in range(hi - lo):
+                inner[j] = w0 * a[j] + w1 * b[j] + w2 * d[j]
+            for border in range(lo + Wo - hi):  # the columns [0, lo) and [hi, Wo)
+                ot = border if border < lo else hi + border - lo
+                yrow[ot] = 0
+                for kw in range(3):
+                    it = ot - pad + kw
+                    if 0 <= it < W:
+                        yrow[ot] += w3[c, kw] * src[it]
     return y
 
 
@@ -152,9 +156,11 @@ def depthwise1x3_backward_weight_kernel(x, gy, pad):
                 lo = max(0, pad - kw)
                 hi = min(Wo, W + pad - kw)
                 if hi > lo:
-                    s = g[lo] * src[lo - pad + kw]
-                    for ot in range(lo + 1, hi):
-                        s += g[ot] * src[ot - pad + kw]
+                    gs = g[lo:hi]
+                    xs = src[lo - pad + kw:hi - pad + kw]
+                    s = gs[0] * xs[0]
+                    for j in range(1, hi - lo):
+                        s += gs[j] * xs[j]
                     part[n, c, kw] += s
     return part
 

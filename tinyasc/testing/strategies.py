@@ -19,7 +19,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-__all__ = ["ConvParams", "ConvTransposeParams", "PoolParams", "arrays", "away_from_zero",
+__all__ = ["LAYOUTS", "ConvParams", "ConvTransposeParams", "PoolParams", "arrays", "away_from_zero",
            "broadcast_shape_pairs", "conv2d_params", "conv_transpose2d_params", "distinct", "layouts",
            "noncontiguous", "pool2d_params", "positive", "shapes", "views"]
 
