@@ -37,6 +37,14 @@ def warm_kernels():
         F.max_pool2d(x, 2).sum().backward()
         F.max_pool2d(x, 3, 1, 1).sum().backward()
         F.avg_pool2d(x, 2).sum().backward()
+        # The fused normalization kernels (tinyasc/kernels/norm.py), both modes.
+        z = ta.Tensor(np.arange(32, dtype=dtype).reshape(2, 2, 4, 2), requires_grad=True)
+        for relu in (False, True):
+            for training in (False, True):
+                norm = F.batch_norm_relu if relu else F.batch_norm
+                norm(z, np.zeros(2, dtype), np.ones(2, dtype), training=training).sum().backward()
+        ta.nn.ResNorm()(z).sum().backward()
+        F.broadcast_residual_relu(z, z.mean(dim=2, keepdim=True), z).sum().backward()
         F.batch_norm_relu(x * x, None, None, training=True).sum().backward()
         F.batch_norm(x * x, np.zeros(2, dtype), np.ones(2, dtype), training=False).sum().backward()
         ta.nn.ResNorm()(x * x).sum().backward()

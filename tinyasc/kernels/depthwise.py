@@ -9,7 +9,7 @@ streams every (n, c) plane once, row by row, and runs in parallel over the N*C p
 
 Layouts: x (N, C, H, W), w (C, 1, 3, 1) or (C, 1, 1, 3). The padding along the 3-tap axis is any
 integer (the model uses 1, i.e. "same"); a negative padding crops, which is how the backward
-pass reuses the forward kernel with a flipped filter. The public wrappers live in conv.py.
+pass reuses the forward kernel with a flipped filter. conv.py dispatches these layers here.
 """
 import numpy as np
 from numba import njit, prange

@@ -1,0 +1,296 @@
+"""Feature cache: a dataset's log-mel features, computed once, memory-mapped afterwards.
+
+The front end (tinyasc.audio) is cheap per clip but not per epoch, so the features of every
+file used by a split are stored as ONE float32 .npy array (N x F x T) opened with
+np.load(mmap_mode="r"), plus a JSON index (file names in row order, shape, front-end
+settings, a fingerprint of the data). Both are named by a hash of the front-end settings
+and the dataset's identity (root, file names, sizes, modification times): change any of
+them and a new cache is built.
+
+Writes are atomic: the array goes to a temporary name in the same folder, is fsynced and
+renamed, and the index is written (the same way) last. An array without an index, an
+index that does not match its array, or leftover temporary files are never trusted.
+"""
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import time
+import warnings
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from tinyasc.audio import DEFAULT_FRONTEND, file_log_mel
+from tinyasc.errors import DataError
+from tinyasc.progress import Progress
+
+CACHE_VERSION = 1
+
+
+def tinyasc_home():
+    """Where tinyasc keeps generated data: $TINYASC_HOME, else $XDG_CACHE_HOME/tinyasc,
+    else ~/.cache/tinyasc."""
+    if os.environ.get("TINYASC_HOME"):
+        return Path(os.environ["TINYASC_HOME"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "tinyasc"
+
+
+def default_cache_dir():
+    return tinyasc_home() / "features"
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """Features of a dataset's files: x[row] is the F x T log-mel of filenames[row]."""
+    x: np.ndarray          # read-only memmap, N x F x T float32
+    filenames: tuple
+    index: dict            # filename -> row
+    path: Path             # the .npy file
+    settings: dict         # front-end settings
+
+    def __len__(self):
+        return len(self.filenames)
+
+    def rows(self, filenames):
+        """int64 rows of `filenames` (a KeyError names a file without features)."""
+        return np.array([self.index[f] for f in filenames], dtype=np.int64)
+
+
+def _identity(dataset, frontend):
+    files = []
+    for name in dataset.filenames:
+        try:
+            st = os.stat(dataset.path(name))
+        except OSError:
+            raise DataError(f"{dataset.path(name)}: audio file not found; the dataset changed "
+                            "after it was read, reload it") from None
+        files.append([name, st.st_size, st.st_mtime_ns])
+    return {"cache_version": CACHE_VERSION, "frontend": frontend.as_dict(),
+            "root": str(dataset.root), "files": files}
+
+
+def cache_key(dataset, frontend=DEFAULT_FRONTEND):
+    """Hash of the front-end settings and the dataset's identity."""
+    blob = json.dumps(_identity(dataset, frontend), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:20]
+
+
+def _fingerprint(x):
+    """sha256 of a few rows spread over the array: catches a replaced or truncated array
+    without reading gigabytes."""
+    n = x.shape[0]
+    rows = np.unique(np.linspace(0, n - 1, min(n, 8)).astype(np.int64)) if n else []
+    h = hashlib.sha256(repr(tuple(x.shape)).encode())
+    for r in rows:
+        h.update(np.ascontiguousarray(x[r]).tobytes())
+    return h.hexdigest()
+
+
+def _fsync_dir(folder):
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_json_atomic(path, obj):
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_dir(path.parent)
+
+
+def _open_cached(npy_path, json_path, key, filenames, frontend):
+    """(FeatureSet, None) if the cache is valid, else (None, reason)."""
+    try:
+        with open(json_path, encoding="utf-8") as fh:
+            meta = json.load(fh)
+    except (OSError, ValueError) as exc:
+        return None, f"unreadable index ({exc.__class__.__name__})"
+    expected = {"cache_version": CACHE_VERSION, "key": key, "frontend": frontend.as_dict(),
+                "filenames": list(filenames), "dtype": "float32"}
+    for field, value in expected.items():
+        if meta.get(field) != value:
+            return None, f"index field {field!r} differs"
+    if not npy_path.is_file():
+        return None, "array file missing"
+    if npy_path.stat().st_size != meta.get("npy_bytes"):
+        return None, "array file size differs from the index"
+    try:
+        x = np.load(npy_path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        return None, f"array unreadable ({exc})"
+    if list(x.shape) != meta.get("shape") or x.dtype != np.float32:
+        return None, f"array shape {x.shape} / {x.dtype} differs from the index"
+    if _fingerprint(x) != meta.get("fingerprint"):
+        return None, "array content differs from the index fingerprint"
+    index = {f: i for i, f in enumerate(filenames)}
+    return FeatureSet(x, tuple(filenames), index, npy_path, meta["frontend"]), None
+
+
+def _remove_stale_temporaries(folder, stem):
+    """Delete temporary files of this cache left by processes that no longer run."""
+    for p in folder.glob(f".{stem}.*.tmp-*"):
+        try:
+            pid = int(p.name.rsplit(".tmp-", 1)[1].split("-")[0])
+            os.kill(pid, 0)
+            alive = pid != os.getpid()
+        except ProcessLookupError:
+            alive = False
+        except (ValueError, PermissionError, IndexError):
+            alive = True
+        if not alive:
+            try:
+                p.unlink()
+            except OSError:
+                pass
+
+
+def _target_frames(dataset, frontend):
+    """The number of frames of the most common clip length."""
+    counts = Counter()
+    for name in dataset.filenames:
+        info = dataset.audio_info.get(name)
+        if info is None:
+            try:
+                i = sf.info(str(dataset.path(name)))
+            except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+                raise DataError(f"{dataset.path(name)}: not a readable audio file "
+                                f"({' '.join(str(exc).split())}); replace it") from None
+            info = (i.samplerate, i.frames, i.channels)
+        counts[frontend.num_frames(info[1], info[0])] += 1
+    return counts.most_common(1)[0][0], counts
+
+
+def fit_frames(feat, n_frames):
+    """Crop a F x T feature to n_frames, or repeat it in time (wrap-around, as the time
+    roll does) when it is shorter."""
+    t = feat.shape[1]
+    if t == n_frames:
+        return feat
+    if t > n_frames:
+        return feat[:, :n_frames]
+    return np.tile(feat, (1, -(-n_frames // t)))[:, :n_frames]
+
+
+def extract_features(paths, out, frontend=DEFAULT_FRONTEND, workers=None, progress=True,
+                     desc="features"):
+    """Write the log-mel of paths[i] into out[i] (N x F x T), using `workers` threads
+    (numpy's FFT and matrix product release the GIL). Returns clips per second."""
+    n_frames = out.shape[2]
+    workers = workers or os.cpu_count() or 1
+    start = time.perf_counter()
+
+    def one(i):
+        out[i] = fit_frames(file_log_mel(paths[i], frontend), n_frames)
+
+    with Progress(len(paths), desc, unit="clips", enabled=None if progress else False) as bar:
+        with ThreadPoolExecutor(workers) as pool:
+            futures = [pool.submit(one, i) for i in range(len(paths))]
+            try:
+                for fut in as_completed(futures):
+                    fut.result()
+                    bar.update(1)
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
+    return len(paths) / max(time.perf_counter() - start, 1e-9)
+
+
+def load_features(dataset, cache_dir=None, frontend=DEFAULT_FRONTEND, workers=None,
+                  progress=True, log=None):
+    """Features of every file of the dataset's splits, from the cache or computed now.
+
+    Returns a FeatureSet whose x is a read-only memmap; rows follow dataset.filenames.
+    `log`: callable for one-line messages (which cache is used or built).
+    """
+    cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"{cache_dir}: cannot create the feature cache folder ({exc.strerror}); "
+                        "pass another cache folder or set TINYASC_HOME") from None
+    key = cache_key(dataset, frontend)
+    stem = f"{dataset.root.name}-{key}"
+    npy_path, json_path = cache_dir / f"{stem}.npy", cache_dir / f"{stem}.json"
+    filenames = dataset.filenames
+
+    with open(cache_dir / f".{stem}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)       # one builder per cache; others wait, then reuse
+        if json_path.exists():
+            features, reason = _open_cached(npy_path, json_path, key, filenames, frontend)
+            if features is not None:
+                if log is not None:
+                    log(f"features: {features.x.shape} from cache {npy_path}")
+                return features
+            warnings.warn(f"feature cache {npy_path} does not match its index ({reason}); "
+                          "rebuilding it", stacklevel=2)
+            json_path.unlink()
+        elif npy_path.exists():
+            warnings.warn(f"feature cache {npy_path} has no index (an interrupted write?); "
+                          "rebuilding it", stacklevel=2)
+        _remove_stale_temporaries(cache_dir, stem)
+        if log is not None:
+            log(f"features: computing {len(filenames)} clips into {npy_path}")
+        features = _build(dataset, frontend, key, npy_path, json_path, workers, progress)
+        if log is not None:
+            log(f"features: {features.x.shape} computed")
+        return features
+
+
+def _build(dataset, frontend, key, npy_path, json_path, workers, progress):
+    filenames = dataset.filenames
+    n_frames, lengths = _target_frames(dataset, frontend)
+    shape = (len(filenames), frontend.n_mels, n_frames)
+    tmp = npy_path.with_name(f".{npy_path.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
+    start = time.perf_counter()
+    try:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+        paths = [dataset.path(f) for f in filenames]
+        rate = extract_features(paths, out, frontend, workers, progress)
+        out.flush()
+        fingerprint = _fingerprint(out)
+        del out
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, npy_path)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise DataError(f"{npy_path.parent}: no space left for the feature cache "
+                            f"({np.prod(shape) * 4 / 1e9:.1f} GB); free space or set "
+                            "TINYASC_HOME") from None
+        raise
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    meta = {"cache_version": CACHE_VERSION, "key": key, "frontend": frontend.as_dict(),
+            "dataset_root": str(dataset.root), "filenames": list(filenames),
+            "shape": list(shape), "dtype": "float32", "npy_bytes": npy_path.stat().st_size,
+            "fingerprint": fingerprint, "frames_per_clip_length": dict(sorted(lengths.items())),
+            "seconds": round(time.perf_counter() - start, 3), "clips_per_second": round(rate, 2)}
+    meta["frames_per_clip_length"] = {str(k): v for k, v in meta["frames_per_clip_length"].items()}
+    _write_json_atomic(json_path, meta)
+    x = np.load(npy_path, mmap_mode="r", allow_pickle=False)
+    index = {f: i for i, f in enumerate(filenames)}
+    return FeatureSet(x, tuple(filenames), index, npy_path, meta["frontend"])
