@@ -42,13 +42,23 @@ def build_model(config):
                        subbands=config.subbands, dropout=config.dropout)
 
 
+PAPER_FRAMES = 334  # the paper's 10 s clips
+
+
 def augment_batch(x, y, config, rng, num_classes=10):
-    """Time roll, SpecAugment, then Mixup (which turns labels into probabilities)."""
-    if config.roll_frames:
-        x = augment.time_roll(x, rng, config.roll_frames)
+    """Time roll, SpecAugment, then Mixup (which turns labels into probabilities).
+
+    The time roll and time-mask widths are the paper's for 10 s clips (334 frames);
+    shorter clips get them scaled by T / 334, so a mask hides the same share of a clip.
+    """
+    scale = min(1.0, x.shape[-1] / PAPER_FRAMES)
+    roll = int(round(config.roll_frames * scale))
+    if roll:
+        x = augment.time_roll(x, rng, roll)
     if config.specaugment:
         x = augment.spec_augment(x, rng, freq_masks=config.freq_masks, freq_width=config.freq_width,
-                                 time_masks=config.time_masks, time_width=config.time_width)
+                                 time_masks=config.time_masks,
+                                 time_width=max(1, int(round(config.time_width * scale))))
     if config.mixup_alpha > 0:
         x, y = augment.mixup(x, y, rng, alpha=config.mixup_alpha, num_classes=num_classes)
     return x, y
