@@ -126,14 +126,15 @@ def test_conv2d_general_matches_reference(case, dtype, seed):
 
 @SETTINGS
 @given(case=conv_cases(), seed=st.integers(0, 2**16))
-def test_conv2d_row_tiles_match_reference(case, seed):
-    """A tiny im2col budget forces the one-sample, few-rows tiles used by large layers."""
-    budget = conv_module._COL_BUDGET
-    conv_module._COL_BUDGET = 8
+def test_conv2d_blas_weight_gradient_and_row_tiles_match_reference(case, seed):
+    """Small layers take the direct weight-gradient kernel; forcing BLAS and a tiny im2col budget
+    checks the path of wide layers, with the one-sample, few-rows tiles of large ones."""
+    budget, direct = conv_module._COL_BUDGET, conv_module._DIRECT_WEIGHT_MAX
+    conv_module._COL_BUDGET, conv_module._DIRECT_WEIGHT_MAX = 8, 0
     try:
         _check_conv(case, np.float64, seed)
     finally:
-        conv_module._COL_BUDGET = budget
+        conv_module._COL_BUDGET, conv_module._DIRECT_WEIGHT_MAX = budget, direct
 
 
 @SETTINGS
@@ -211,7 +212,8 @@ def conv_transpose_cases(draw):
     Ho = K.conv_transpose2d_output_size(H, KH, stride[0], padding[0], output_padding[0], dilation[0])
     Wo = K.conv_transpose2d_output_size(W, KW, stride[1], padding[1], output_padding[1], dilation[1])
     assume(Ho >= 1 and Wo >= 1)
-    return (N, cin_g * groups, H, W), (cin_g * groups, cout_g, KH, KW), stride, padding, output_padding, dilation, groups
+    x_shape, w_shape = (N, cin_g * groups, H, W), (cin_g * groups, cout_g, KH, KW)
+    return x_shape, w_shape, stride, padding, output_padding, dilation, groups
 
 
 @SETTINGS

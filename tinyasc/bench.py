@@ -22,6 +22,7 @@ import numba
 import numpy as np
 
 from tinyasc import kernels as K
+from tinyasc.kernels import conv, pointwise
 
 F32 = 4  # bytes
 
@@ -57,11 +58,11 @@ def measure_peaks(repeats=5):
 
 
 def _conv_cases(c, batch):
-    """(layer, path, x_shape, w_shape, stride, padding, groups) for one width c."""
+    """(layer, kind, x_shape, w_shape, stride, padding, groups) for one width c."""
     c15, c2, c25 = int(1.5 * c), 2 * c, int(2.5 * c)
     B = batch
     return [
-        ("head conv 5x5/2", "im2col+BLAS", (B, 1, 256, 334), (c2, 1, 5, 5), (2, 2), (2, 2), 1),
+        ("head conv 5x5/2", "general", (B, 1, 256, 334), (c2, 1, 5, 5), (2, 2), (2, 2), 1),
         ("stage1 pw 2c->c", "pointwise", (B, c2, 128, 167), (c, c2, 1, 1), (1, 1), (0, 0), 1),
         ("stage2 pw c->1.5c", "pointwise", (B, c, 64, 83), (c15, c, 1, 1), (1, 1), (0, 0), 1),
         ("stage4 pw 2c->2.5c", "pointwise", (B, c2, 32, 41), (c25, c2, 1, 1), (1, 1), (0, 0), 1),
@@ -95,7 +96,7 @@ def _torch_module(use_torch):
 
 def _conv_rows(c, batch, repeats, torch, reference, rng):
     rows = []
-    for layer, path, x_shape, w_shape, stride, padding, groups in _conv_cases(c, batch):
+    for layer, family, x_shape, w_shape, stride, padding, groups in _conv_cases(c, batch):
         args = (stride, padding, (1, 1), groups)
         x = rng.standard_normal(x_shape).astype(np.float32)
         w = rng.standard_normal(w_shape).astype(np.float32)
@@ -112,12 +113,25 @@ def _conv_rows(c, batch, repeats, torch, reference, rng):
         }
         t_ops = _torch_conv_ops(torch, x, w, gy, args) if torch is not None else {}
         for op, (fn, ref, elements) in ops.items():
+            path = _conv_path(family, op, x_shape, w_shape, groups)
             rows.append(dict(width=c, layer=layer, op=op, path=path, shape=_shape_str(x_shape, w_shape),
                              ms=1e3 * _median_time(fn, repeats),
                              ref_ms=1e3 * _median_time(ref, 1) if reference else None,
                              torch_ms=1e3 * _median_time(t_ops[op], repeats) if op in t_ops else None,
                              flops=flops, bytes=F32 * elements, kernel=f"conv2d_{op}[{path}]"))
     return rows
+
+
+def _conv_path(family, op, x_shape, w_shape, groups):
+    """The path conv.py dispatches this op to (mirrors its rules, for the table)."""
+    N, Cin, H, W = x_shape
+    Cout = w_shape[0]
+    if family == "pointwise":
+        return "streaming" if pointwise._streams(N, Cin, Cout, H * W, F32) else "BLAS"  # symmetric in Cin, Cout
+    weight_entries = (Cout // groups) * (Cin // groups) * w_shape[2] * w_shape[3]
+    if family == "general" and op == "backward_weight" and weight_entries <= conv._DIRECT_WEIGHT_MAX:
+        return "direct"
+    return "im2col+BLAS" if family == "general" else family
 
 
 def _torch_conv_ops(torch, x, w, gy, args):
@@ -171,8 +185,6 @@ def _shape_str(x_shape, w_shape):
 
 def _first_calls():
     """Time the first call of every kernel path on tiny float32 inputs; print JSON (subprocess)."""
-    from tinyasc.kernels import pointwise
-
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 2, 8, 8)).astype(np.float32)
     times = {}
@@ -191,12 +203,15 @@ def _first_calls():
         gy = rng.standard_normal(y_shape).astype(np.float32)
         first(f"conv2d_forward[{path}]", lambda: K.conv2d_forward(x, w, *args))
         first(f"conv2d_backward_input[{path}]", lambda: K.conv2d_backward_input(gy, w, x.shape, *args))
-        first(f"conv2d_backward_weight[{path}]", lambda: K.conv2d_backward_weight(x, gy, w.shape, *args))
+        # a layer this small takes the direct weight-gradient kernel
+        first(f"conv2d_backward_weight[{'direct' if path != 'depthwise' else path}]",
+              lambda: K.conv2d_backward_weight(x, gy, w.shape, *args))
+    times["conv2d_backward_weight[im2col+BLAS]"] = 0.0  # im2col, compiled for the forward
     # the streaming pointwise kernels serve only large layers: call them directly
     x3, w2 = x.reshape(2, 2, 64), np.ones((3, 2), np.float32)
-    first("conv2d_forward[pointwise]", lambda: pointwise.pointwise_forward_kernel(x3, w2))
-    times["conv2d_backward_input[pointwise]"] = 0.0  # the forward kernel again
-    first("conv2d_backward_weight[pointwise]",
+    first("conv2d_forward[streaming]", lambda: pointwise.pointwise_forward_kernel(x3, w2))
+    times["conv2d_backward_input[streaming]"] = 0.0  # the forward kernel again
+    first("conv2d_backward_weight[streaming]",
           lambda: pointwise.pointwise_backward_weight_kernel(x3, np.ones((2, 3, 64), np.float32), 2))
     pool = ((2, 2), (2, 2), (0, 0), (1, 1), False)
     first("max_pool2d_forward", lambda: K.max_pool2d_forward(x, *pool))
@@ -228,12 +243,14 @@ def run_kernel_benchmarks(widths=(10, 80), batch=64, repeats=5, torch=True, refe
 
     Row keys: width, layer, op, path, shape, ms (median), ref_ms, torch_ms, speedup_vs_torch,
     gflops, gbs, roof (achieved fraction of the roofline max(flops/peak, bytes/bandwidth)),
-    jit_cold_s, jit_cached_s, and the machine's peak_gflops / peak_gbs.
+    jit_cold_s, jit_cached_s, the machine's peak_gflops / peak_gbs and its loadavg at the start.
     """
     numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
     jit_times = measure_jit_times() if jit else {}
     tm = _torch_module(torch)
     peak_gflops, peak_gbs = measure_peaks()
+    # other processes on the machine distort every timing: the table says how busy it was
+    loadavg = " ".join(open("/proc/loadavg").read().split()[:3]) if os.path.exists("/proc/loadavg") else "?"
     rng = np.random.default_rng(0)
     rows = []
     for c in widths:
@@ -248,6 +265,7 @@ def run_kernel_benchmarks(widths=(10, 80), batch=64, repeats=5, torch=True, refe
         cold, cached = jit_times.get(row.pop("kernel"), (None, None))
         row["jit_cold_s"], row["jit_cached_s"] = cold, cached
         row["peak_gflops"], row["peak_gbs"] = peak_gflops, peak_gbs
+        row["loadavg"] = loadavg
     return rows
 
 
@@ -262,7 +280,11 @@ def format_table(rows):
     head = (f"{'c':>3} {'layer':<22} {'op':<15} {'path':<11} {'ms':>8} {'ref ms':>9} {'torch ms':>9} "
             f"{'x torch':>7} {'GFLOP/s':>8} {'GB/s':>6} {'roof%':>6} {'jit cold s':>10} {'cached s':>8}")
     lines = [f"peak: float32 matmul {rows[0]['peak_gflops']:.0f} GFLOP/s, copy {rows[0]['peak_gbs']:.1f} GB/s "
-             f"(read+write); {numba.get_num_threads()} Numba threads; medians", head, "-" * len(head)]
+             f"(read+write); {numba.get_num_threads()} Numba threads; load average {rows[0]['loadavg']}; "
+             "median times",
+             "roof% = time the roofline allows (flops at peak or bytes at copy bandwidth) / time taken; over 100 "
+             "when the data stays in cache. jit 0.00 = compiled with an earlier row's kernel.",
+             head, "-" * len(head)]
     for r in rows:
         lines.append(f"{r['width']:>3} {r['layer']:<22} {r['op']:<15} {r['path']:<11} {r['ms']:>8.2f} "
                      f"{_fmt(r['ref_ms'], '9.1f')} {_fmt(r['torch_ms'], '9.2f')} "

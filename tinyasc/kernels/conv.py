@@ -16,6 +16,8 @@ The public functions pick a path by the layer's shape:
   A tile holds whole samples when they fit _COL_BUDGET, else row blocks of one sample.
   (A direct Numba convolution reached 25 GFLOP/s on the head conv; BLAS with K = 25 does
   ~90, and much more for c = 80. The matmul writes each output once, straight into y.)
+  Small weight gradients are the exception: a direct kernel takes dot products of gy rows
+  with rows of the padded input, four output channels per pass over the input row.
 
 Shapes: x (N, Cin, H, W), w (Cout, Cin/groups, KH, KW), y (N, Cout, Ho, Wo) with
 Ho = (H + 2*ph - dh*(KH-1) - 1) // sh + 1, likewise Wo. stride, padding, dilation are (h, w).
@@ -33,8 +35,13 @@ from tinyasc.kernels.pointwise import pointwise_conv_backward_weight, pointwise_
 
 # im2col tile size in elements (4 MB of float32): one whole sample of the head conv
 # (25 x 128*167) per tile; bigger layers are cut into row blocks.
-_COL_BUDGET = 1 << 20
+_COL_BUDGET = 1 << 22
 _ROWS = 16  # output rows per im2col job
+# weight gradients with at most this many entries per group (Cout/G * Cin/G*KH*KW) use the
+# direct kernel: BLAS is slow on a (20 x 25) result with a 21,376-long reduction (the head
+# conv at c = 10: 26 ms direct vs 59 ms), and fast again for c = 80's (160 x 25).
+_DIRECT_WEIGHT_MAX = 2048
+_FASTMATH = {"contract", "reassoc", "nsz"}
 
 
 @njit(cache=True)
@@ -82,9 +89,11 @@ def im2col_kernel(x, n0, oh0, oh1, KH, KW, sh, sw, ph, pw, dh, dw, Wo, cols):
             src = x[n0 + b, ci, ih]
             for r in range(sw):
                 j0, j1 = _valid_columns(r - pw, sw, W, Wq)
-                q = rowq[r]
-                for j in range(j0, j1):
-                    q[j] = src[j * sw + r - pw]
+                if j1 > j0:
+                    q = rowq[r, j0:j1]
+                    s = src[j0 * sw + r - pw::sw]  # a view: indices below are provably >= 0
+                    for j in range(j1 - j0):
+                        q[j] = s[j]
             for kw in range(KW):
                 off = (kw * dw) // sw
                 q = rowq[(kw * dw) % sw, off:off + Wo]
@@ -126,6 +135,106 @@ def col2im_kernel(cols, n0, oh0, oh1, KH, KW, sh, sw, ph, pw, dh, dw, Wo, gx):
                 for j in range(ow1 - ow0):
                     dst[j] += src[j]
     return gx
+
+
+@njit(cache=True)
+def _load_phases(xn, ph, pw, sw, xq):
+    """xq[ci, r, hp, j] = zero-padded xn[ci, hp - ph, j*sw + r - pw]: one sample, padded and
+    split by column phase, so that every tap of a strided conv reads a contiguous row."""
+    Cin, H, W = xn.shape
+    Wq = xq.shape[3]
+    for ci in range(Cin):
+        for r in range(sw):
+            for hp in range(xq.shape[2]):
+                dst = xq[ci, r, hp]
+                for j in range(Wq):
+                    dst[j] = 0
+        for h in range(H):
+            src = xn[ci, h]
+            for r in range(sw):
+                j0, j1 = _valid_columns(r - pw, sw, W, Wq)
+                if j1 > j0:
+                    dst = xq[ci, r, h + ph, j0:j1]
+                    s = src[j0 * sw + r - pw::sw]
+                    for j in range(j1 - j0):
+                        dst[j] = s[j]
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _dot4(g0, g1, g2, g3, xs):
+    """Four dot products sharing one row: each load of xs feeds four multiply-adds."""
+    v = xs[0]
+    s0, s1, s2, s3 = g0[0] * v, g1[0] * v, g2[0] * v, g3[0] * v
+    for i in range(1, xs.shape[0]):
+        v = xs[i]
+        s0 += g0[i] * v
+        s1 += g1[i] * v
+        s2 += g2[i] * v
+        s3 += g3[i] * v
+    return s0, s1, s2, s3
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _dot(g, xs):
+    s = g[0] * xs[0]
+    for i in range(1, xs.shape[0]):
+        s += g[i] * xs[i]
+    return s
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def conv2d_backward_weight_direct_kernel(x, gy, KH, KW, sh, sw, ph, pw, dh, dw, groups, nchunks):
+    """Weight gradient as dot products of output-gradient rows with shifted input rows::
+
+        for chunk of samples in parallel:              # part[chunk]: this chunk's own sum
+            for n in chunk:
+                xq = x[n] zero-padded and split by column phase
+                for oh, ci, kh, kw:
+                    xs = xq[ci, (kw*dw) % sw, oh*sh + kh*dh, (kw*dw) // sw :][:Wo]
+                    for co in the group of ci, four at a time:
+                        part[chunk, co, ci % cin_g, kh, kw] += dot(gy[n, co, oh, :], xs)
+        gw = part summed over chunks
+
+    Each sample is summed in the input's dtype, then added to the float64 partials.
+    """
+    N, Cin, H, W = x.shape
+    _, Cout, Ho, Wo = gy.shape
+    cin_g = Cin // groups
+    cout_g = Cout // groups
+    Wq = (W + 2 * pw + sw - 1) // sw
+    part = np.zeros((nchunks, Cout, cin_g, KH, KW), np.float64)
+    for chunk in prange(nchunks):
+        xq = np.empty((Cin, sw, H + 2 * ph, Wq), x.dtype)
+        acc = np.empty((Cout, cin_g, KH, KW), x.dtype)
+        for n in range(chunk * N // nchunks, (chunk + 1) * N // nchunks):
+            _load_phases(x[n], ph, pw, sw, xq)
+            acc[:] = 0
+            for oh in range(Ho):
+                for ci in range(Cin):
+                    cig = ci % cin_g
+                    co0 = (ci // cin_g) * cout_g
+                    for kh in range(KH):
+                        for kw in range(KW):
+                            off = (kw * dw) // sw
+                            xs = xq[ci, (kw * dw) % sw, oh * sh + kh * dh, off:off + Wo]
+                            co = co0
+                            while co + 4 <= co0 + cout_g:
+                                s0, s1, s2, s3 = _dot4(gy[n, co, oh], gy[n, co + 1, oh], gy[n, co + 2, oh],
+                                                       gy[n, co + 3, oh], xs)
+                                acc[co, cig, kh, kw] += s0
+                                acc[co + 1, cig, kh, kw] += s1
+                                acc[co + 2, cig, kh, kw] += s2
+                                acc[co + 3, cig, kh, kw] += s3
+                                co += 4
+                            while co < co0 + cout_g:
+                                acc[co, cig, kh, kw] += _dot(gy[n, co, oh], xs)
+                                co += 1
+            for co in range(Cout):
+                for cig in range(cin_g):
+                    for kh in range(KH):
+                        for kw in range(KW):
+                            part[chunk, co, cig, kh, kw] += acc[co, cig, kh, kw]
+    return part.sum(axis=0)
 
 
 # ------------------------------------------------------------------------- public functions
@@ -263,8 +372,11 @@ def conv2d_backward_weight(x, gy, w_shape, stride, padding, dilation, groups):
         return gw.astype(x.dtype).reshape(w_shape)
     if full and _is_depthwise(x.shape, w_shape, stride, padding, dilation, groups):
         return depthwise_conv2d_backward_weight(x, gy, w_shape, padding)
-    # gw += gy @ cols^T per group, sample and tile; the small products are summed in float64
     G, cout_g, K = groups, Cout // groups, Cin * KH * KW
+    if cout_g * (K // G) <= _DIRECT_WEIGHT_MAX:
+        gw = conv2d_backward_weight_direct_kernel(x, gy, KH, KW, *stride, *padding, *dilation, groups, _chunks(N))
+        return gw.astype(x.dtype)
+    # gw += gy @ cols^T per group, sample and tile; the small products are summed in float64
     gy4 = gy.reshape(N, G, cout_g, Ho * Wo)
     gw = np.zeros((G, cout_g, K // G), np.float64)
     tiles = _tiles(N, Ho, Wo, K)
@@ -298,7 +410,8 @@ def _im2col_ref(x, KH, KW, stride, padding, dilation):
     cols = np.empty((N, Cin, KH, KW, Ho, Wo), x.dtype)
     for kh in range(KH):
         for kw in range(KW):
-            cols[:, :, kh, kw] = xp[:, :, kh * dh:kh * dh + sh * (Ho - 1) + 1:sh, kw * dw:kw * dw + sw * (Wo - 1) + 1:sw]
+            rows = slice(kh * dh, kh * dh + sh * (Ho - 1) + 1, sh)
+            cols[:, :, kh, kw] = xp[:, :, rows, kw * dw:kw * dw + sw * (Wo - 1) + 1:sw]
     return cols
 
 
@@ -327,7 +440,8 @@ def conv2d_backward_input_ref(gy, w, x_shape, stride, padding, dilation, groups)
     gxp = np.zeros((N, Cin, H + 2 * ph, W + 2 * pw), gy.dtype)
     for kh in range(KH):
         for kw in range(KW):
-            gxp[:, :, kh * dh:kh * dh + sh * (Ho - 1) + 1:sh, kw * dw:kw * dw + sw * (Wo - 1) + 1:sw] += dcols[:, :, kh, kw]
+            rows = slice(kh * dh, kh * dh + sh * (Ho - 1) + 1, sh)
+            gxp[:, :, rows, kw * dw:kw * dw + sw * (Wo - 1) + 1:sw] += dcols[:, :, kh, kw]
     return gxp[:, :, ph:ph + H, pw:pw + W]
 
 
