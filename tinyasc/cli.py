@@ -199,3 +199,30 @@ def experiment(data, preset, width, norms, seeds, epochs, batch_size, out_dir, q
     config.validate()
     _, text = run_experiment(config, norm_list, seed_list, out_dir, log=click.echo, progress=not quiet)
     click.echo(text)
+
+
+@main.command()
+@click.option("--what", type=click.Choice(["kernels", "train-step", "all"]), default="all", show_default=True,
+              help="Kernel benchmarks, the whole training step against PyTorch, or both.")
+@click.option("--widths", default="10,80", show_default=True, help="BC-ResNet-Mod widths c for the kernel table.")
+@click.option("--batch", type=int, default=64, show_default=True, help="Batch size of the kernel table.")
+@click.option("--repeats", type=int, default=5, show_default=True, help="Timed repeats (the median is reported).")
+@click.option("--no-torch", is_flag=True, help="Skip the PyTorch comparison even when it is installed.")
+@click.option("--no-reference", is_flag=True, help="Skip the slow NumPy references in the kernel table.")
+@click.option("--out", default=None, type=click.Path(), help="Write the kernel rows to this .csv or .json file.")
+@friendly_errors
+def bench(what, widths, batch, repeats, no_torch, no_reference, out):
+    """Speed: each kernel at BC-ResNet-Mod's shapes, and one training step against PyTorch."""
+    try:
+        width_list = tuple(int(w) for w in widths.split(","))
+    except ValueError:
+        raise TinyAscError(f"--widths must be comma-separated integers, got {widths!r}") from None
+    if what in ("kernels", "all"):
+        from tinyasc.bench import main as kernel_main
+        kernel_main(widths=width_list, batch=batch, repeats=repeats, torch=not no_torch,
+                    reference=not no_reference, jit=True, out=out)
+    if what in ("train-step", "all"):
+        from tinyasc import bench_step
+        if no_torch:
+            bench_step.torch_available = lambda: False
+        bench_step.run(repeats=repeats, log=click.echo)

@@ -33,10 +33,9 @@ from tinyasc.kernels.depthwise import (
 )
 from tinyasc.kernels.pointwise import pointwise_conv_backward_weight, pointwise_conv_forward
 
-# im2col tile size in elements (4 MB of float32): one whole sample of the head conv
-# (25 x 128*167) per tile; bigger layers are cut into row blocks.
-_COL_BUDGET = 1 << 22
-_ROWS = 16  # output rows per im2col job
+# im2col tile size in elements, per thread (4 MB of float32): one whole sample of the head
+# conv (25 x 128*167) per tile; bigger layers are cut into row blocks.
+_COL_BUDGET = 1 << 20
 # weight gradients with at most this many entries per group (Cout/G * Cin/G*KH*KW) use the
 # direct kernel: BLAS is slow on a (20 x 25) result with a 21,376-long reduction (the head
 # conv at c = 10: 26 ms direct vs 59 ms), and fast again for c = 80's (160 x 25).
@@ -52,89 +51,175 @@ def _valid_columns(c0, sw, W, Wo):
     return ow0, ow1
 
 
-@njit(parallel=True, cache=True)
-def im2col_kernel(x, n0, oh0, oh1, KH, KW, sh, sw, ph, pw, dh, dw, Wo, cols):
-    """Gather input patches of samples n0.. and output rows oh0..oh1-1 into cols (B, K, T).
+@njit(cache=True)
+def im2col(xn, oh0, oh1, KH, KW, sh, sw, ph, pw, dh, dw, Wo, cols):
+    """Gather one sample's input patches for output rows oh0..oh1-1 into cols (K, T).
 
     K = Cin*KH*KW (row k = (ci*KH + kh)*KW + kw), T = (oh1 - oh0)*Wo::
 
-        for (b, ci, kh, block of output rows) in parallel:
-            for oh in block:
-                ih = oh*sh - ph + kh*dh
-                rowq[r, j] = zero-padded x[n0 + b, ci, ih, j*sw + r - pw]   # split by column phase
-                for kw, ow:
-                    cols[b, k, (oh - oh0)*Wo + ow] = rowq[(kw*dw) % sw, (kw*dw) // sw + ow]
+        for ci, kh, oh in oh0..oh1-1:
+            ih = oh*sh - ph + kh*dh
+            rowq[r, j] = zero-padded xn[ci, ih, j*sw + r - pw]     # the row split by column phase
+            for kw, ow:
+                cols[k, (oh - oh0)*Wo + ow] = rowq[(kw*dw) % sw, (kw*dw) // sw + ow]
 
     Splitting the row by phase once makes every tap a contiguous copy, even for stride 2.
     """
-    B = cols.shape[0]
-    Cin, H, W = x.shape[1], x.shape[2], x.shape[3]
+    Cin, H, W = xn.shape
     Wq = (W + 2 * pw + sw - 1) // sw
-    nblk = (oh1 - oh0 + _ROWS - 1) // _ROWS
-    for job in prange(B * Cin * KH * nblk):
-        blk = job % nblk
-        kh = (job // nblk) % KH
-        ci = (job // (nblk * KH)) % Cin
-        b = job // (nblk * KH * Cin)
-        rowq = np.zeros((sw, Wq), x.dtype)
-        for oh in range(oh0 + blk * _ROWS, min(oh1, oh0 + (blk + 1) * _ROWS)):
-            t0 = (oh - oh0) * Wo
-            ih = oh * sh - ph + kh * dh
-            if ih < 0 or ih >= H:  # a padding row
-                for kw in range(KW):
-                    dst = cols[b, (ci * KH + kh) * KW + kw, t0:t0 + Wo]
-                    for ow in range(Wo):
-                        dst[ow] = 0
-                continue
-            src = x[n0 + b, ci, ih]
-            for r in range(sw):
-                j0, j1 = _valid_columns(r - pw, sw, W, Wq)
-                if j1 > j0:
-                    q = rowq[r, j0:j1]
-                    s = src[j0 * sw + r - pw::sw]  # a view: indices below are provably >= 0
-                    for j in range(j1 - j0):
-                        q[j] = s[j]
-            for kw in range(KW):
-                off = (kw * dw) // sw
-                q = rowq[(kw * dw) % sw, off:off + Wo]
-                dst = cols[b, (ci * KH + kh) * KW + kw, t0:t0 + Wo]
-                for ow in range(Wo):
-                    dst[ow] = q[ow]
-    return cols
-
-
-@njit(parallel=True, cache=True)
-def col2im_kernel(cols, n0, oh0, oh1, KH, KW, sh, sw, ph, pw, dh, dw, Wo, gx):
-    """The adjoint of im2col_kernel: add cols (B, K, T) back onto gx[n0 + b], gathered by
-    input row so that each row is written by one job only (no race)::
-
-        for (b, ci, ih) in parallel:
-            for kh with oh = (ih + ph - kh*dh) / sh whole and in oh0..oh1-1, kw, ow:
-                gx[n0 + b, ci, ih, ow*sw - pw + kw*dw] += cols[b, k, (oh - oh0)*Wo + ow]
-    """
-    B = cols.shape[0]
-    Cin, H, W = gx.shape[1], gx.shape[2], gx.shape[3]
-    for job in prange(B * Cin * H):
-        ih = job % H
-        ci = (job // H) % Cin
-        b = job // (H * Cin)
+    rowq = np.zeros((sw, Wq), xn.dtype)  # its padding columns stay 0
+    for ci in range(Cin):
         for kh in range(KH):
-            num = ih + ph - kh * dh
-            if num < 0 or num % sh != 0:
-                continue
-            oh = num // sh
-            if oh < oh0 or oh >= oh1:
-                continue
+            for oh in range(oh0, oh1):
+                t0 = (oh - oh0) * Wo
+                ih = oh * sh - ph + kh * dh
+                if ih < 0 or ih >= H:  # a padding row
+                    for kw in range(KW):
+                        dst = cols[(ci * KH + kh) * KW + kw, t0:t0 + Wo]
+                        for ow in range(Wo):
+                            dst[ow] = 0
+                    continue
+                src = xn[ci, ih]
+                for r in range(sw):
+                    j0, j1 = _valid_columns(r - pw, sw, W, Wq)
+                    if j1 > j0:
+                        q = rowq[r, j0:j1]
+                        s = src[j0 * sw + r - pw::sw]  # a view: indices below are provably >= 0
+                        for j in range(j1 - j0):
+                            q[j] = s[j]
+                for kw in range(KW):
+                    off = (kw * dw) // sw
+                    q = rowq[(kw * dw) % sw, off:off + Wo]
+                    dst = cols[(ci * KH + kh) * KW + kw, t0:t0 + Wo]
+                    for ow in range(Wo):
+                        dst[ow] = q[ow]
+
+
+@njit(cache=True)
+def col2im(cols, oh0, oh1, KH, KW, sh, sw, ph, pw, dh, dw, Wo, gxn):
+    """The adjoint of im2col: add cols (K, T) back onto one sample's gxn (Cin, H, W)::
+
+        for ci, kh, kw, oh in oh0..oh1-1, ow inside the input:
+            gxn[ci, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw] += cols[k, (oh - oh0)*Wo + ow]
+    """
+    Cin, H, W = gxn.shape
+    for ci in range(Cin):
+        for kh in range(KH):
             for kw in range(KW):
+                k = (ci * KH + kh) * KW + kw
                 c0 = kw * dw - pw
                 ow0, ow1 = _valid_columns(c0, sw, W, Wo)
                 if ow1 == ow0:
                     continue
-                dst = gx[n0 + b, ci, ih, c0 + ow0 * sw:c0 + (ow1 - 1) * sw + 1:sw]
-                src = cols[b, (ci * KH + kh) * KW + kw, (oh - oh0) * Wo + ow0:(oh - oh0) * Wo + ow1]
-                for j in range(ow1 - ow0):
-                    dst[j] += src[j]
+                for oh in range(oh0, oh1):
+                    ih = oh * sh - ph + kh * dh
+                    if ih < 0 or ih >= H:
+                        continue
+                    dst = gxn[ci, ih, c0 + ow0 * sw:c0 + (ow1 - 1) * sw + 1:sw]
+                    src = cols[k, (oh - oh0) * Wo + ow0:(oh - oh0) * Wo + ow1]
+                    for j in range(ow1 - ow0):
+                        dst[j] += src[j]
+
+
+@njit(parallel=True, cache=True)
+def conv2d_forward_kernel(x, w3, KH, KW, sh, sw, ph, pw, dh, dw, Ho, Wo, rows, nchunks):
+    """im2col + BLAS. x (N, Cin, H, W), w3 (G, Cout/G, K/G), both contiguous::
+
+        for chunk of samples in parallel:            # each chunk owns its cols buffer
+            for n in chunk, block of `rows` output rows:
+                cols = im2col(x[n], block)           # (K, rows*Wo)
+                for group g:
+                    y[n, g, :, block] = w3[g] @ cols[rows of g]     # np.dot: single-threaded BLAS
+    """
+    N, Cin = x.shape[0], x.shape[1]
+    G, cout_g, Kg = w3.shape
+    y = np.empty((N, G * cout_g, Ho * Wo), x.dtype)
+    for chunk in prange(nchunks):
+        buf = np.empty(Kg * G * rows * Wo, x.dtype)
+        out = np.empty(cout_g * rows * Wo, x.dtype)
+        for n in range(chunk * N // nchunks, (chunk + 1) * N // nchunks):
+            for oh0 in range(0, Ho, rows):
+                oh1 = min(Ho, oh0 + rows)
+                T = (oh1 - oh0) * Wo
+                cols = buf[:Kg * G * T].reshape(Kg * G, T)
+                im2col(x[n], oh0, oh1, KH, KW, sh, sw, ph, pw, dh, dw, Wo, cols)
+                for g in range(G):
+                    if T == Ho * Wo:  # the whole sample: straight into y
+                        np.dot(w3[g], cols[g * Kg:(g + 1) * Kg], y[n, g * cout_g:(g + 1) * cout_g])
+                    else:
+                        o = out[:cout_g * T].reshape(cout_g, T)
+                        np.dot(w3[g], cols[g * Kg:(g + 1) * Kg], o)
+                        y[n, g * cout_g:(g + 1) * cout_g, oh0 * Wo:oh1 * Wo] = o
+    return y
+
+
+@njit(parallel=True, cache=True)
+def conv2d_backward_input_kernel(gy, w3t, H, W, KH, KW, sh, sw, ph, pw, dh, dw, rows, nchunks):
+    """dcols = w^T @ gy, then col2im. gy (N, Cout, Ho, Wo), w3t (G, K/G, Cout/G), contiguous::
+
+        for chunk of samples in parallel:
+            for n in chunk, block of `rows` output rows:
+                for group g:
+                    cols[rows of g] = w3t[g] @ gy[n, g, :, block]      # np.dot
+                gx[n] += col2im(cols, block)       # gx[n] belongs to this chunk only
+    """
+    N, Cout, Ho, Wo = gy.shape
+    G, Kg, cout_g = w3t.shape
+    Cin = G * Kg // (KH * KW)
+    gx = np.zeros((N, Cin, H, W), gy.dtype)
+    for chunk in prange(nchunks):
+        buf = np.empty(Kg * G * rows * Wo, gy.dtype)
+        gbuf = np.empty(cout_g * rows * Wo, gy.dtype)
+        for n in range(chunk * N // nchunks, (chunk + 1) * N // nchunks):
+            g2 = gy[n].reshape(Cout, Ho * Wo)
+            for oh0 in range(0, Ho, rows):
+                oh1 = min(Ho, oh0 + rows)
+                T = (oh1 - oh0) * Wo
+                cols = buf[:Kg * G * T].reshape(Kg * G, T)
+                for g in range(G):
+                    if T == Ho * Wo:
+                        np.dot(w3t[g], g2[g * cout_g:(g + 1) * cout_g], cols[g * Kg:(g + 1) * Kg])
+                    else:  # BLAS wants a contiguous block of gy
+                        gt = gbuf[:cout_g * T].reshape(cout_g, T)
+                        gt[:] = g2[g * cout_g:(g + 1) * cout_g, oh0 * Wo:oh1 * Wo]
+                        np.dot(w3t[g], gt, cols[g * Kg:(g + 1) * Kg])
+                col2im(cols, oh0, oh1, KH, KW, sh, sw, ph, pw, dh, dw, Wo, gx[n])
     return gx
+
+
+@njit(parallel=True, cache=True)
+def conv2d_backward_weight_kernel(x, gy, G, KH, KW, sh, sw, ph, pw, dh, dw, rows, nchunks):
+    """gw += gy @ cols^T, with float64 partials per chunk. x (N, Cin, H, W), gy (N, Cout, Ho, Wo)::
+
+        for chunk of samples in parallel:          # part[chunk]: this chunk's own sum
+            for n in chunk, block of `rows` output rows:
+                cols = im2col(x[n], block)
+                for group g:
+                    part[chunk, g] += gy[n, g, :, block] @ cols[rows of g]^T     # np.dot
+        gw = part summed over chunks
+    """
+    N, Cin = x.shape[0], x.shape[1]
+    _, Cout, Ho, Wo = gy.shape
+    cout_g, Kg = Cout // G, Cin * KH * KW // G
+    part = np.zeros((nchunks, G, cout_g, Kg), np.float64)
+    for chunk in prange(nchunks):
+        buf = np.empty(Kg * G * rows * Wo, x.dtype)
+        gbuf = np.empty(cout_g * rows * Wo, x.dtype)
+        for n in range(chunk * N // nchunks, (chunk + 1) * N // nchunks):
+            g2 = gy[n].reshape(Cout, Ho * Wo)
+            for oh0 in range(0, Ho, rows):
+                oh1 = min(Ho, oh0 + rows)
+                T = (oh1 - oh0) * Wo
+                cols = buf[:Kg * G * T].reshape(Kg * G, T)
+                im2col(x[n], oh0, oh1, KH, KW, sh, sw, ph, pw, dh, dw, Wo, cols)
+                for g in range(G):
+                    if T == Ho * Wo:
+                        gt = g2[g * cout_g:(g + 1) * cout_g]
+                    else:
+                        gt = gbuf[:cout_g * T].reshape(cout_g, T)
+                        gt[:] = g2[g * cout_g:(g + 1) * cout_g, oh0 * Wo:oh1 * Wo]
+                    part[chunk, g] += np.dot(gt, cols[g * Kg:(g + 1) * Kg].T)
+    return part.sum(axis=0)
 
 
 @njit(cache=True)
@@ -273,21 +358,9 @@ def _is_depthwise(x_shape, w_shape, stride, padding, dilation, groups):
     return (w_shape[2:] == (3, 1) and padding[1] == 0) or (w_shape[2:] == (1, 3) and padding[0] == 0)
 
 
-def _tiles(N, Ho, Wo, K):
-    """Split the batch into im2col tiles of at most _COL_BUDGET elements:
-    (n0, samples, oh0, oh1) -- several whole samples, or row blocks of one sample."""
-    per_sample = K * Ho * Wo
-    if per_sample <= _COL_BUDGET:
-        B = max(1, min(N, _COL_BUDGET // per_sample))
-        return [(n0, min(B, N - n0), 0, Ho) for n0 in range(0, N, B)]
-    ntiles = -(-per_sample // _COL_BUDGET)
-    rows = -(-Ho // ntiles)
-    return [(n, 1, oh0, min(Ho, oh0 + rows)) for n in range(N) for oh0 in range(0, Ho, rows)]
-
-
-def _col_buffer(tiles, K, Wo, dtype):
-    size = max(nb * K * (oh1 - oh0) * Wo for _, nb, oh0, oh1 in tiles)
-    return np.empty(size, dtype)
+def _rows_per_tile(K, Ho, Wo):
+    """Output rows per im2col tile: the whole sample when its cols fit _COL_BUDGET."""
+    return max(1, min(Ho, _COL_BUDGET // max(1, K * Wo)))
 
 
 def conv2d_forward(x, w, stride, padding, dilation, groups):
@@ -303,21 +376,9 @@ def conv2d_forward(x, w, stride, padding, dilation, groups):
     if _is_depthwise(x.shape, w.shape, stride, padding, dilation, groups):
         return depthwise_conv2d_forward(x, w, padding)
     # im2col + BLAS, one (Cout/G, K/G) @ (K/G, T) product per group, sample and tile
-    G, cout_g, K = groups, Cout // groups, Cin * KH * KW
-    wg = w.reshape(G, cout_g, K // G)
-    y = np.empty((N, G, cout_g, Ho * Wo), x.dtype)
-    tiles = _tiles(N, Ho, Wo, K)
-    buf = _col_buffer(tiles, K, Wo, x.dtype)
-    for n0, nb, oh0, oh1 in tiles:
-        T = (oh1 - oh0) * Wo
-        cols = buf[:nb * K * T].reshape(nb, K, T)
-        im2col_kernel(x, n0, oh0, oh1, KH, KW, *stride, *padding, *dilation, Wo, cols)
-        for b in range(nb):
-            out = y[n0 + b, :, :, oh0 * Wo:oh1 * Wo]
-            if G == 1:
-                np.matmul(wg[0], cols[b], out=out[0])
-            else:
-                np.matmul(wg, cols[b].reshape(G, K // G, T), out=out)
+    w3 = w.reshape(groups, Cout // groups, cin_g * KH * KW)
+    y = conv2d_forward_kernel(x, w3, KH, KW, *stride, *padding, *dilation, Ho, Wo,
+                              _rows_per_tile(Cin * KH * KW, Ho, Wo), _chunks(N))
     return y.reshape(N, Cout, Ho, Wo)
 
 
@@ -338,23 +399,9 @@ def conv2d_backward_input(gy, w, x_shape, stride, padding, dilation, groups):
     if full and _is_depthwise(x_shape, w.shape, stride, padding, dilation, groups):
         return depthwise_conv2d_backward_input(gy, w, x_shape, padding)
     # dcols = w^T @ gy per group, then col2im scatters them back
-    G, cout_g, K = groups, Cout // groups, Cin * KH * KW
-    wgT = w.reshape(G, cout_g, K // G).transpose(0, 2, 1)
-    gy4 = gy.reshape(N, G, cout_g, Ho * Wo)
-    gx = np.zeros(x_shape, gy.dtype)
-    tiles = _tiles(N, Ho, Wo, K)
-    buf = _col_buffer(tiles, K, Wo, gy.dtype)
-    for n0, nb, oh0, oh1 in tiles:
-        T = (oh1 - oh0) * Wo
-        cols = buf[:nb * K * T].reshape(nb, K, T)
-        for b in range(nb):
-            g_tile = gy4[n0 + b, :, :, oh0 * Wo:oh1 * Wo]
-            if G == 1:
-                np.matmul(wgT[0], g_tile[0], out=cols[b])
-            else:
-                np.matmul(wgT, g_tile, out=cols[b].reshape(G, K // G, T))
-        col2im_kernel(cols, n0, oh0, oh1, KH, KW, *stride, *padding, *dilation, Wo, gx)
-    return gx
+    w3t = np.ascontiguousarray(w.reshape(groups, Cout // groups, cin_g * KH * KW).transpose(0, 2, 1))
+    return conv2d_backward_input_kernel(gy, w3t, H, W, KH, KW, *stride, *padding, *dilation,
+                                        _rows_per_tile(Cin * KH * KW, Ho, Wo), _chunks(N))
 
 
 def conv2d_backward_weight(x, gy, w_shape, stride, padding, dilation, groups):
@@ -377,20 +424,8 @@ def conv2d_backward_weight(x, gy, w_shape, stride, padding, dilation, groups):
         gw = conv2d_backward_weight_direct_kernel(x, gy, KH, KW, *stride, *padding, *dilation, groups, _chunks(N))
         return gw.astype(x.dtype)
     # gw += gy @ cols^T per group, sample and tile; the small products are summed in float64
-    gy4 = gy.reshape(N, G, cout_g, Ho * Wo)
-    gw = np.zeros((G, cout_g, K // G), np.float64)
-    tiles = _tiles(N, Ho, Wo, K)
-    buf = _col_buffer(tiles, K, Wo, x.dtype)
-    for n0, nb, oh0, oh1 in tiles:
-        T = (oh1 - oh0) * Wo
-        cols = buf[:nb * K * T].reshape(nb, K, T)
-        im2col_kernel(x, n0, oh0, oh1, KH, KW, *stride, *padding, *dilation, Wo, cols)
-        for b in range(nb):
-            g_tile = gy4[n0 + b, :, :, oh0 * Wo:oh1 * Wo]
-            if G == 1:
-                gw[0] += np.matmul(g_tile[0], cols[b].T)
-            else:
-                gw += np.matmul(g_tile, cols[b].reshape(G, K // G, T).transpose(0, 2, 1))
+    gw = conv2d_backward_weight_kernel(x, gy, groups, KH, KW, *stride, *padding, *dilation,
+                                       _rows_per_tile(K, Ho, Wo), _chunks(N))
     return gw.astype(x.dtype).reshape(w_shape)
 
 
