@@ -231,3 +231,13 @@ def test_experiment_table_has_one_row_per_norm_and_reuses_runs(tiny_home, tmp_pa
     assert again.exit_code == 0 and "--- " not in again.output  # nothing retrained
     bad = runner.invoke(main, args[:5] + ["--norms", "batchnorm"])
     assert bad.exit_code == 1 and "unknown variant" in bad.output
+
+
+def test_plots_with_the_plot_extra(tiny_data, tmp_path):
+    pytest.importorskip("matplotlib")
+    trainer = Trainer(_config(epochs=2), tmp_path / "run", data=tiny_data, log=lambda *_: None, progress=False)
+    trainer.fit()
+    trainer.report()
+    for name in ("curves.png", "confusion.png"):
+        data = (tmp_path / "run" / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000

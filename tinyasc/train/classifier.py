@@ -23,7 +23,7 @@ from tinyasc.data import augment
 from tinyasc.errors import TinyAscError
 from tinyasc.models.bcresnet_mod import BCResNetMod
 from tinyasc.progress import Progress
-from tinyasc.train import evaluate
+from tinyasc.train import evaluate, plots
 from tinyasc.train.checkpoint import (CheckpointError, atomic_write_text, load_checkpoint, load_model_state,
                                       save_checkpoint, split_prefix)
 from tinyasc.train.config import TrainConfig
@@ -251,6 +251,9 @@ class Trainer:
             evaluate.format_device_table(table, f"Test split, {which}"), "",
             "per-class accuracy (%)", evaluate.format_class_table(per_class)])
         atomic_write_text(self.run_dir / "report.txt", text + "\n")
+        if plots.available() and self.history:
+            plots.training_curves(self.history, self.run_dir / "curves.png")
+            plots.confusion(matrix, self.run_dir / "confusion.png")
         return text, table
 
 
