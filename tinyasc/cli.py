@@ -198,6 +198,9 @@ def experiment(data, preset, width, norms, seeds, epochs, batch_size, out_dir, q
     config = TrainConfig(data=data, preset=preset, width=width, epochs=epochs, batch_size=batch_size)
     config.validate()
     _, text = run_experiment(config, norm_list, seed_list, out_dir, log=click.echo, progress=not quiet)
+    if text is None:
+        click.echo("experiment interrupted; run the same command again to continue where it stopped")
+        sys.exit(130)
     click.echo(text)
 
 

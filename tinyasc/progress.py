@@ -30,7 +30,8 @@ class Progress:
     """Progress of `total` units (None if unknown); `update(n, **postfix)` advances it."""
 
     def __init__(self, total=None, desc="", unit="it", file=None, enabled=None, width=24,
-                 min_interval=0.1):
+                 min_interval=0.1, quiet=False):
+        self.quiet = quiet  # draw nothing at all (the user asked for --quiet)
         self.total = total
         self.desc = desc
         self.unit = unit
@@ -95,6 +96,8 @@ class Progress:
         return "".join(parts)
 
     def _draw(self, final):
+        if self.quiet:
+            return
         text = self.line()
         if self.live:
             self.file.write("\r" + text + "\x1b[K" + ("\n" if final else ""))

@@ -178,7 +178,7 @@ class Trainer:
         total_loss = total_correct = total_seen = 0
         start = time.perf_counter()
         desc = f"epoch {epoch + 1}/{config.epochs}"
-        with Progress(total=self.steps_per_epoch, desc=desc, unit="step", enabled=None if self.show_progress else False) as bar:
+        with Progress(total=self.steps_per_epoch, desc=desc, unit="step", quiet=not self.show_progress) as bar:
             bar.update(self.step_in_epoch)
             batches = data.train_batches(config.batch_size, config.seed, epoch, self.step_in_epoch,
                                          transform=lambda x, y, rng: augment_batch(x, y, config, rng))

@@ -48,7 +48,9 @@ def run_experiment(base_config, norms, seeds, out_dir, log=print, progress=True)
             if not _finished(run_dir, config.epochs):
                 resume = (run_dir / classifier.CHECKPOINT).is_file()
                 log(f"--- {ROW_NAMES[norm]} (norm={norm}), seed {seed}: {run_dir}")
-                classifier.train(config, run_dir, resume=resume, log=log, progress=progress, data=data)
+                text, _ = classifier.train(config, run_dir, resume=resume, log=log, progress=progress, data=data)
+                if text is None:  # Ctrl-C: the run saved its checkpoint; the same command resumes it
+                    return None, None
             results[(norm, seed)] = _read_device_table(run_dir)
     rows = summarize(results, norms, seeds)
     atomic_write_text(out_dir / "table.csv", table_csv(rows))
