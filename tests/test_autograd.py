@@ -572,3 +572,17 @@ def test_pow_zero_has_a_zero_gradient_even_at_zero():
     x = leaf(np.array([0.0, 2.0]))
     (x ** 0.0).sum().backward()
     np.testing.assert_array_equal(x.grad, [0.0, 0.0])  # torch: 0, not 0 * inf = nan
+
+
+def test_comparisons_truth_and_conversions_follow_torch():
+    t = ta.Tensor([1.0, 2.0, 3.0])
+    np.testing.assert_array_equal((t == 2).numpy(), [False, True, False])
+    np.testing.assert_array_equal((t != 2).numpy(), [True, False, True])
+    assert not bool(ta.Tensor([0.0]) > 1) and bool(ta.Tensor(2.0) > 1)
+    with pytest.raises(RuntimeError, match="ambiguous"):
+        bool(t > 1)
+    assert float(ta.Tensor(2.5)) == 2.5 and int(ta.Tensor(3.0)) == 3
+
+
+def test_relu_of_minus_infinity_is_zero():
+    assert ta.functional.relu(ta.Tensor([-np.inf, 1.0])).numpy().tolist() == [0.0, 1.0]

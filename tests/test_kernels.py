@@ -152,17 +152,18 @@ def test_conv2d_pointwise_matches_reference(case, dtype, seed):
 @SETTINGS
 @given(N=st.integers(1, 3), Cin=st.integers(1, 6), Cout=st.integers(1, 6), T=st.integers(1, 1200),
        dtype=DTYPES, seed=st.integers(0, 2**16))
-def test_pointwise_streaming_kernels_match_reference(N, Cin, Cout, T, dtype, seed):
-    """The streaming kernels only serve layers too big for a test, so they are checked directly
-    (T up to 1200 spans several 512-column blocks)."""
+def test_pointwise_kernels_match_reference(N, Cin, Cout, T, dtype, seed):
+    """The streaming and the parallel-BLAS kernels only serve layers too big for a test, so they
+    are checked directly (T up to 1200 spans several 512-column blocks)."""
     rng = np.random.default_rng(seed)
     x, w, gy = _rand(rng, (N, Cin, T), dtype), _rand(rng, (Cout, Cin), dtype), _rand(rng, (N, Cout, T), dtype)
     x64, w64, g64 = x.astype(np.float64), w.astype(np.float64), gy.astype(np.float64)
-    assert_matches(PW.pointwise_forward_kernel(x, w), PW.pointwise_forward_ref(x64, w64),
-                   PW.pointwise_forward_ref(abs(x64), abs(w64)), dtype)
-    gw = PW.pointwise_backward_weight_kernel(x, gy, 2).sum(axis=0).astype(dtype)
-    assert_matches(gw, PW.pointwise_backward_weight_ref(x64, g64), PW.pointwise_backward_weight_ref(abs(x64), abs(g64)),
-                   dtype)
+    y_ref, y_scale = PW.pointwise_forward_ref(x64, w64), PW.pointwise_forward_ref(abs(x64), abs(w64))
+    gw_ref, gw_scale = PW.pointwise_backward_weight_ref(x64, g64), PW.pointwise_backward_weight_ref(abs(x64), abs(g64))
+    for forward, weight in [(PW.pointwise_forward_kernel, PW.pointwise_backward_weight_kernel),
+                            (PW.pointwise_blas_forward_kernel, PW.pointwise_blas_backward_weight_kernel)]:
+        assert_matches(forward(x, w), y_ref, y_scale, dtype)
+        assert_matches(weight(x, gy, 2).sum(axis=0).astype(dtype), gw_ref, gw_scale, dtype)
 
 
 @SETTINGS

@@ -148,3 +148,10 @@ def test_same_state_dict_same_outputs_in_pytorch():
     with torch.no_grad():
         theirs = reference(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+def test_first_block_of_every_stage_is_a_transition_even_at_c_1():
+    state = BCResNetMod(1).state_dict()
+    for s in range(4):
+        assert f"stages.{s}.0.f2.pw.weight" in state
+        assert f"stages.{s}.1.f2.pw.weight" not in state

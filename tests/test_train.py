@@ -241,3 +241,39 @@ def test_plots_with_the_plot_extra(tiny_data, tmp_path):
     for name in ("curves.png", "confusion.png"):
         data = (tmp_path / "run" / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_batch_larger_than_training_split_is_an_error(tiny_data, tmp_path):
+    from tinyasc.errors import TinyAscError
+    with pytest.raises(TinyAscError, match="fewer than --batch-size 64"):
+        Trainer(_config(batch_size=64), tmp_path / "run", data=tiny_data, log=lambda *_: None, progress=False)
+
+
+@pytest.mark.parametrize("field, value, message", [("dropout", 1.5, "--dropout"), ("lr", 0.0, "--lr"),
+                                                   ("width", "10", "should be a int"),
+                                                   ("warmup_epochs", 5.0, "--warmup-epochs")])
+def test_config_validation_names_the_bad_value(field, value, message):
+    from tinyasc.errors import TinyAscError
+    with pytest.raises(TinyAscError, match=message):
+        TrainConfig(epochs=2, **{field: value}).validate()
+
+
+def test_experiment_refuses_a_folder_with_other_settings(tiny_home, tmp_path, monkeypatch):
+    home, root = tiny_home
+    monkeypatch.setenv("TINYASC_HOME", str(home))
+    runner = CliRunner()
+    args = ["experiment", "--data", str(root), "--model-width", "4", "--norms", "none", "--seeds", "0",
+            "--batch-size", "8", "--out", str(tmp_path / "exp"), "--quiet"]
+    assert runner.invoke(main, args + ["--epochs", "1"]).exit_code == 0
+    result = runner.invoke(main, args + ["--epochs", "2"])
+    assert result.exit_code == 1 and "epochs: 1 there, 2 now" in result.output
+
+
+def test_predict_refuses_too_short_clips(tiny_data, tmp_path):
+    import soundfile as sf
+    _trained(tiny_data, tmp_path)
+    short = tmp_path / "short.wav"
+    sf.write(short, np.zeros(2000, np.float32), 16000)
+    result = CliRunner().invoke(main, ["predict", str(tmp_path / "run"), str(short), "--out", str(tmp_path / "s.tsv")])
+    assert result.exit_code == 1 and "short.wav" in result.output and "too short" in result.output
+    assert not (tmp_path / "s.tsv").exists()

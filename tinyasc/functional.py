@@ -244,7 +244,7 @@ def broadcast_residual_relu(x2, f1, x=None):
 class ReLU(Function):
     def forward(self, x):
         self.mask = x > 0
-        return x * self.mask
+        return np.maximum(x, 0)  # not x * mask: -inf * 0 would be nan
 
     def backward(self, grad):
         return grad * self.mask

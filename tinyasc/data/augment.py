@@ -107,11 +107,11 @@ class Compose:
 
 def paper_transform(max_shift=50, alpha=0.3, num_classes=10, freq_masks=2, freq_width=40,
                     time_masks=2, time_width=80):
-    """The paper's training augmentation as a loader transform: time roll, mixup (targets
-    become probabilities), SpecAugment."""
+    """The paper's training augmentation as a loader transform: time roll, SpecAugment,
+    then mixup (targets become probabilities) — the order tinyasc's trainer uses."""
     return Compose(
         lambda x, y, rng: (time_roll(x, rng, max_shift), y),
-        lambda x, y, rng: mixup(x, y, rng, alpha, num_classes),
         lambda x, y, rng: (spec_augment(x, rng, freq_masks, freq_width, time_masks,
                                         time_width), y),
+        lambda x, y, rng: mixup(x, y, rng, alpha, num_classes),
     )

@@ -204,7 +204,7 @@ def extract_features(paths, out, frontend=DEFAULT_FRONTEND, workers=None, progre
     def one(i):
         out[i] = fit_frames(file_log_mel(paths[i], frontend), n_frames)
 
-    with Progress(len(paths), desc, unit="clips", enabled=None if progress else False) as bar:
+    with Progress(len(paths), desc, unit="clips", quiet=not progress) as bar:
         with ThreadPoolExecutor(workers) as pool:
             futures = [pool.submit(one, i) for i in range(len(paths))]
             try:

@@ -1015,7 +1015,7 @@ def write_dataset(out, preset="default", seed=0, workers=None, progress=True, ov
         (tmp / "evaluation_setup").mkdir()
         workers = workers or os.cpu_count() or 1
         with Progress(n_files, f"synth {preset.name}", unit="files",
-                      enabled=None if progress else False) as bar:
+                      quiet=not progress) as bar:
             with ThreadPoolExecutor(workers) as pool:
                 futures = [pool.submit(_render_segment, s, seed, preset.clip_seconds,
                                        tmp / "audio") for s in segments]

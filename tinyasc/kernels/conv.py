@@ -8,16 +8,16 @@ The public functions pick a path by the layer's shape:
   sample, straight on the NCHW memory, no im2col: pointwise.py (BLAS, or a streaming Numba
   kernel for thin layers too big for the caches).
 * depthwise 3x1 / 1x3, stride 1, dilation 1: depthwise.py.
-* anything else (the 5x5 stride-2 head, generic convs): im2col + BLAS. A Numba kernel gathers
-  the input patches of a tile of the batch into cols (K = Cin*KH*KW rows, one column per
-  output pixel), then one BLAS matmul per sample and group makes the outputs:
-  forward y = w @ cols, input gradient dcols = w^T @ gy followed by col2im (the scatter-add
-  adjoint of im2col), weight gradient gw += gy @ cols^T, summed over samples in float64.
-  A tile holds whole samples when they fit _COL_BUDGET, else row blocks of one sample.
-  (A direct Numba convolution reached 25 GFLOP/s on the head conv; BLAS with K = 25 does
-  ~90, and much more for c = 80. The matmul writes each output once, straight into y.)
-  Small weight gradients are the exception: a direct kernel takes dot products of gy rows
-  with rows of the padded input, four output channels per pass over the input row.
+* anything else (the 5x5 stride-2 head, generic convs): im2col + BLAS, all inside Numba
+  kernels that run the batch in parallel chunks. Per sample (or row block of a large one), im2col
+  gathers the input patches into cols (K = Cin*KH*KW rows, one column per output pixel), and
+  np.dot calls BLAS on the chunk's own thread (tinyasc keeps BLAS single-threaded): forward
+  y = w @ cols written straight into y, input gradient dcols = w^T @ gy then col2im (the
+  adjoint of im2col), weight gradient gw += gy @ cols^T in float64 partials per chunk.
+  Small weight gradients (the head at c = 10) use a direct kernel instead: dot products of gy
+  rows with rows of the padded input, four output channels per pass over the input row, since
+  BLAS is slow on a 20 x 25 result with a 21,376-long reduction.
+  (A direct Numba forward reached 25 GFLOP/s on the head conv; im2col + BLAS does ~65.)
 
 Shapes: x (N, Cin, H, W), w (Cout, Cin/groups, KH, KW), y (N, Cout, Ho, Wo) with
 Ho = (H + 2*ph - dh*(KH-1) - 1) // sh + 1, likewise Wo. stride, padding, dilation are (h, w).
@@ -38,7 +38,7 @@ from tinyasc.kernels.pointwise import pointwise_conv_backward_weight, pointwise_
 _COL_BUDGET = 1 << 20
 # weight gradients with at most this many entries per group (Cout/G * Cin/G*KH*KW) use the
 # direct kernel: BLAS is slow on a (20 x 25) result with a 21,376-long reduction (the head
-# conv at c = 10: 26 ms direct vs 59 ms), and fast again for c = 80's (160 x 25).
+# conv at c = 10: 24 ms direct vs 59 ms), and faster again for c = 80's (160 x 25).
 _DIRECT_WEIGHT_MAX = 2048
 _FASTMATH = {"contract", "reassoc", "nsz"}
 

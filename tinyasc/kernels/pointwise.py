@@ -8,7 +8,8 @@ At the model's widths this matmul is thin: with c = 10 it does ~3 flops per byte
 below this class of machine's balance (~13 flops per byte), and BLAS handles a 10 x 20 left
 factor poorly. So thin layers use the streaming Numba kernels below, which read each input
 element once and write each output element once; wide layers (c = 80) are compute bound and go
-to BLAS (np.matmul). conv.py picks one by the arithmetic intensity.
+to BLAS (np.dot inside a Numba kernel, one sample per call, the samples in parallel).
+conv.py picks one by the arithmetic intensity.
 
 Layouts: x (N, Cin, T), w (Cout, Cin), y (N, Cout, T), all contiguous.
 """
@@ -77,16 +78,56 @@ def pointwise_backward_weight_kernel(x, gy, nchunks):
     return part
 
 
+@njit(parallel=True, cache=True)
+def pointwise_blas_forward_kernel(x, w):
+    """The wide-layer path: y[n] = w @ x[n] by BLAS (np.dot), the samples in parallel::
+
+        for n in parallel:
+            y[n] = w @ x[n]
+
+    Each call runs on its caller's thread (tinyasc keeps BLAS single-threaded), so the batch,
+    not the matrix, is split between the cores: no hand-off between two thread pools.
+    """
+    N, Cin, T = x.shape
+    y = np.empty((N, w.shape[0], T), x.dtype)
+    for n in prange(N):
+        np.dot(w, x[n], y[n])
+    return y
+
+
+@njit(parallel=True, cache=True)
+def pointwise_blas_backward_weight_kernel(x, gy, nchunks):
+    """The wide-layer weight gradient: float64 partials per chunk of samples::
+
+        for chunk of samples in parallel:
+            for n in chunk:
+                part[chunk] += gy[n] @ x[n]^T
+    """
+    N, Cin, T = x.shape
+    Cout = gy.shape[1]
+    part = np.zeros((nchunks, Cout, Cin), np.float64)
+    for chunk in prange(nchunks):
+        for n in range(chunk * N // nchunks, (chunk + 1) * N // nchunks):
+            part[chunk] += np.dot(gy[n], x[n].T)
+    return part
+
+
 # ------------------------------------------------------------------ array-level wrappers
 
 
 def _streams(N, Cin, Cout, T, itemsize):
     """True for the thin, memory-resident layers where the streaming kernels beat BLAS:
     under ~5 flops per byte moved and more data than the caches hold (measured here: stage 1
-    of c = 10, 20 -> 10 channels on 128 x 167, runs 2x faster; its 64 x 83 stage 2 runs 2.5x
-    slower than BLAS, which wins whenever the data stays in cache)."""
+    of c = 10, 20 -> 10 channels on 128 x 167, runs 2x faster streaming; layers whose data stays
+    in cache, or wide ones, run faster on BLAS)."""
     flops_per_byte = 2.0 * Cin * Cout / (itemsize * (Cin + Cout))
     return flops_per_byte < 5.0 and N * T * (Cin + Cout) * itemsize > (32 << 20)
+
+
+def _tiny(N, Cin, Cout, T):
+    """Under ~4 Mflop (the f1 branch's C x C on 1 x T) one NumPy matmul call beats starting
+    the parallel kernel."""
+    return 2 * N * Cin * Cout * T < (4 << 20)
 
 
 def pointwise_conv_forward(x, w):
@@ -95,8 +136,9 @@ def pointwise_conv_forward(x, w):
     Cout = w.shape[0]
     if _streams(N, Cin, Cout, T, x.itemsize):
         return pointwise_forward_kernel(x, w)
-    y = np.empty((N, Cout, T), x.dtype)
-    return np.matmul(w, x, out=y)
+    if _tiny(N, Cin, Cout, T):
+        return np.matmul(w, x)
+    return pointwise_blas_forward_kernel(x, w)
 
 
 def pointwise_conv_backward_weight(x, gy, nchunks):
@@ -105,7 +147,9 @@ def pointwise_conv_backward_weight(x, gy, nchunks):
     Cout = gy.shape[1]
     if _streams(N, Cin, Cout, T, x.itemsize):
         return pointwise_backward_weight_kernel(x, gy, nchunks).sum(axis=0)
-    return np.matmul(gy, x.transpose(0, 2, 1)).sum(axis=0, dtype=np.float64)
+    if _tiny(N, Cin, Cout, T):
+        return np.matmul(gy, x.transpose(0, 2, 1)).sum(axis=0, dtype=np.float64)
+    return pointwise_blas_backward_weight_kernel(x, gy, nchunks).sum(axis=0)
 
 
 # ----------------------------------------------------------------------------- references

@@ -2,10 +2,12 @@
 
 Two things dominate thin, memory-bound layers on a small machine more than any loop does:
 
-* Thread hand-offs. Numba's OpenMP workers and OpenBLAS's threads take turns on the same cores
-  (an im2col kernel, a BLAS matmul, a depthwise kernel...). With OpenMP's default "active" wait,
-  idle workers spin and starve the BLAS threads: a loop alternating the two ran 15x slower.
-  OMP_WAIT_POLICY=PASSIVE must be in the environment before Numba starts its OpenMP pool.
+* Thread hand-offs. Between two parallel kernels the main thread runs NumPy (elementwise ops,
+  the autograd, BLAS when it is multithreaded). With OpenMP's default "active" wait, Numba's
+  idle workers spin on the cores meanwhile: a loop alternating an im2col kernel with a
+  two-thread BLAS matmul ran 15x slower. OMP_WAIT_POLICY=PASSIVE must be in the environment
+  before Numba starts its OpenMP pool. (tinyasc/__init__.py also makes BLAS single-threaded;
+  the kernels call it from their own parallel loops.)
 * Fresh pages. glibc serves every block above 32 MB (a c=10 stage-1 activation is 54 MB) with
   a new mmap and unmaps it on free, so each such array is page-faulted in again, at a cost
   comparable to the kernel that fills it. Raising the mmap and trim thresholds keeps freed

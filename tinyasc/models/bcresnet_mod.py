@@ -64,9 +64,13 @@ class F1(nn.Module):
 class BCResBlock(nn.Module):
     """out = ReLU(x2 + f1(x2) broadcast over frequency [+ x in Normal blocks]), x2 = f2(x)."""
 
-    def __init__(self, in_channels, out_channels, subbands=4, dropout=0.1):
+    def __init__(self, in_channels, out_channels, subbands=4, dropout=0.1, transition=None):
         super().__init__()
-        self.transition = in_channels != out_channels
+        # The first block of each stage is a Transition block (Table 1), even if c is so
+        # small that int(1.5c) == c; elsewhere a channel change needs one.
+        self.transition = in_channels != out_channels if transition is None else transition
+        if not self.transition and in_channels != out_channels:
+            raise ValueError(f"a Normal block keeps its channels, got {in_channels} -> {out_channels}")
         self.f2 = F2(in_channels, out_channels, subbands, self.transition)
         self.f1 = F1(out_channels, dropout)
 
@@ -110,7 +114,8 @@ class BCResNetMod(nn.Module):
         blocks = [[(2 * c, w1), (w1, w1)], [(w1, w2), (w2, w2)], [(w2, w3), (w3, w3)],
                   [(w3, w4), (w4, w4), (w4, w4)]]
         self.stages = nn.ModuleList(
-            nn.Sequential(*[BCResBlock(cin, cout, subbands, dropout) for cin, cout in stage]) for stage in blocks)
+            nn.Sequential(*[BCResBlock(cin, cout, subbands, dropout, transition=(b == 0))
+                            for b, (cin, cout) in enumerate(stage)]) for stage in blocks)
         self.stage_norms = nn.ModuleList(
             nn.ResNorm(lam) if norm == "resnorm" else nn.Identity() for _ in blocks)
         self.classifier = nn.Conv2d(w4, num_classes, 1, bias=True)

@@ -78,9 +78,9 @@ class F1(tnn.Module):
 
 
 class Block(tnn.Module):
-    def __init__(self, cin, cout, subbands, dropout):
+    def __init__(self, cin, cout, subbands, dropout, transition):
         super().__init__()
-        self.transition = cin != cout
+        self.transition = transition
         self.f2 = F2(cin, cout, subbands, self.transition)
         self.f1 = F1(cout, dropout)
 
@@ -100,7 +100,8 @@ class BCResNetModTorch(tnn.Module):
         self.head = Head(2 * c)
         stages = [[(2 * c, w[0]), (w[0], w[0])], [(w[0], w[1]), (w[1], w[1])], [(w[1], w[2]), (w[2], w[2])],
                   [(w[2], w[3]), (w[3], w[3]), (w[3], w[3])]]
-        self.stages = tnn.ModuleList(tnn.Sequential(*[Block(a, b, subbands, dropout) for a, b in s]) for s in stages)
+        self.stages = tnn.ModuleList(tnn.Sequential(*[Block(a, b, subbands, dropout, i == 0) for i, (a, b) in enumerate(s)])
+                                    for s in stages)
         self.stage_norms = tnn.ModuleList(ResNorm(lam) if norm == "resnorm" else tnn.Identity() for _ in stages)
         self.classifier = tnn.Conv2d(w[3], num_classes, 1)
 

@@ -48,13 +48,13 @@ PAPER_FRAMES = 334  # the paper's 10 s clips
 def augment_batch(x, y, config, rng, num_classes=10):
     """Time roll, SpecAugment, then Mixup (which turns labels into probabilities).
 
-    The time roll and time-mask widths are the paper's for 10 s clips (334 frames);
+    The time roll is the paper's +-1.5 s whatever the clip length (it wraps around, so it
+    never hides anything). Time-mask widths are the paper's for 10 s clips (334 frames);
     shorter clips get them scaled by T / 334, so a mask hides the same share of a clip.
     """
     scale = min(1.0, x.shape[-1] / PAPER_FRAMES)
-    roll = int(round(config.roll_frames * scale))
-    if roll:
-        x = augment.time_roll(x, rng, roll)
+    if config.roll_frames:
+        x = augment.time_roll(x, rng, config.roll_frames)
     if config.specaugment:
         x = augment.spec_augment(x, rng, freq_masks=config.freq_masks, freq_width=config.freq_width,
                                  time_masks=config.time_masks,
@@ -117,11 +117,16 @@ class Trainer:
             self.model.input_norm.set_statistics(*self.data.frequency_statistics())
         self.optimizer = optim.SGD(self.model.parameters(), lr=0.0, momentum=config.momentum,
                                    weight_decay=config.weight_decay)
+        train_clips = len(self.data.rows("train"))
+        if train_clips < config.batch_size:
+            raise TinyAscError(f"the training split has {train_clips} clips, fewer than --batch-size "
+                               f"{config.batch_size}: no full batch to train on; lower --batch-size")
         self.steps_per_epoch = self.data.steps_per_epoch(config.batch_size)
         self.schedule = optim.WarmupCosine(self.optimizer, config.lr,
                                            int(round(config.warmup * self.steps_per_epoch)),
                                            config.epochs * self.steps_per_epoch)
         self.epoch, self.step_in_epoch = 0, 0
+        self.running = [0.0, 0, 0, 0.0]  # this epoch so far: loss sum, correct, seen, seconds
         self.history = []
         self.selected = None  # (epoch, spread) of the Min Var choice
 
@@ -134,7 +139,7 @@ class Trainer:
 
     def save(self, name=CHECKPOINT):
         meta = {"kind": "tinyasc-classifier", "config": json.loads(self.config.to_json()),
-                "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+                "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "running": self.running,
                 "schedule": self.schedule.state_dict(), "random": _jsonable(ta_random.get_state()),
                 "history": self.history, "selected": self.selected}
         save_checkpoint(self.run_dir / name, self.state_arrays(), meta)
@@ -149,10 +154,15 @@ class Trainer:
             self.optimizer.load_state_dict({"state": split_prefix(arrays, "optim"), "param_groups": groups})
         except (ValueError, IndexError) as exc:
             raise CheckpointError(f"{path}: optimizer state does not fit the model ({exc})") from None
-        self.schedule.load_state_dict(meta["schedule"])
-        ta_random.set_state(meta["random"])
-        self.epoch, self.step_in_epoch = meta["epoch"], meta["step_in_epoch"]
-        self.history, self.selected = meta["history"], meta.get("selected")
+        try:
+            self.schedule.load_state_dict(meta["schedule"])
+            ta_random.set_state(meta["random"])
+            self.epoch, self.step_in_epoch = int(meta["epoch"]), int(meta["step_in_epoch"])
+            self.running = list(meta.get("running", [0.0, 0, 0, 0.0]))
+            self.history, self.selected = list(meta["history"]), meta.get("selected")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: checkpoint metadata is incomplete or malformed ({exc!r}); "
+                                  "resume from another run") from None
 
     # ------------------------------------------------------------- training
     def prepare_run_dir(self):
@@ -175,8 +185,10 @@ class Trainer:
     def _train_epoch(self, flag):
         config, data = self.config, self.data
         epoch = self.epoch
-        total_loss = total_correct = total_seen = 0
-        start = time.perf_counter()
+        if self.step_in_epoch == 0:
+            self.running = [0.0, 0, 0, 0.0]
+        total_loss, total_correct, total_seen, before = self.running
+        start = time.perf_counter() - before
         desc = f"epoch {epoch + 1}/{config.epochs}"
         with Progress(total=self.steps_per_epoch, desc=desc, unit="step", quiet=not self.show_progress) as bar:
             bar.update(self.step_in_epoch)
@@ -185,9 +197,10 @@ class Trainer:
             for step, (x, target) in batches:
                 loss, logits = train_step(self.model, self.optimizer, x, target)
                 if not math.isfinite(loss):
-                    raise TrainingDiverged(
-                        f"loss became {loss} at epoch {epoch + 1}, step {step + 1}; the last good checkpoint "
-                        f"(end of epoch {epoch}) is kept in {self.run_dir}. Try a lower --lr")
+                    kept = (f"the last good checkpoint (end of epoch {epoch}) is kept in {self.run_dir}"
+                            if epoch > 0 else "no epoch had finished, so there is no checkpoint")
+                    raise TrainingDiverged(f"loss became {loss} at epoch {epoch + 1}, step {step + 1}; {kept}. "
+                                           "Try a lower --lr")
                 self.schedule.step()
                 self.step_in_epoch = step + 1
                 labels = target.argmax(axis=1) if target.ndim == 2 else target  # Mixup: the larger share
@@ -195,6 +208,7 @@ class Trainer:
                 total_correct += int(np.sum(logits.argmax(axis=1) == labels))
                 total_seen += len(labels)
                 elapsed = time.perf_counter() - start
+                self.running = [total_loss, total_correct, total_seen, elapsed]
                 bar.update(1, loss=total_loss / total_seen, acc=100.0 * total_correct / total_seen,
                            clips_s=total_seen / max(elapsed, 1e-9))
                 if flag.stop:

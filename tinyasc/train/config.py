@@ -39,10 +39,29 @@ class TrainConfig:
     seed: int = 0
 
     def validate(self):
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None and f.name in ("data", "warmup_epochs"):
+                continue
+            kind = {"data": str, "warmup_epochs": float}.get(f.name, type(f.default))
+            allowed = (int, float) if kind is float else (kind,)
+            if isinstance(value, bool) and kind is not bool or not isinstance(value, allowed):
+                raise TinyAscError(f"config value {f.name}={value!r} should be a {kind.__name__}")
+        checks = [(0 <= self.dropout < 1, f"--dropout must be in [0, 1), got {self.dropout}"),
+                  (self.lr > 0, f"--lr must be positive, got {self.lr}"),
+                  (self.lam >= 0, f"--lam must be >= 0, got {self.lam}"),
+                  (self.mixup_alpha >= 0, f"mixup alpha must be >= 0, got {self.mixup_alpha}"),
+                  (self.roll_seconds >= 0, f"roll seconds must be >= 0, got {self.roll_seconds}"),
+                  (self.warmup_epochs is None or 0 <= self.warmup_epochs <= self.epochs,
+                   f"--warmup-epochs must be between 0 and --epochs, got {self.warmup_epochs}"),
+                  (self.width >= 1, f"--model-width must be at least 1, got {self.width}")]
+        for ok, message in checks:
+            if not ok:
+                raise TinyAscError(message)
         if self.norm not in NORMS:
             raise TinyAscError(f"--norm {self.norm!r} is not one of {', '.join(NORMS)}")
-        if self.width < 1 or self.epochs < 1 or self.batch_size < 2:
-            raise TinyAscError("--model-width, --epochs must be >= 1 and --batch-size >= 2")
+        if self.epochs < 1 or self.batch_size < 2:
+            raise TinyAscError(f"--epochs must be >= 1 and --batch-size >= 2, got {self.epochs} and {self.batch_size}")
         if self.select not in ("last", "minvar"):
             raise TinyAscError(f"--select must be 'last' or 'minvar', got {self.select!r}")
         if self.select == "minvar" and self.val_fraction <= 0:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyasc.errors import TinyAscError
 from tinyasc.train import classifier
 from tinyasc.train.checkpoint import atomic_write_text, load_checkpoint
 from tinyasc.train.data import TrainingData
@@ -20,6 +21,20 @@ from tinyasc.train.evaluate import DEVICE_COLUMNS
 
 ROW_NAMES = {"none": "BC-ResNet-Mod", "global": "+ Global FreqNorm", "freqin": "+ FreqIN",
              "preresnorm": "+ Pre-ResNorm", "resnorm": "+ ResNorm"}
+
+
+def _check_same_config(run_dir, config):
+    """A run folder found in the experiment folder must be the run this experiment asks for."""
+    saved_path = Path(run_dir) / "config.json"
+    if not saved_path.is_file():
+        return
+    saved = json.loads(saved_path.read_text())
+    wanted = json.loads(config.to_json())
+    different = sorted(k for k in wanted if saved.get(k) != wanted[k])
+    if different:
+        detail = ", ".join(f"{k}: {saved.get(k)!r} there, {wanted[k]!r} now" for k in different)
+        raise TinyAscError(f"{run_dir} holds a run with other settings ({detail}); "
+                           "use another --out or delete that folder")
 
 
 def _finished(run_dir, epochs):
@@ -45,6 +60,7 @@ def run_experiment(base_config, norms, seeds, out_dir, log=print, progress=True)
         for seed in seeds:
             run_dir = out_dir / f"{norm}-seed{seed}"
             config = replace(base_config, norm=norm, seed=seed)
+            _check_same_config(run_dir, config)
             if not _finished(run_dir, config.epochs):
                 resume = (run_dir / classifier.CHECKPOINT).is_file()
                 log(f"--- {ROW_NAMES[norm]} (norm={norm}), seed {seed}: {run_dir}")
@@ -89,7 +105,7 @@ def table_csv(rows):
 def format_table(rows, config, seeds):
     head = "| Method | " + " | ".join(DEVICE_COLUMNS) + " | Overall |"
     lines = [f"BC-ResNet-Mod, c={config.width}, {config.epochs} epochs, seeds {list(seeds)}: "
-             "test accuracy (%) per device, overall mean +- std over seeds", "", head,
+             "test accuracy (%) per device (mean over seeds); overall mean +- std over seeds (population std, ddof 0)", "", head,
              "|" + "---|" * (len(DEVICE_COLUMNS) + 2)]
     for row in rows:
         cells = " | ".join(f"{row[c]:.1f}" for c in DEVICE_COLUMNS)

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyasc import audio
-from tinyasc.errors import TinyAscError
+from tinyasc.errors import DataError, TinyAscError
 from tinyasc.train import evaluate
 from tinyasc.train.checkpoint import atomic_write_text, load_checkpoint, load_model_state, split_prefix
 from tinyasc.train.classifier import CHECKPOINT, SELECTED, build_model
@@ -49,6 +49,9 @@ def evaluate_run(run, data=None, log=print):
                       "confusion matrix (rows: true, columns: predicted)", str(matrix)])
 
 
+MIN_FRAMES = 7  # the head's stride and two max-pools must leave at least one frame
+
+
 def _audio_files(paths):
     files = []
     for p in map(Path, paths):
@@ -71,6 +74,10 @@ def predict_files(run, paths, out_file, batch_size=32, log=print):
     for start in range(0, len(files), batch_size):
         chunk = files[start:start + batch_size]
         feats = [audio.file_log_mel(path) for path, _ in chunk]
+        for (path, _), f in zip(chunk, feats):
+            if f.shape[1] < MIN_FRAMES:
+                raise DataError(f"{path}: {f.shape[1]} frames ({f.shape[1] * 0.03:.2f} s) is too short for "
+                                f"BC-ResNet-Mod, which needs at least {MIN_FRAMES} frames (0.21 s)")
         lengths = {f.shape[1] for f in feats}
         if len(lengths) > 1:  # different durations: one at a time
             for f in feats:
