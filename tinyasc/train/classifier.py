@@ -26,7 +26,7 @@ from tinyasc.progress import Progress
 from tinyasc.train import evaluate, plots
 from tinyasc.train.checkpoint import (CheckpointError, atomic_write_text, load_checkpoint, load_model_state,
                                       save_checkpoint, split_prefix)
-from tinyasc.train.config import TrainConfig
+from tinyasc.train.config import load_run_config
 from tinyasc.train.data import TrainingData
 
 CHECKPOINT = "checkpoint.npz"
@@ -295,13 +295,7 @@ def train(config, run_dir, resume=False, log=print, progress=True, data=None):
     """Train (or resume) a run; returns (report text, device table)."""
     run_dir = Path(run_dir)
     if resume:
-        saved = run_dir / "config.json"
-        if not saved.is_file():
-            raise TinyAscError(f"{run_dir}: no config.json here; --resume needs a run folder written by tinyasc train")
-        try:
-            config = TrainConfig.from_dict(json.loads(saved.read_text()))
-        except json.JSONDecodeError as exc:
-            raise TinyAscError(f"{saved}: not valid JSON ({exc})") from None
+        config = load_run_config(run_dir)
     trainer = Trainer(config, run_dir, data=data, log=log, progress=progress)
     if resume:
         trainer.restore(run_dir / CHECKPOINT)

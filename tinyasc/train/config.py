@@ -88,3 +88,19 @@ class TrainConfig:
         if unknown:
             raise TinyAscError(f"config has unknown keys {sorted(unknown)}; was it written by another version?")
         return cls(**values)
+
+
+def load_run_config(run_dir):
+    """The TrainConfig saved in a run folder, or a one-line error naming what is wrong."""
+    from pathlib import Path
+
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise TinyAscError(f"{run_dir}: no config.json here; pass a run folder written by tinyasc train")
+    try:
+        values = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise TinyAscError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(values, dict):
+        raise TinyAscError(f"{path}: expected a JSON object of training settings")
+    return TrainConfig.from_dict(values).validate()

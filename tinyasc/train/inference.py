@@ -1,5 +1,4 @@
 """Using a trained run: evaluate it on a dataset, or predict scenes for audio files."""
-import json
 from pathlib import Path
 
 import numpy as np
@@ -9,20 +8,14 @@ from tinyasc.errors import DataError, TinyAscError
 from tinyasc.train import evaluate
 from tinyasc.train.checkpoint import atomic_write_text, load_checkpoint, load_model_state, split_prefix
 from tinyasc.train.classifier import CHECKPOINT, SELECTED, build_model
-from tinyasc.train.config import TrainConfig
+from tinyasc.train.config import load_run_config
 from tinyasc.train.data import TrainingData
 
 
 def load_run(run):
     """(config, model) of a run folder, with the selected (Min Var) or last weights."""
     run = Path(run)
-    config_path = run / "config.json"
-    if not config_path.is_file():
-        raise TinyAscError(f"{run}: no config.json here; pass a run folder written by tinyasc train")
-    try:
-        config = TrainConfig.from_dict(json.loads(config_path.read_text()))
-    except json.JSONDecodeError as exc:
-        raise TinyAscError(f"{config_path}: not valid JSON ({exc})") from None
+    config = load_run_config(run)
     path = run / SELECTED if config.select == "minvar" and (run / SELECTED).is_file() else run / CHECKPOINT
     arrays, meta = load_checkpoint(path)
     model = build_model(config)
