@@ -226,7 +226,7 @@ def test_experiment_table_has_one_row_per_norm_and_reuses_runs(tiny_home, tmp_pa
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
     table = (tmp_path / "exp" / "table.csv").read_text().splitlines()
-    assert len(table) == 3 and table[1].startswith("BC-ResNet-Mod,none") and "ResNorm" in table[2]
+    assert len(table) == 3 and table[1].startswith("BC-ResNet-Mod (c=4),none") and "ResNorm" in table[2]
     again = runner.invoke(main, args)
     assert again.exit_code == 0 and "--- " not in again.output  # nothing retrained
     bad = runner.invoke(main, args[:5] + ["--norms", "batchnorm"])
@@ -277,3 +277,22 @@ def test_predict_refuses_too_short_clips(tiny_data, tmp_path):
     result = CliRunner().invoke(main, ["predict", str(tmp_path / "run"), str(short), "--out", str(tmp_path / "s.tsv")])
     assert result.exit_code == 1 and "short.wav" in result.output and "too short" in result.output
     assert not (tmp_path / "s.tsv").exists()
+
+
+@pytest.mark.parametrize("arch, width", [("bcresnet", "1"), ("cpresnet", "4")])
+def test_cli_trains_the_table_2_baselines(tiny_home, tmp_path, monkeypatch, arch, width):
+    home, root = tiny_home
+    monkeypatch.setenv("TINYASC_HOME", str(home))
+    run = tmp_path / arch
+    result = CliRunner().invoke(main, ["train", "--data", str(root), "--arch", arch, "--model-width", width,
+                                       "--epochs", "1", "--batch-size", "8", "--out", str(run), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text())["arch"] == arch
+    assert "overall" in CliRunner().invoke(main, ["evaluate", str(run)]).output
+
+
+def test_cli_refuses_resnorm_stages_on_the_baselines(tiny_home, tmp_path):
+    home, root = tiny_home
+    result = CliRunner().invoke(main, ["train", "--data", str(root), "--arch", "cpresnet", "--norm", "resnorm",
+                                       "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "--arch cpresnet takes" in result.output

@@ -64,10 +64,14 @@ def _default_run_dir():
               help="TAU 2020 Mobile dataset root. Default: the embedded synthetic dataset (created on first use).")
 @click.option("--preset", type=click.Choice(["tiny", "default", "full"]), default="default", show_default=True,
               help="Size of the synthetic dataset when --data is not given.")
-@click.option("--model-width", "width", type=int, default=10, show_default=True,
-              help="Base width c of Table 1 (10 = BC-ResNet-Mod-1, 80 = BC-ResNet-Mod-8).")
+@click.option("--arch", type=click.Choice(["bcresnet-mod", "bcresnet", "cpresnet"]), default="bcresnet-mod",
+              show_default=True, help="BC-ResNet-Mod (the paper's), or Table 2's BC-ResNet / CP-ResNet.")
+@click.option("--model-width", "width", type=int, default=None,
+              help="c of Table 1 (10 = BC-ResNet-Mod-1, 80 = -Mod-8); tau of BC-ResNet; c of CP-ResNet. "
+                   "Default: 10, 8, 64 by --arch.")
 @click.option("--norm", type=click.Choice(["none", "global", "freqin", "preresnorm", "resnorm"]),
-              default="resnorm", show_default=True, help="Normalization variant of Table 2.")
+              default=None, help="Normalization variant of Table 2. Default: resnorm (BC-ResNet-Mod), none (others).")
+@click.option("--rho", type=int, default=5, show_default=True, help="CP-ResNet's receptive-field parameter.")
 @click.option("--lam", type=float, default=0.1, show_default=True, help="lambda of ResNorm (eq. 3).")
 @click.option("--epochs", type=int, default=30, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
@@ -87,13 +91,17 @@ def _default_run_dir():
               help="Continue the run in this folder from its last checkpoint (its saved config is used).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
-def train(data, preset, width, norm, lam, epochs, batch_size, lr, warmup_epochs, dropout, no_roll, no_mixup,
+def train(data, preset, arch, width, norm, rho, lam, epochs, batch_size, lr, warmup_epochs, dropout, no_roll, no_mixup,
           no_specaugment, select, val_fraction, seed, run_dir, resume_dir, quiet):
     """Train BC-ResNet-Mod with the paper's recipe and print the per-device table."""
     from tinyasc.train.classifier import train as run_training
     from tinyasc.train.config import TrainConfig
 
-    config = TrainConfig(data=data, preset=preset, width=width, norm=norm, lam=lam, epochs=epochs,
+    from tinyasc.train.config import DEFAULT_NORM, DEFAULT_WIDTH
+
+    width = DEFAULT_WIDTH[arch] if width is None else width
+    norm = DEFAULT_NORM[arch] if norm is None else norm
+    config = TrainConfig(data=data, preset=preset, arch=arch, rho=rho, width=width, norm=norm, lam=lam, epochs=epochs,
                          batch_size=batch_size, lr=lr, warmup_epochs=warmup_epochs, dropout=dropout,
                          roll_seconds=0.0 if no_roll else 1.5, mixup_alpha=0.0 if no_mixup else 0.3,
                          specaugment=not no_specaugment, select=select, val_fraction=val_fraction, seed=seed)
@@ -171,9 +179,12 @@ def data_info(data):
 @main.command()
 @click.option("--data", type=click.Path(), default=None, help="Dataset root. Default: the embedded synthetic dataset.")
 @click.option("--preset", type=click.Choice(["tiny", "default", "full"]), default="default", show_default=True)
-@click.option("--model-width", "width", type=int, default=10, show_default=True)
-@click.option("--norms", default="none,global,freqin,preresnorm,resnorm", show_default=True,
-              help="Comma-separated normalization variants (rows of Table 2).")
+@click.option("--arch", type=click.Choice(["bcresnet-mod", "bcresnet", "cpresnet"]), default="bcresnet-mod",
+              show_default=True)
+@click.option("--model-width", "width", type=int, default=None, help="Default: 10, 8, 64 by --arch.")
+@click.option("--norms", default=None,
+              help="Comma-separated normalization variants (rows of Table 2). "
+                   "Default: none,global,freqin,preresnorm,resnorm for bcresnet-mod, none otherwise.")
 @click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds.")
 @click.option("--epochs", type=int, default=30, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
@@ -181,12 +192,14 @@ def data_info(data):
               help="Experiment folder; finished runs in it are reused, interrupted ones resumed.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
-def experiment(data, preset, width, norms, seeds, epochs, batch_size, out_dir, quiet):
+def experiment(data, preset, arch, width, norms, seeds, epochs, batch_size, out_dir, quiet):
     """Run the Table 2 normalization ablation and print the table (also table.md / table.csv)."""
     from tinyasc.models.bcresnet_mod import NORMS
     from tinyasc.train.config import TrainConfig
     from tinyasc.train.experiment import run_experiment
 
+    if norms is None:
+        norms = "none,global,freqin,preresnorm,resnorm" if arch == "bcresnet-mod" else "none"
     norm_list = [n.strip() for n in norms.split(",") if n.strip()]
     bad = [n for n in norm_list if n not in NORMS]
     if bad or not norm_list:
@@ -195,7 +208,11 @@ def experiment(data, preset, width, norms, seeds, epochs, batch_size, out_dir, q
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise TinyAscError(f"--seeds must be comma-separated integers, got {seeds!r}") from None
-    config = TrainConfig(data=data, preset=preset, width=width, epochs=epochs, batch_size=batch_size)
+    from tinyasc.train.config import DEFAULT_NORM, DEFAULT_WIDTH
+
+    width = DEFAULT_WIDTH[arch] if width is None else width
+    config = TrainConfig(data=data, preset=preset, arch=arch, width=width, norm=DEFAULT_NORM[arch], epochs=epochs,
+                         batch_size=batch_size)
     config.validate()
     _, text = run_experiment(config, norm_list, seed_list, out_dir, log=click.echo, progress=not quiet)
     if text is None:

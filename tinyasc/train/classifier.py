@@ -21,7 +21,7 @@ from tinyasc import random as ta_random
 from tinyasc.autograd import Tensor
 from tinyasc.data import augment
 from tinyasc.errors import TinyAscError
-from tinyasc.models.bcresnet_mod import BCResNetMod
+from tinyasc.models import BCResNet, BCResNetMod, CPResNet
 from tinyasc.progress import Progress
 from tinyasc.train import evaluate, plots
 from tinyasc.train.checkpoint import (CheckpointError, atomic_write_text, load_checkpoint, load_model_state,
@@ -38,6 +38,11 @@ class TrainingDiverged(TinyAscError):
 
 
 def build_model(config):
+    if config.arch == "bcresnet":
+        return BCResNet(tau=config.width, num_classes=10, subbands=config.subbands, dropout=config.dropout,
+                        norm=config.norm, lam=config.lam)
+    if config.arch == "cpresnet":
+        return CPResNet(c=config.width, rho=config.rho, num_classes=10, norm=config.norm, lam=config.lam)
     return BCResNetMod(c=config.width, num_classes=10, norm=config.norm, lam=config.lam,
                        subbands=config.subbands, dropout=config.dropout)
 

@@ -7,7 +7,12 @@ import json
 from dataclasses import dataclass
 
 from tinyasc.errors import TinyAscError
+from tinyasc.models.bcresnet import INPUT_NORMS
 from tinyasc.models.bcresnet_mod import NORMS
+
+ARCHS = ("bcresnet-mod", "bcresnet", "cpresnet")
+DEFAULT_WIDTH = {"bcresnet-mod": 10, "bcresnet": 8, "cpresnet": 64}
+DEFAULT_NORM = {"bcresnet-mod": "resnorm", "bcresnet": "none", "cpresnet": "none"}
 
 FRAME_SECONDS = 0.03  # hop 480 samples at 16 kHz
 
@@ -16,7 +21,9 @@ FRAME_SECONDS = 0.03  # hop 480 samples at 16 kHz
 class TrainConfig:
     data: str = None            # dataset root; None = the embedded synthetic default
     preset: str = "default"     # synthetic preset used when data is None
-    width: int = 10             # c of Table 1 (10 = BC-ResNet-Mod-1, 80 = BC-ResNet-Mod-8)
+    width: int = 10             # c of Table 1 (10 = BC-ResNet-Mod-1, 80 = BC-ResNet-Mod-8); tau of BC-ResNet
+    arch: str = "bcresnet-mod"  # bcresnet-mod | bcresnet (BC-ResNet-tau) | cpresnet (CP-ResNet, width = c)
+    rho: int = 5                # cpresnet only: the first rho switchable convs are 3x3
     norm: str = "resnorm"
     lam: float = 0.1
     subbands: int = 4
@@ -60,6 +67,13 @@ class TrainConfig:
                 raise TinyAscError(message)
         if self.norm not in NORMS:
             raise TinyAscError(f"--norm {self.norm!r} is not one of {', '.join(NORMS)}")
+        if self.arch not in ARCHS:
+            raise TinyAscError(f"--arch {self.arch!r} is not one of {', '.join(ARCHS)}")
+        if self.arch != "bcresnet-mod" and self.norm not in INPUT_NORMS:
+            raise TinyAscError(f"--norm {self.norm} is BC-ResNet-Mod's; --arch {self.arch} takes "
+                               f"{', '.join(INPUT_NORMS)}")
+        if not 0 <= self.rho <= 22:
+            raise TinyAscError(f"--rho must be in 0..22, got {self.rho}")
         if self.epochs < 1 or self.batch_size < 2:
             raise TinyAscError(f"--epochs must be >= 1 and --batch-size >= 2, got {self.epochs} and {self.batch_size}")
         if self.select not in ("last", "minvar"):

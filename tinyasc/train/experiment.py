@@ -19,8 +19,19 @@ from tinyasc.train.checkpoint import atomic_write_text, load_checkpoint
 from tinyasc.train.data import TrainingData
 from tinyasc.train.evaluate import DEVICE_COLUMNS
 
-ROW_NAMES = {"none": "BC-ResNet-Mod", "global": "+ Global FreqNorm", "freqin": "+ FreqIN",
-             "preresnorm": "+ Pre-ResNorm", "resnorm": "+ ResNorm"}
+ARCH_NAMES = {"bcresnet-mod": "BC-ResNet-Mod", "bcresnet": "BC-ResNet", "cpresnet": "CP-ResNet"}
+NORM_SUFFIX = {"none": "", "global": " + Global FreqNorm", "freqin": " + FreqIN",
+               "preresnorm": " + Pre-ResNorm", "resnorm": " + ResNorm"}
+
+
+def row_name(config, norm):
+    width = "tau" if config.arch == "bcresnet" else "c"
+    return f"{ARCH_NAMES[config.arch]} ({width}={config.width}){NORM_SUFFIX[norm]}"
+
+
+def run_folder(out_dir, config, norm, seed):
+    prefix = "" if config.arch == "bcresnet-mod" else f"{config.arch}-"
+    return Path(out_dir) / f"{prefix}{norm}-seed{seed}"
 
 
 def _check_same_config(run_dir, config):
@@ -58,17 +69,17 @@ def run_experiment(base_config, norms, seeds, out_dir, log=print, progress=True)
     results = {}
     for norm in norms:
         for seed in seeds:
-            run_dir = out_dir / f"{norm}-seed{seed}"
+            run_dir = run_folder(out_dir, base_config, norm, seed)
             config = replace(base_config, norm=norm, seed=seed)
             _check_same_config(run_dir, config)
             if not _finished(run_dir, config.epochs):
                 resume = (run_dir / classifier.CHECKPOINT).is_file()
-                log(f"--- {ROW_NAMES[norm]} (norm={norm}), seed {seed}: {run_dir}")
+                log(f"--- {row_name(base_config, norm)}, seed {seed}: {run_dir}")
                 text, _ = classifier.train(config, run_dir, resume=resume, log=log, progress=progress, data=data)
                 if text is None:  # Ctrl-C: the run saved its checkpoint; the same command resumes it
                     return None, None
             results[(norm, seed)] = _read_device_table(run_dir)
-    rows = summarize(results, norms, seeds)
+    rows = summarize(results, norms, seeds, base_config)
     atomic_write_text(out_dir / "table.csv", table_csv(rows))
     text = format_table(rows, base_config, seeds)
     atomic_write_text(out_dir / "table.md", text + "\n")
@@ -78,11 +89,11 @@ def run_experiment(base_config, norms, seeds, out_dir, log=print, progress=True)
     return rows, text
 
 
-def summarize(results, norms, seeds):
+def summarize(results, norms, seeds, config):
     rows = []
     for norm in norms:
         per_seed = [results[(norm, s)] for s in seeds]
-        row = {"norm": norm, "name": ROW_NAMES[norm]}
+        row = {"norm": norm, "name": row_name(config, norm)}
         for column in DEVICE_COLUMNS:
             values = [r[column] for r in per_seed if column in r]
             row[column] = float(np.mean(values)) if values else float("nan")
@@ -104,7 +115,7 @@ def table_csv(rows):
 
 def format_table(rows, config, seeds):
     head = "| Method | " + " | ".join(DEVICE_COLUMNS) + " | Overall |"
-    lines = [f"BC-ResNet-Mod, c={config.width}, {config.epochs} epochs, seeds {list(seeds)}: "
+    lines = [f"{ARCH_NAMES[config.arch]}, {config.epochs} epochs, seeds {list(seeds)}: "
              "test accuracy (%) per device (mean over seeds); overall mean +- std over seeds (population std, ddof 0)", "", head,
              "|" + "---|" * (len(DEVICE_COLUMNS) + 2)]
     for row in rows:

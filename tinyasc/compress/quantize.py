@@ -1,0 +1,213 @@
+"""Quantization (paper 2.4): symmetric b-bit conv weights, learned with QAT; 16-bit the rest.
+
+Symmetric quantization with Q = 2^(b-1) - 1 levels each side of zero (127 for 8 bits):
+
+    s = max|w| / Q                      one scale per tensor (or per output channel)
+    q = clip(round(w / s), -Q, Q)       the integer code (int8 for b <= 8)
+    w_hat = q * s                       the fake-quantized weight the network computes with
+
+Zero maps to zero, so pruned weights stay pruned and only the survivors take grid values.
+s is a plain float32 division, and that choice makes re-quantization exact: the largest
+|w_hat| is Q * s and fl(fl(Q * s) / Q) == s, so quantizing w_hat again gives w_hat back.
+
+Quantization-aware training (QAT) runs the forward with w_hat and sends the gradient to
+the float weight w with a straight-through estimator (STE), defined here as
+
+    d w_hat / d w := 1 where round(w / s) lies in [-Q, Q] (not clipped), 0 where it is
+                     clipped, and 0 at pruned positions when a mask is given;
+
+the scale counts as a constant (no gradient flows into max|w|). Since s comes from the
+current max|w|, nothing is clipped in practice and the STE is the identity on the kept
+weights.
+
+"16-bit" in Table 3 is IEEE half precision: `half_precision_` rounds every other parameter
+and buffer (batch-norm and SubSpectralNorm weight, bias and running statistics, the
+classifier bias) through float16. bits=16 for the conv weights means the same (model 4).
+"""
+import numpy as np
+
+from tinyasc import functional as F
+from tinyasc.autograd.function import Function
+from tinyasc.compress.prune import conv_modules, conv_weights
+
+HALF = 16
+
+
+def check_bits(bits):
+    """Conv bit widths tinyasc stores: 2..8 (integer codes) or 16 (float16)."""
+    if bits != HALF and not (isinstance(bits, (int, np.integer)) and 2 <= bits <= 8):
+        raise ValueError(f"conv bits must be 2..8 (integer quantization) or 16 (half precision), got {bits!r}")
+    return int(bits)
+
+
+def qmax(bits):
+    """Q = 2^(b-1) - 1: the largest code of symmetric b-bit quantization."""
+    return 2 ** (int(bits) - 1) - 1
+
+
+def quantization_scale(w, bits=8, per_channel=False):
+    """s = max|w| / Q, as w's dtype: a 0-d array, or C x 1 x 1 x 1 per output channel.
+
+    A tensor (or channel) whose max|w| / Q is not a normal float (all zeros, or weights
+    below 1e-36 in float32) gets s = 1, so all its codes are 0.
+    """
+    w = np.asarray(w)
+    amax = np.max(np.abs(w), axis=tuple(range(1, w.ndim)), keepdims=True) if per_channel else np.max(np.abs(w))
+    scale = np.asarray(amax, dtype=w.dtype) / w.dtype.type(qmax(bits))
+    return np.where(scale >= np.finfo(w.dtype).tiny, scale, w.dtype.type(1)).astype(w.dtype)
+
+
+def quantize(w, bits=8, per_channel=False):
+    """(codes, scale): int8 codes q = clip(round(w / s), -Q, Q) and the scale s."""
+    bits = check_bits(bits)
+    if bits == HALF:
+        raise ValueError("16-bit conv weights are float16, not integer codes; use round_half")
+    w = np.asarray(w)
+    scale = quantization_scale(w, bits, per_channel)
+    limit = qmax(bits)
+    codes = np.clip(np.round(w / scale), -limit, limit).astype(np.int8)
+    return codes, scale
+
+
+def dequantize(codes, scale):
+    """w_hat = q * s in the scale's dtype (the exact product the fake-quantized forward uses)."""
+    return codes.astype(scale.dtype) * scale + scale.dtype.type(0)  # + 0 turns -0.0 into 0.0
+
+
+class FakeQuantize(Function):
+    """w_hat = clip(round(w / s), -Q, Q) * s [* mask]; backward: the STE of the module docstring."""
+
+    def forward(self, w, scale, limit, mask):
+        codes = np.round(w / scale)
+        self.passes = np.abs(codes) <= limit
+        out = np.clip(codes, -limit, limit) * scale
+        if mask is not None:
+            out = out * mask
+            self.passes &= mask
+        return out + w.dtype.type(0)
+
+    def backward(self, grad):
+        return grad * self.passes
+
+
+def fake_quantize(weight, bits=8, per_channel=False, mask=None, scale=None):
+    """The fake-quantized weight as a differentiable Tensor (scale: default max|w| / Q)."""
+    bits = check_bits(bits)
+    if bits == HALF:
+        raise ValueError("QAT is for integer bit widths 2..8; 16-bit conv weights are float16 (round_half)")
+    w = weight.data
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != w.shape:
+            raise ValueError(f"mask has shape {mask.shape}, weight has {w.shape}")
+    if scale is None:  # from the kept weights only (the pruned ones are zero once masks are held)
+        scale = quantization_scale(w if mask is None else w * mask, bits, per_channel)
+    scale = np.asarray(scale, dtype=w.dtype)
+    return FakeQuantize.apply(weight, scale=scale, limit=w.dtype.type(qmax(bits)), mask=mask)
+
+
+class QuantizationAware:
+    """Make every Conv2d of `model` compute with its fake-quantized weight (QAT).
+
+        with QuantizationAware(model, bits=8, masks=masks):
+            ...any training or evaluation code...
+
+    Each conv gets an instance `forward` that calls conv2d with fake_quantize(weight) and
+    leaves the Parameter, its name in the state dict and the optimizer untouched; detach()
+    (or leaving the `with`) removes it. masks (from prune) zero the STE gradient of pruned
+    weights, so the optimizer sees the same zeros as after mask_gradients.
+    """
+
+    def __init__(self, model, bits=8, per_channel=False, masks=None):
+        self.model, self.bits, self.per_channel = model, check_bits(bits), bool(per_channel)
+        if self.bits == HALF:
+            raise ValueError("QuantizationAware needs integer bits 2..8; 16-bit needs no QAT")
+        self.masks = dict(masks or {})
+        self.convs = conv_modules(model)
+        unknown = set(self.masks) - set(self.convs)
+        if unknown:
+            raise KeyError(f"masks name no Conv2d weight: {sorted(unknown)}")
+        self.attached = False
+
+    def attach(self):
+        for name, conv in self.convs.items():
+            if "forward" in conv.__dict__:
+                raise RuntimeError(f"{name}: this conv already has a substituted forward (QAT attached twice?)")
+            object.__setattr__(conv, "forward", _QATForward(conv, self.bits, self.per_channel, self.masks.get(name)))
+        self.attached = True
+        return self
+
+    def detach(self):
+        for conv in self.convs.values():
+            if isinstance(conv.__dict__.get("forward"), _QATForward):
+                object.__delattr__(conv, "forward")
+        self.attached = False
+        return self
+
+    def __enter__(self):
+        return self.attach()
+
+    def __exit__(self, *exc):
+        self.detach()
+        return False
+
+
+class _QATForward:
+    """conv2d(x, fake_quantize(weight), bias, ...): a conv's forward during QAT."""
+
+    def __init__(self, conv, bits, per_channel, mask):
+        self.conv, self.bits, self.per_channel, self.mask = conv, bits, per_channel, mask
+
+    def __call__(self, x):
+        c = self.conv
+        w = fake_quantize(c.weight, self.bits, self.per_channel, self.mask)
+        return F.conv2d(x, w, c.bias, c.stride, c.padding, c.dilation, c.groups)
+
+
+def round_half(array):
+    """array rounded through float16, in its own dtype; a finite value beyond float16's range is an error."""
+    array = np.asarray(array)
+    with np.errstate(over="ignore"):
+        half = array.astype(np.float16)
+    overflow = np.isinf(half) & np.isfinite(array)
+    if overflow.any():
+        raise OverflowError(f"{int(overflow.sum())} values exceed float16's range (max 65504), "
+                            f"largest {np.max(np.abs(array[overflow])):.6g}")
+    return half.astype(array.dtype)
+
+
+def half_precision_(model, conv=False):
+    """Round every parameter and floating buffer except the conv weights through float16, in place.
+
+    conv=True rounds the conv weights too (Table 3, model 4: 16-bit everything).
+    """
+    conv_ids = {id(p) for p in conv_weights(model).values()}
+    for name, p in model.named_parameters():
+        if conv or id(p) not in conv_ids:
+            try:
+                p.data[...] = round_half(p.data)
+            except OverflowError as exc:
+                raise OverflowError(f"{name}: {exc}") from None
+    for name, b in model.named_buffers():
+        if b.dtype.kind == "f":
+            try:
+                b[...] = round_half(b)
+            except OverflowError as exc:
+                raise OverflowError(f"{name}: {exc}") from None
+    return model
+
+
+def compress_weights_(model, bits=8, per_channel=False):
+    """Turn a (pruned, QAT-trained) model into the compressed one, in place.
+
+    Conv weights become their fake-quantized values (bits 2..8) or float16-rounded values
+    (bits 16); everything else is rounded through float16. The plain model then predicts
+    exactly what the exported file predicts.
+    """
+    bits = check_bits(bits)
+    if bits == HALF:
+        return half_precision_(model, conv=True)
+    for p in conv_weights(model).values():
+        codes, scale = quantize(p.data, bits, per_channel)
+        p.data[...] = dequantize(codes, scale)
+    return half_precision_(model)
