@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyasc import random as ta_random
+from tinyasc.compress.distill import Ensemble
 from tinyasc.compress.prune import conv_weights
 from tinyasc.compress.quantize import HALF, check_bits, quantize, round_half
 from tinyasc.compress.size import model_size
@@ -156,8 +157,6 @@ def _decode(arrays, meta, bits, per_channel, source, index):
 
 def load_compressed(path, return_meta=False):
     """Rebuild the stored model (a BCResNetMod, or an Ensemble of them), in eval mode."""
-    from tinyasc.compress.distill import Ensemble
-
     arrays, meta = load_checkpoint(path)
     if meta.get("kind") != FORMAT:
         raise CheckpointError(f"{path}: not a compressed tinyasc model (kind {meta.get('kind')!r}); "
