@@ -296,3 +296,31 @@ def test_cli_refuses_resnorm_stages_on_the_baselines(tiny_home, tmp_path):
     result = CliRunner().invoke(main, ["train", "--data", str(root), "--arch", "cpresnet", "--norm", "resnorm",
                                        "--out", str(tmp_path / "r")])
     assert result.exit_code == 1 and "--arch cpresnet takes" in result.output
+
+
+def test_cli_compress_then_evaluate_predict_and_distil(tiny_home, tmp_path, monkeypatch):
+    """Table 3's pipeline on the tiny preset: train, prune + QAT fine-tune with KD, export, use."""
+    from tinyasc.compress import load_compressed
+
+    home, root = tiny_home
+    monkeypatch.setenv("TINYASC_HOME", str(home))
+    runner = CliRunner()
+    base = ["--data", str(root), "--model-width", "4", "--batch-size", "8", "--quiet"]
+    assert runner.invoke(main, ["train", *base, "--epochs", "1", "--out", str(tmp_path / "teacher")]).exit_code == 0
+    result = runner.invoke(main, ["compress", str(tmp_path / "teacher"), "--prune", "0.5", "--bits", "8",
+                                  "--teacher", str(tmp_path / "teacher"), "--epochs", "1", "--out",
+                                  str(tmp_path / "small"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    model_file = tmp_path / "small" / "model.npz"
+    model = load_compressed(model_file)
+    convs = [p.data for name, p in model.named_parameters() if p.data.ndim == 4]
+    zeros = sum(int((w == 0).sum()) for w in convs) / sum(w.size for w in convs)
+    assert 0.5 <= zeros < 0.6
+    assert "KB" in (tmp_path / "small" / "size.txt").read_text()
+    result = runner.invoke(main, ["evaluate", str(model_file)])
+    assert result.exit_code == 0 and "overall" in result.output, result.output
+    out = tmp_path / "sub.tsv"
+    assert runner.invoke(main, ["predict", str(model_file), str(root / "audio"), "--out", str(out)]).exit_code == 0
+    result = runner.invoke(main, ["train", *base, "--epochs", "1", "--teacher", str(tmp_path / "teacher"),
+                                  "--teacher", str(model_file), "--out", str(tmp_path / "student")])
+    assert result.exit_code == 0, result.output

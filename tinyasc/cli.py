@@ -86,13 +86,18 @@ def _default_run_dir():
 @click.option("--val-fraction", type=float, default=0.0, show_default=True,
               help="Fraction of training locations held out for validation (minvar uses 0.1 if 0).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--teacher", "teachers", multiple=True, type=click.Path(),
+              help="Knowledge distillation from this run folder (repeat for an ensemble of teachers).")
+@click.option("--kd-alpha", type=float, default=0.5, show_default=True,
+              help="Weight of the cross-entropy; 1 - alpha weighs the teacher term T^2 KL.")
+@click.option("--kd-temperature", type=float, default=3.0, show_default=True, help="Distillation temperature T.")
 @click.option("--out", "run_dir", type=click.Path(), default=None, help="Run folder. Default: runs/<date-time>.")
 @click.option("--resume", "resume_dir", type=click.Path(), default=None,
               help="Continue the run in this folder from its last checkpoint (its saved config is used).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
 def train(data, preset, arch, width, norm, rho, lam, epochs, batch_size, lr, warmup_epochs, dropout, no_roll, no_mixup,
-          no_specaugment, select, val_fraction, seed, run_dir, resume_dir, quiet):
+          no_specaugment, select, val_fraction, seed, teachers, kd_alpha, kd_temperature, run_dir, resume_dir, quiet):
     """Train BC-ResNet-Mod with the paper's recipe and print the per-device table."""
     from tinyasc.train.classifier import train as run_training
     from tinyasc.train.config import TrainConfig
@@ -104,7 +109,8 @@ def train(data, preset, arch, width, norm, rho, lam, epochs, batch_size, lr, war
     config = TrainConfig(data=data, preset=preset, arch=arch, rho=rho, width=width, norm=norm, lam=lam, epochs=epochs,
                          batch_size=batch_size, lr=lr, warmup_epochs=warmup_epochs, dropout=dropout,
                          roll_seconds=0.0 if no_roll else 1.5, mixup_alpha=0.0 if no_mixup else 0.3,
-                         specaugment=not no_specaugment, select=select, val_fraction=val_fraction, seed=seed)
+                         specaugment=not no_specaugment, select=select, val_fraction=val_fraction, seed=seed,
+                         teacher=",".join(teachers), kd_alpha=kd_alpha, kd_temperature=kd_temperature)
     from pathlib import Path
     if resume_dir:
         run_dir = resume_dir
@@ -119,6 +125,60 @@ def train(data, preset, arch, width, norm, rho, lam, epochs, batch_size, lr, war
     if text is None:
         sys.exit(130)
     click.echo(text)
+
+
+@main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path())
+@click.option("--prune", "prune_ratio", type=float, default=0.89, show_default=True,
+              help="Share of conv weights set to zero (Table 3: 0.89; model 4: 0.84).")
+@click.option("--bits", type=click.Choice(["2", "3", "4", "5", "6", "7", "8", "16"]), default="8", show_default=True,
+              help="Conv weight bits: 2-8 integer codes learned with QAT, or 16 (half precision).")
+@click.option("--per-channel", is_flag=True, help="One quantization scale per output channel instead of per conv.")
+@click.option("--teacher", "teachers", multiple=True, type=click.Path(),
+              help="Distil from this run while fine-tuning (repeat for an ensemble of teachers).")
+@click.option("--epochs", type=int, default=10, show_default=True, help="Fine-tuning epochs after pruning.")
+@click.option("--lr", type=float, default=None, help="Peak learning rate of the fine-tuning. Default: the run's / 10.")
+@click.option("--out", "out_dir", type=click.Path(), required=True,
+              help="Folder for the fine-tuning runs, model.npz and size.txt.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@friendly_errors
+def compress(runs, prune_ratio, bits, per_channel, teachers, epochs, lr, out_dir, quiet):
+    """Prune, fine-tune (QAT, KD) and export RUNS as one compressed model (paper 2.4, Table 3).
+
+    Several RUNS (two seeds in Table 3) are fine-tuned one by one and stored as an ensemble.
+    Re-running the same command resumes an interrupted fine-tuning.
+    """
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from tinyasc.compress import save_compressed
+    from tinyasc.train.checkpoint import atomic_write_text
+    from tinyasc.train.classifier import train as run_training
+    from tinyasc.train.config import load_run_config
+    from tinyasc.train.inference import load_run
+
+    bits, out, models = int(bits), Path(out_dir), []
+    for i, run in enumerate(runs):
+        base = load_run_config(run)
+        if base.arch != "bcresnet-mod":
+            raise TinyAscError(f"{run}: tinyasc compress exports BC-ResNet-Mod; this run is --arch {base.arch}")
+        config = dataclasses.replace(base, init_from=str(run), prune=prune_ratio, bits=bits, per_channel=per_channel,
+                                     teacher=",".join(teachers), epochs=epochs, lr=lr or base.lr / 10,
+                                     warmup_epochs=0.0).validate()
+        run_dir = out / f"finetune-{i}"
+        resume = (run_dir / "checkpoint.npz").is_file()
+        click.echo(f"fine-tuning {run} in {run_dir}" + (" (resuming)" if resume else ""))
+        text, _ = run_training(config, run_dir, resume=resume, log=click.echo, progress=not quiet)
+        if text is None:
+            sys.exit(130)
+        click.echo(text)
+        models.append(load_run(run_dir)[1])
+    summary = save_compressed(out / "model.npz", models, bits, per_channel, prune_ratio,
+                              config=json.loads(config.to_json()))
+    atomic_write_text(out / "size.txt", summary.text() + "\n")
+    click.echo(summary.text())
+    click.echo(f"evaluate it with: tinyasc evaluate {out / 'model.npz'}")
 
 
 @main.command()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyasc import compress
 from tinyasc import functional as F
 from tinyasc import optim
 from tinyasc import random as ta_random
@@ -116,12 +117,27 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.log, self.show_progress = log, progress
         self.data = data if data is not None else TrainingData.load(config, log=log)
+        # Models of other runs are built before seeding: building one draws from tinyasc.random.
+        teachers = [_load_model(run) for run in config.teacher.split(",") if run.strip()]
+        start = _load_model(config.init_from) if config.init_from else None
         ta_random.manual_seed(config.seed)
         self.model = build_model(config)
         if config.norm == "global":
             self.model.input_norm.set_statistics(*self.data.frequency_statistics())
+        if start is not None:
+            load_model_state(self.model, start.state_dict(), config.init_from)
         self.optimizer = optim.SGD(self.model.parameters(), lr=0.0, momentum=config.momentum,
                                    weight_decay=config.weight_decay)
+        # Compression (paper 2.4): prune once, keep the pruned weights at zero in every step
+        # (the wrapper masks gradients and momentum), and run the convs fake-quantized (QAT).
+        self.masks = self.qat = self.distiller = None
+        if config.prune > 0:
+            self.masks = compress.prune(self.model, config.prune)
+            self.optimizer = compress.MaskedOptimizer(self.optimizer, self.model, self.masks)
+        if config.bits <= 8:
+            self.qat = compress.QuantizationAware(self.model, config.bits, config.per_channel, self.masks).attach()
+        if teachers:
+            self.distiller = compress.Distiller(teachers, config.kd_alpha, config.kd_temperature)
         train_clips = len(self.data.rows("train"))
         if train_clips < config.batch_size:
             raise TinyAscError(f"the training split has {train_clips} clips, fewer than --batch-size "
@@ -140,6 +156,8 @@ class Trainer:
         arrays = {f"model/{k}": v for k, v in self.model.state_dict().items()}
         optim_state = self.optimizer.state_dict()
         arrays.update({f"optim/{k}": v for k, v in optim_state["state"].items()})
+        if self.masks is not None:
+            arrays.update({f"mask/{k}": v for k, v in compress.masks_state(self.masks).items()})
         return arrays
 
     def save(self, name=CHECKPOINT):
@@ -154,6 +172,12 @@ class Trainer:
         if meta.get("kind") != "tinyasc-classifier":
             raise CheckpointError(f"{path}: not a classifier checkpoint (kind {meta.get('kind')!r})")
         load_model_state(self.model, split_prefix(arrays, "model"), path)
+        if self.masks is not None:
+            saved = compress.masks_from_state(split_prefix(arrays, "mask"))
+            if set(saved) != set(self.masks):
+                raise CheckpointError(f"{path}: the pruning masks in this checkpoint do not fit the run")
+            for name, mask in saved.items():
+                self.masks[name][...] = mask  # in place: MaskedOptimizer and QAT hold these arrays
         groups = self.optimizer.state_dict()["param_groups"]
         try:
             self.optimizer.load_state_dict({"state": split_prefix(arrays, "optim"), "param_groups": groups})
@@ -200,7 +224,10 @@ class Trainer:
             batches = data.train_batches(config.batch_size, config.seed, epoch, self.step_in_epoch,
                                          transform=lambda x, y, rng: augment_batch(x, y, config, rng))
             for step, (x, target) in batches:
-                loss, logits = train_step(self.model, self.optimizer, x, target)
+                if self.distiller is not None:
+                    loss, logits = compress.train_step_kd(self.model, self.optimizer, x, target, self.distiller)
+                else:
+                    loss, logits = train_step(self.model, self.optimizer, x, target)
                 if not math.isfinite(loss):
                     kept = (f"the last good checkpoint (end of epoch {epoch}) is kept in {self.run_dir}"
                             if epoch > 0 else "no epoch had finished, so there is no checkpoint")
@@ -274,6 +301,13 @@ class Trainer:
             plots.training_curves(self.history, self.run_dir / "curves.png")
             plots.confusion(matrix, self.run_dir / "confusion.png")
         return text, table
+
+
+def _load_model(run):
+    """The trained model of another run folder (or compressed .npz), for a teacher or a start."""
+    from tinyasc.train.inference import load_run  # inference imports this module
+
+    return load_run(run.strip())[1]
 
 
 def _history_csv(history):

@@ -44,6 +44,15 @@ class TrainConfig:
     select: str = "last"        # "last" or "minvar"
     val_fraction: float = 0.0   # training locations held out for validation (minvar needs > 0)
     seed: int = 0
+    # Knowledge distillation (paper 2.4, 3.3): teacher run folders, comma-separated ("" = none).
+    teacher: str = ""
+    kd_alpha: float = 0.5       # weight of the cross-entropy; 1 - kd_alpha weighs T^2 * KL
+    kd_temperature: float = 3.0
+    # Compression fine-tuning (paper 2.4): start from a run, prune, hold the masks, QAT.
+    init_from: str = ""         # run folder whose weights start this run ("" = fresh initialisation)
+    prune: float = 0.0          # share of conv weights pruned before training (Table 3: 0.89, 0.84)
+    bits: int = 32              # conv weights: 2..8 = QAT with integer codes, 16 = half, 32 = float
+    per_channel: bool = False   # one quantization scale per output channel instead of per conv
 
     def validate(self):
         for f in dataclasses.fields(self):
@@ -61,7 +70,11 @@ class TrainConfig:
                   (self.roll_seconds >= 0, f"roll seconds must be >= 0, got {self.roll_seconds}"),
                   (self.warmup_epochs is None or 0 <= self.warmup_epochs <= self.epochs,
                    f"--warmup-epochs must be between 0 and --epochs, got {self.warmup_epochs}"),
-                  (self.width >= 1, f"--model-width must be at least 1, got {self.width}")]
+                  (self.width >= 1, f"--model-width must be at least 1, got {self.width}"),
+                  (0 <= self.kd_alpha <= 1, f"--kd-alpha must be in [0, 1], got {self.kd_alpha}"),
+                  (self.kd_temperature > 0, f"--kd-temperature must be positive, got {self.kd_temperature}"),
+                  (0 <= self.prune < 1, f"--prune must be in [0, 1), got {self.prune}"),
+                  (2 <= self.bits <= 8 or self.bits in (16, 32), f"--bits must be 2..8, 16 or 32, got {self.bits}")]
         for ok, message in checks:
             if not ok:
                 raise TinyAscError(message)

@@ -8,13 +8,22 @@ from tinyasc.errors import DataError, TinyAscError
 from tinyasc.train import evaluate
 from tinyasc.train.checkpoint import atomic_write_text, load_checkpoint, load_model_state, split_prefix
 from tinyasc.train.classifier import CHECKPOINT, SELECTED, build_model
-from tinyasc.train.config import load_run_config
+from tinyasc.train.config import TrainConfig, load_run_config
 from tinyasc.train.data import TrainingData
 
 
 def load_run(run):
-    """(config, model) of a run folder, with the selected (Min Var) or last weights."""
+    """(config, model) of a run folder, with the selected (Min Var) or last weights,
+    or of a compressed model file written by `tinyasc compress`."""
     run = Path(run)
+    if run.is_file():
+        from tinyasc.compress import load_compressed
+
+        model, meta = load_compressed(run, return_meta=True)
+        if not isinstance(meta.get("config"), dict):
+            raise TinyAscError(f"{run}: this compressed model carries no training config; "
+                               "write it with tinyasc compress")
+        return TrainConfig.from_dict(meta["config"]).validate(), model
     config = load_run_config(run)
     path = run / SELECTED if config.select == "minvar" and (run / SELECTED).is_file() else run / CHECKPOINT
     arrays, meta = load_checkpoint(path)
@@ -35,8 +44,9 @@ def evaluate_run(run, data=None, log=print):
     per_class = evaluate.class_accuracy(probs, labels)
     matrix = evaluate.confusion_matrix(probs, labels)
     run = Path(run)
-    atomic_write_text(run / "eval_device_table.csv", evaluate.device_table_csv(table))
-    atomic_write_text(run / "eval_classes.csv", evaluate.class_csv(per_class, matrix))
+    out_dir, prefix = (run.parent, f"{run.stem}_") if run.is_file() else (run, "")
+    atomic_write_text(out_dir / f"{prefix}eval_device_table.csv", evaluate.device_table_csv(table))
+    atomic_write_text(out_dir / f"{prefix}eval_classes.csv", evaluate.class_csv(per_class, matrix))
     return "\n".join([evaluate.format_device_table(table, f"Test split of {training_data.dataset.root}"), "",
                       "per-class accuracy (%)", evaluate.format_class_table(per_class), "",
                       "confusion matrix (rows: true, columns: predicted)", str(matrix)])
