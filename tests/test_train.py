@@ -96,11 +96,11 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoint(tiny_data, tmp_
     calls = {"n": 0}
     steps = trainer.steps_per_epoch
 
-    def failing_step(model, optimizer, x, y):
+    def failing_step(model, optimizer, x, y, loss_fn=None):
         calls["n"] += 1
         if calls["n"] == steps + 2:  # epoch 2, step 2
             return float("nan"), np.zeros((len(x), 10))
-        return real_step(model, optimizer, x, y)
+        return real_step(model, optimizer, x, y, loss_fn)
 
     monkeypatch.setattr(classifier, "train_step", failing_step)
     with pytest.raises(TrainingDiverged, match="epoch 2, step 2"):

@@ -9,8 +9,7 @@ export     the compressed model as a compact .npz, and loading it back
 The order of use: train a teacher; train a student with distill; prune it; fine-tune with
 the masks held and QAT on (and the teacher again); export; check the size table.
 """
-from tinyasc.compress.distill import (Distiller, Ensemble, distillation_loss, ensemble_probabilities,
-                                      train_step_kd)
+from tinyasc.compress.distill import (Distiller, Ensemble, distillation_loss, ensemble_probabilities)
 from tinyasc.compress.export import ExportSummary, architecture, load_compressed, save_compressed
 from tinyasc.compress.prune import (MaskedOptimizer, apply_masks, conv_modules, conv_weights, hold_masks,
                                     layer_sparsity, magnitude_masks, mask_gradients, masks_from_state,
@@ -25,5 +24,4 @@ __all__ = ["Distiller", "Ensemble", "ExportSummary", "FakeQuantize", "KIB", "LIM
            "compress_weights_", "conv_modules", "conv_weights", "dequantize", "distillation_loss",
            "ensemble_probabilities", "fake_quantize", "half_precision_", "hold_masks", "layer_sparsity",
            "load_compressed", "magnitude_masks", "mask_gradients", "masks_from_state", "masks_state",
-           "model_size", "prune", "qmax", "quantization_scale", "quantize", "round_half", "save_compressed",
-           "train_step_kd"]
+           "model_size", "prune", "qmax", "quantization_scale", "quantize", "round_half", "save_compressed"]

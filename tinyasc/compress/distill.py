@@ -15,7 +15,6 @@ sees the same mixed input as the student.
 
 The paper gives neither alpha nor T; the defaults (alpha 0.5, T 3) are ours.
 """
-import math
 
 import numpy as np
 
@@ -128,16 +127,3 @@ class Distiller:
     def loss(self, student_logits, target, x):
         return distillation_loss(student_logits, target, self.teacher_probabilities(x),
                                  self.alpha, self.temperature)
-
-
-def train_step_kd(model, optimizer, x, y, distiller):
-    """tinyasc.train.classifier.train_step with the distillation loss; returns (loss, logits array)."""
-    logits = model(Tensor(x))
-    loss = distiller.loss(logits, y, x)
-    value = float(loss.data)
-    if not math.isfinite(value):
-        return value, logits.data
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    return value, logits.data

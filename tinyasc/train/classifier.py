@@ -70,10 +70,13 @@ def augment_batch(x, y, config, rng, num_classes=10):
     return x, y
 
 
-def train_step(model, optimizer, x, y):
-    """Forward, cross-entropy, backward, SGD step; returns (loss, logits array)."""
+def train_step(model, optimizer, x, y, loss_fn=None):
+    """Forward, loss, backward, optimizer step; returns (loss, logits array).
+
+    loss_fn(logits, y, x) defaults to cross-entropy; distillation passes Distiller.loss.
+    """
     logits = model(Tensor(x))
-    loss = F.cross_entropy(logits, y)
+    loss = F.cross_entropy(logits, y) if loss_fn is None else loss_fn(logits, y, x)
     value = float(loss.data)
     if not math.isfinite(value):
         return value, logits.data
@@ -224,10 +227,8 @@ class Trainer:
             batches = data.train_batches(config.batch_size, config.seed, epoch, self.step_in_epoch,
                                          transform=lambda x, y, rng: augment_batch(x, y, config, rng))
             for step, (x, target) in batches:
-                if self.distiller is not None:
-                    loss, logits = compress.train_step_kd(self.model, self.optimizer, x, target, self.distiller)
-                else:
-                    loss, logits = train_step(self.model, self.optimizer, x, target)
+                loss_fn = None if self.distiller is None else self.distiller.loss
+                loss, logits = train_step(self.model, self.optimizer, x, target, loss_fn)
                 if not math.isfinite(loss):
                     kept = (f"the last good checkpoint (end of epoch {epoch}) is kept in {self.run_dir}"
                             if epoch > 0 else "no epoch had finished, so there is no checkpoint")
