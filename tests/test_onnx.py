@@ -2,6 +2,7 @@
 
 Skipped when the optional onnx / onnxruntime packages are absent (pip install 'tinyasc[onnx]').
 """
+import json
 import subprocess
 import sys
 
@@ -122,3 +123,21 @@ def test_importing_tinyasc_does_not_import_onnx():
     code = ("import sys, tinyasc, tinyasc.compress, tinyasc.compress.onnx_export; "
             "assert 'onnx' not in sys.modules and 'onnxruntime' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cli_export_runs_the_onnxruntime_check(tmp_path):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from click.testing import CliRunner
+
+    from tinyasc.cli import main
+    from tinyasc.compress import save_compressed
+    from tinyasc.models import BCResNetMod
+    from tinyasc.train.config import TrainConfig
+
+    model = BCResNetMod(4)
+    path = tmp_path / "m.npz"
+    save_compressed(path, [model], 8, False, 0.0, config=json.loads(TrainConfig(width=4).to_json()))
+    result = CliRunner().invoke(main, ["export", str(path), "--onnx", str(tmp_path / "m.onnx"), "--frames", "40"])
+    assert result.exit_code == 0, result.output
+    assert "checked with onnxruntime" in result.output

@@ -306,3 +306,44 @@ def bench(what, widths, batch, repeats, no_torch, no_reference, out):
         if no_torch:
             bench_step.torch_available = lambda: False
         bench_step.run(repeats=repeats, log=click.echo)
+
+
+@main.command("export")
+@click.argument("run", type=click.Path(exists=True))
+@click.option("--onnx", "onnx_file", type=click.Path(), required=True, help="ONNX file to write.")
+@click.option("--frames", type=int, default=None,
+              help="Fix the number of frames T (default: dynamic; 334 for 10 s clips).")
+@click.option("--check/--no-check", default=True, show_default=True,
+              help="Run the file with onnxruntime (if installed) and compare with tinyasc on a random input.")
+@friendly_errors
+def export(run, onnx_file, frames, check):
+    """Export a trained run folder or a compressed .npz (tinyasc compress) to ONNX.
+
+    Input "logmel" N x 1 x 256 x T, output "logits" N x 10 (an ensemble: log of the mean probabilities).
+    """
+    import numpy as np
+
+    from tinyasc.compress.onnx_export import export_onnx, onnx_predict
+    from tinyasc.train.inference import load_run
+
+    _, model = load_run(run)
+    try:
+        summary = export_onnx(model.eval(), onnx_file, num_bins=256, frames=frames)
+    except (TypeError, ValueError) as exc:
+        raise TinyAscError(f"{run}: {exc}") from None
+    click.echo(summary.line())
+    if check:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            click.echo("onnxruntime is not installed: skipped the check (pip install 'tinyasc[onnx]')")
+            return
+        import tinyasc as ta
+
+        x = np.random.default_rng(0).normal(-4.0, 2.0, (2, 1, 256, frames or 334)).astype(np.float32)
+        with ta.no_grad():
+            expected = model(ta.Tensor(x)).numpy()
+        error = float(np.abs(onnx_predict(onnx_file, x) - expected).max())
+        if not error <= 1e-3:
+            raise TinyAscError(f"onnxruntime disagrees with tinyasc: max |difference| {error:.3g}")
+        click.echo(f"checked with onnxruntime: max |difference| {error:.2e}")
