@@ -91,13 +91,17 @@ def _default_run_dir():
 @click.option("--kd-alpha", type=float, default=0.5, show_default=True,
               help="Weight of the cross-entropy; 1 - alpha weighs the teacher term T^2 KL.")
 @click.option("--kd-temperature", type=float, default=3.0, show_default=True, help="Distillation temperature T.")
+@click.option("--translator", "translator_dir", type=click.Path(), default="",
+              help="Translator folder (tinyasc translator train): add its translations of the device-A "
+                   "training clips to every target device to the training set.")
 @click.option("--out", "run_dir", type=click.Path(), default=None, help="Run folder. Default: runs/<date-time>.")
 @click.option("--resume", "resume_dir", type=click.Path(), default=None,
               help="Continue the run in this folder from its last checkpoint (its saved config is used).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
 def train(data, preset, arch, width, norm, rho, lam, epochs, batch_size, lr, warmup_epochs, dropout, no_roll, no_mixup,
-          no_specaugment, select, val_fraction, seed, teachers, kd_alpha, kd_temperature, run_dir, resume_dir, quiet):
+          no_specaugment, select, val_fraction, seed, teachers, kd_alpha, kd_temperature, translator_dir, run_dir,
+          resume_dir, quiet):
     """Train BC-ResNet-Mod with the paper's recipe and print the per-device table."""
     from tinyasc.train.classifier import train as run_training
     from tinyasc.train.config import TrainConfig
@@ -110,7 +114,8 @@ def train(data, preset, arch, width, norm, rho, lam, epochs, batch_size, lr, war
                          batch_size=batch_size, lr=lr, warmup_epochs=warmup_epochs, dropout=dropout,
                          roll_seconds=0.0 if no_roll else 1.5, mixup_alpha=0.0 if no_mixup else 0.3,
                          specaugment=not no_specaugment, select=select, val_fraction=val_fraction, seed=seed,
-                         teacher=",".join(teachers), kd_alpha=kd_alpha, kd_temperature=kd_temperature)
+                         teacher=",".join(teachers), kd_alpha=kd_alpha, kd_temperature=kd_temperature,
+                         translator=translator_dir)
     from pathlib import Path
     if resume_dir:
         run_dir = resume_dir
@@ -236,15 +241,76 @@ def data_info(data):
     click.echo(dataset.summary())
 
 
+@main.group()
+def translator():
+    """The device translator (paper 2.3): a U-Net GAN from device A to the other devices."""
+
+
+@translator.command("train")
+@click.option("--data", type=click.Path(), default=None, help="Dataset root. Default: the embedded synthetic dataset.")
+@click.option("--preset", type=click.Choice(["tiny", "default", "full"]), default="default", show_default=True)
+@click.option("--out", "out_dir", type=click.Path(), required=True, help="Translator folder (checkpoint, metrics, evaluation).")
+@click.option("--targets", default="", help="Comma-separated target devices. Default: every device paired with A in training.")
+@click.option("--width", type=int, default=8, show_default=True, help="Generator channels at full resolution.")
+@click.option("--depth", type=int, default=3, show_default=True, help="U-Net down-sampling steps.")
+@click.option("--res-blocks", type=int, default=6, show_default=True, help="Residual blocks in the middle.")
+@click.option("--subbands", type=int, default=16, show_default=True, help="SubSpectralNorm sub-bands.")
+@click.option("--disc-width", type=int, default=16, show_default=True)
+@click.option("--disc-layers", type=int, default=3, show_default=True, help="Strided PatchGAN layers (3: 70x70 patches).")
+@click.option("--epochs", type=int, default=12, show_default=True)
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--lr", type=float, default=2e-4, show_default=True)
+@click.option("--l2-weight", type=float, default=100.0, show_default=True, help="Weight of the L2 reconstruction loss.")
+@click.option("--adv-weight", type=float, default=1.0, show_default=True, help="Weight of the LSGAN loss (0: no GAN).")
+@click.option("--crop-frames", type=int, default=128, show_default=True, help="Random time crops for longer clips.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@friendly_errors
+def translator_train(data, preset, out_dir, targets, width, depth, res_blocks, subbands, disc_width, disc_layers,
+                     epochs, batch_size, lr, l2_weight, adv_weight, crop_frames, seed, resume, quiet):
+    """Train the translator on the paired training segments, then evaluate it on the test pairs."""
+    from tinyasc.train.classifier import _StopFlag
+    from tinyasc.translator.train import TranslatorConfig, train_translator
+
+    config = TranslatorConfig(data=data, preset=preset, targets=targets, width=width, depth=depth,
+                              res_blocks=res_blocks, subbands=subbands, disc_width=disc_width,
+                              disc_layers=disc_layers, epochs=epochs, batch_size=batch_size, lr=lr,
+                              l2_weight=l2_weight, adv_weight=adv_weight, crop_frames=crop_frames, seed=seed)
+    with _StopFlag() as flag:
+        text = train_translator(config, out_dir, resume=resume, log=click.echo, progress=not quiet,
+                                stop=lambda: flag.stop)
+    if text is None:
+        sys.exit(130)
+    click.echo(text)
+
+
+@translator.command("evaluate")
+@click.argument("run", type=click.Path())
+@friendly_errors
+def translator_evaluate(run):
+    """Log-spectral distance of a trained translator vs the identity and EQ baselines."""
+    from tinyasc.translator.evaluate import evaluate_translator
+
+    click.echo(evaluate_translator(run, log=click.echo))
+
+
 @main.command()
 @click.option("--data", type=click.Path(), default=None, help="Dataset root. Default: the embedded synthetic dataset.")
 @click.option("--preset", type=click.Choice(["tiny", "default", "full"]), default="default", show_default=True)
+@click.option("--rows", default=None,
+              help="'table2' (the whole of Table 2 at CPU scale) or comma-separated rows "
+                   "[arch[@width]:]norm[+translator], e.g. resnorm,resnorm+translator,cpresnet@10:none. "
+                   "Default: the normalization ablation of --arch.")
 @click.option("--arch", type=click.Choice(["bcresnet-mod", "bcresnet", "cpresnet"]), default="bcresnet-mod",
-              show_default=True)
-@click.option("--model-width", "width", type=int, default=None, help="Default: 10, 8, 64 by --arch.")
+              show_default=True, help="Architecture of --norms rows (ignored with --rows).")
+@click.option("--model-width", "width", type=int, default=None,
+              help="Width of rows that name none (default: 10, 8, 64 by architecture).")
 @click.option("--norms", default=None,
-              help="Comma-separated normalization variants (rows of Table 2). "
+              help="Comma-separated normalization variants of --arch (instead of --rows). "
                    "Default: none,global,freqin,preresnorm,resnorm for bcresnet-mod, none otherwise.")
+@click.option("--translator", type=click.Path(), default=None,
+              help="Translator folder for '+translator' rows. Default: train one in OUT/translator.")
 @click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds.")
 @click.option("--epochs", type=int, default=30, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
@@ -252,29 +318,29 @@ def data_info(data):
               help="Experiment folder; finished runs in it are reused, interrupted ones resumed.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
-def experiment(data, preset, arch, width, norms, seeds, epochs, batch_size, out_dir, quiet):
-    """Run the Table 2 normalization ablation and print the table (also table.md / table.csv)."""
-    from tinyasc.models.bcresnet_mod import NORMS
-    from tinyasc.train.config import TrainConfig
-    from tinyasc.train.experiment import run_experiment
+def experiment(data, preset, rows, arch, width, norms, translator, seeds, epochs, batch_size, out_dir, quiet):
+    """Run rows of Table 2 over several seeds and print the table (also table.md / table.csv)."""
+    from tinyasc.train.config import DEFAULT_NORM, DEFAULT_WIDTH, TrainConfig
+    from tinyasc.train.experiment import parse_rows, run_experiment
 
-    if norms is None:
-        norms = "none,global,freqin,preresnorm,resnorm" if arch == "bcresnet-mod" else "none"
-    norm_list = [n.strip() for n in norms.split(",") if n.strip()]
-    bad = [n for n in norm_list if n not in NORMS]
-    if bad or not norm_list:
-        raise TinyAscError(f"--norms: unknown variant(s) {bad}; choose from {', '.join(NORMS)}")
+    if rows is not None and norms is not None:
+        raise TinyAscError("give --rows or --norms, not both (--rows can name norms: resnorm,freqin,...)")
+    if rows is None:
+        if norms is None:
+            norms = "none,global,freqin,preresnorm,resnorm" if arch == "bcresnet-mod" else "none"
+        arch_width = DEFAULT_WIDTH[arch] if width is None else width
+        rows = ",".join(f"{arch}@{arch_width}:{n.strip()}" for n in norms.split(",") if n.strip()) or " "
+    row_list = parse_rows(rows, width)
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise TinyAscError(f"--seeds must be comma-separated integers, got {seeds!r}") from None
-    from tinyasc.train.config import DEFAULT_NORM, DEFAULT_WIDTH
-
-    width = DEFAULT_WIDTH[arch] if width is None else width
-    config = TrainConfig(data=data, preset=preset, arch=arch, width=width, norm=DEFAULT_NORM[arch], epochs=epochs,
-                         batch_size=batch_size)
-    config.validate()
-    _, text = run_experiment(config, norm_list, seed_list, out_dir, log=click.echo, progress=not quiet)
+    if not seed_list:
+        raise TinyAscError("--seeds is empty; pass e.g. --seeds 0,1,2")
+    config = TrainConfig(data=data, preset=preset, arch=row_list[0].arch, width=row_list[0].width,
+                         norm=DEFAULT_NORM[row_list[0].arch], epochs=epochs, batch_size=batch_size).validate()
+    _, text = run_experiment(config, row_list, seed_list, out_dir, log=click.echo, progress=not quiet,
+                             translator=translator)
     if text is None:
         click.echo("experiment interrupted; run the same command again to continue where it stopped")
         sys.exit(130)
@@ -306,6 +372,21 @@ def bench(what, widths, batch, repeats, no_torch, no_reference, out):
         if no_torch:
             bench_step.torch_available = lambda: False
         bench_step.run(repeats=repeats, log=click.echo)
+
+
+@main.command()
+@click.option("--experiment", type=click.Path(), required=True,
+              help="Experiment folder of tinyasc experiment (its table.csv and run folders).")
+@click.option("--translator", type=click.Path(), default=None,
+              help="Translator folder of tinyasc translator train, for the translation figure.")
+@click.option("--out", "out_dir", type=click.Path(), default="docs/figures", show_default=True,
+              help="Folder for the PNGs.")
+@friendly_errors
+def figures(experiment, translator, out_dir):
+    """PNGs of the results (needs the plot extra): Table 2 per-device bars, training curves, translator."""
+    from tinyasc.figures import make_figures
+
+    make_figures(experiment, out_dir, translator=translator, log=click.echo)
 
 
 @main.command("export")

@@ -12,6 +12,7 @@ from tinyasc import functional as F
 from tinyasc import nn
 from tinyasc import random as ta_random
 from tinyasc.autograd.tensor import Tensor, cat, where
+from tinyasc.translator.model import ConvSSN, PatchDiscriminator, ResBlock, UNetGenerator, lsgan_loss
 from tinyasc.testing.gradcheck import GradcheckResult, check_backward_properties, gradcheck
 
 
@@ -160,6 +161,30 @@ def cases():
     yield "nn.Sequential (conv-bn-relu-pool)", lambda g: _module_case(
         nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, bias=False), nn.BatchNorm2d(2), nn.SiLU(), nn.MaxPool2d(2),
                       nn.LeakyReLU(0.2), nn.Tanh(), nn.Sigmoid()), leaf(g.standard_normal((2, 1, 6, 6))))
+
+    # The device translator (paper 2.3): its blocks, both networks whole, and the LSGAN loss.
+    yield "translator ResBlock (SSN 16)", lambda g: _module_case(ResBlock(2, 16), leaf(g.standard_normal((2, 2, 16, 2))))
+    yield "translator ConvSSN (transposed, stride 2)", lambda g: _module_case(
+        ConvSSN(2, 2, 4, 2, 1, 16, "relu", transposed=True), leaf(g.standard_normal((2, 2, 8, 2))))
+    yield "translator UNetGenerator (T padded)", lambda g: _translator_case(
+        UNetGenerator(2, width=2, depth=1, res_blocks=1, subbands=8, n_bins=16), leaf(g.standard_normal((2, 1, 16, 3))))
+    yield "translator PatchDiscriminator", lambda g: _translator_case(
+        PatchDiscriminator(2, width=2, layers=2), leaf(g.standard_normal((2, 1, 16, 16))), leaf(g.standard_normal((2, 1, 16, 16))))
+    yield "lsgan_loss (real and fake)", lambda g: (
+        lambda a, b: lsgan_loss(a, True) + 0.5 * lsgan_loss(b, False),
+        [leaf(g.standard_normal((2, 1, 3, 4))), leaf(g.standard_normal((2, 1, 3, 4)))])
+
+
+def _translator_case(module, *xs):
+    """A conditioned network: targets 0, 1, ... for the batch; inputs and all parameters checked."""
+    module.double()
+    params = list(module.parameters())
+    target = np.arange(xs[0].shape[0]) % module.num_targets
+
+    def fn(*args):
+        return module(*args[:len(xs)], target)
+
+    return fn, list(xs) + params
 
 
 def _module_case_seeded(module, x):

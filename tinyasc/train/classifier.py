@@ -120,6 +120,8 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.log, self.show_progress = log, progress
         self.data = data if data is not None else TrainingData.load(config, log=log)
+        if config.translator:
+            self.data = self.data.with_translations(config.translator, log=log, progress=progress)
         # Models of other runs are built before seeding: building one draws from tinyasc.random.
         teachers = [_load_model(run) for run in config.teacher.split(",") if run.strip()]
         start = _load_model(config.init_from) if config.init_from else None

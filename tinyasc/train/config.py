@@ -53,6 +53,9 @@ class TrainConfig:
     prune: float = 0.0          # share of conv weights pruned before training (Table 3: 0.89, 0.84)
     bits: int = 32              # conv weights: 2..8 = QAT with integer codes, 16 = half, 32 = float
     per_channel: bool = False   # one quantization scale per output channel instead of per conv
+    # Device translator (paper 2.3, 3.2): a folder written by `tinyasc translator train`; its
+    # translations of the device-A training clips join the training set ("" = none).
+    translator: str = ""
 
     def validate(self):
         for f in dataclasses.fields(self):

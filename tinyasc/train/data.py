@@ -72,6 +72,24 @@ class TrainingData:
                              seed=seed, shuffle=True, drop_last=True, transform=transform)
         return loader.epoch(epoch, start=start_step)
 
+    def with_translations(self, translator_dir, log=print, progress=True):
+        """A copy whose training split also holds every device-A training clip translated to
+        every target device of the translator (paper 3.2); validation and test are untouched."""
+        from tinyasc.translator.augment import translated_features
+
+        rows, labels, devices, names = self.splits["train"]
+        is_a = devices == "a"
+        extra, targets = translated_features(translator_dir, self.features, rows[is_a],
+                                             [n for n, a in zip(names, is_a) if a], log=log, progress=progress)
+        base = len(self.features)
+        splits = dict(self.splits)
+        splits["train"] = (np.concatenate([rows, base + np.arange(len(extra), dtype=np.int64)]),
+                           np.concatenate([labels] + [labels[is_a]] * len(targets)),
+                           np.concatenate([devices] + [np.full(int(is_a.sum()), d, devices.dtype) for d in targets]),
+                           tuple(names) + tuple(f"translated-{d}:{n}" for d in targets
+                                                for n, a in zip(names, is_a) if a))
+        return TrainingData(self.dataset, StackedRows(self.features, extra), splits)
+
     def frequency_statistics(self, chunk=256):
         """Per-bin mean and std over the training clips and frames (Global FreqNorm)."""
         rows = np.sort(self.rows("train"))
@@ -85,3 +103,30 @@ class TrainingData:
         mean = total / count
         std = np.sqrt(np.maximum(total_sq / count - mean * mean, 1e-12))
         return mean.astype(np.float32), std.astype(np.float32)
+
+
+class StackedRows:
+    """Two N_i x F x T arrays read as one: rows of `second` follow those of `first`.
+
+    Supports what the loaders use: len, shape, and indexing by an int or an int array.
+    """
+
+    def __init__(self, first, second):
+        if first.shape[1:] != second.shape[1:]:
+            raise ValueError(f"cannot stack features of shapes {first.shape} and {second.shape}")
+        self.first, self.second = first, second
+        self.shape = (len(first) + len(second),) + tuple(first.shape[1:])
+        self.dtype = first.dtype
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, rows):
+        if np.isscalar(rows):
+            return self.first[rows] if rows < len(self.first) else self.second[rows - len(self.first)]
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows),) + self.shape[1:], dtype=np.float32)
+        low = rows < len(self.first)
+        out[low] = self.first[rows[low]]
+        out[~low] = self.second[rows[~low] - len(self.first)]
+        return out

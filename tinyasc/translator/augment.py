@@ -1,0 +1,67 @@
+"""Training data from the translator (paper 3.2): every device-A training clip translated to
+every target device, added to the classifier's training set.
+
+The translations are computed once per (translator checkpoint, feature cache, clip list)
+and cached beside the translator as one .npy (a memmap when read back) plus a JSON index
+written last, so an interrupted computation is never mistaken for a finished one.
+"""
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from tinyasc.progress import Progress
+from tinyasc.train.checkpoint import atomic_write_text
+from tinyasc.translator.train import CHECKPOINT, load_translator, translate
+
+
+def _file_digest(path):
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def translated_features(translator_dir, features, rows, filenames, log=print, progress=True, batch_size=16):
+    """(array len(rows)*K x F x T, target names): features[rows] translated to each of the
+    translator's K targets; block k holds target k, in the order of `rows`."""
+    translator_dir = Path(translator_dir)
+    checkpoint = translator_dir / CHECKPOINT
+    config, generator, normalizer, targets, _ = load_translator(translator_dir)
+    key_source = {"checkpoint": _file_digest(checkpoint), "shape": list(features.shape[1:]),
+                  "files": hashlib.sha1("\n".join(filenames).encode()).hexdigest(),
+                  "features": hashlib.sha1(np.ascontiguousarray(features[np.asarray(rows[:8])]).tobytes()).hexdigest()}
+    key = hashlib.sha1(json.dumps(key_source, sort_keys=True).encode()).hexdigest()[:16]
+    npy_path = translator_dir / f"translations-{key}.npy"
+    json_path = translator_dir / f"translations-{key}.json"
+    shape = (len(rows) * len(targets),) + tuple(features.shape[1:])
+    if json_path.is_file() and npy_path.is_file():
+        x = np.load(npy_path, mmap_mode="r", allow_pickle=False)
+        if x.shape == shape:
+            log(f"translations: {shape} from cache {npy_path}")
+            return x, targets
+    log(f"translations: {len(rows)} device-A clips x {len(targets)} devices ({', '.join(targets)}) into {npy_path}")
+    tmp = npy_path.with_name(f".{npy_path.name}.tmp-{os.getpid()}")
+    try:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+        rows = np.asarray(rows)
+        with Progress(total=shape[0], desc="translations", unit="clips", quiet=not progress) as bar:
+            for k in range(len(targets)):
+                for start in range(0, len(rows), batch_size):
+                    chunk = rows[start:start + batch_size]
+                    out[k * len(rows) + start:k * len(rows) + start + len(chunk)] = translate(
+                        generator, normalizer, features[np.sort(chunk)][np.argsort(np.argsort(chunk))], k,
+                        batch_size=batch_size)
+                    bar.update(len(chunk))
+        out.flush()
+        del out
+        os.replace(tmp, npy_path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    atomic_write_text(json_path, json.dumps({"key": key, **key_source, "targets": list(targets),
+                                             "shape": list(shape)}, indent=2) + "\n")
+    return np.load(npy_path, mmap_mode="r", allow_pickle=False), targets

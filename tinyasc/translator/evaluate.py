@@ -1,0 +1,134 @@
+"""How close translations come to the real recordings, against two baselines.
+
+The measure is the log-spectral distance (LSD) in dB between a translated log-mel and the
+real target-device log-mel of the same held-out test segment:
+    LSD = mean over frames t of sqrt( mean over mel bins f of (10 log10 P^_ft - 10 log10 P_ft)^2 )
+Features are natural-log power, so a difference d of features is 10 d / ln 10 dB.
+
+Baselines:
+- identity: the device-A clip itself (no translation);
+- EQ: the device-A clip plus a fixed per-mel-bin offset per target device, the mean
+  difference target - source over the training pairs (what a fixed equalizer learned from
+  the same pairs can do).
+"""
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from tinyasc.train.checkpoint import atomic_write_bytes, atomic_write_text
+from tinyasc.translator.train import PairData, load_translator, translate
+
+DB_PER_NEPER = 10.0 / np.log(10.0)
+
+
+def lsd_db(pred, real):
+    """Per-clip log-spectral distance in dB of N x F x T natural-log power features."""
+    diff = (np.asarray(pred, np.float64) - np.asarray(real, np.float64)) * DB_PER_NEPER
+    return np.sqrt((diff ** 2).mean(axis=-2)).mean(axis=-1)
+
+
+def eq_offsets(features, pairs):
+    """K x F: for each target device, the mean over its training pairs and frames of target - source."""
+    offsets = np.zeros((len(pairs.targets), features.shape[1]))
+    for k in range(len(pairs.targets)):
+        i = pairs.of_device(k)
+        diff = np.asarray(features[pairs.target[i]], np.float64) - np.asarray(features[pairs.source[i]], np.float64)
+        offsets[k] = diff.mean(axis=(0, 2))
+    return offsets.astype(np.float32)
+
+
+def evaluation_table(generator, normalizer, data):
+    """Rows (device, pairs, identity, eq, translator): mean LSD in dB over the test pairs."""
+    test, features = data.test, data.features
+    offsets = eq_offsets(features, data.train)
+    rows = []
+    for k, device in enumerate(test.targets):
+        i = test.of_device(k)
+        source = np.asarray(features[test.source[i]])
+        real = np.asarray(features[test.target[i]])
+        translated = translate(generator, normalizer, source, k)
+        rows.append({"device": device, "pairs": len(i), "identity": float(lsd_db(source, real).mean()),
+                     "eq": float(lsd_db(source + offsets[k][:, None], real).mean()),
+                     "translator": float(lsd_db(translated, real).mean())})
+    if rows:
+        total = sum(r["pairs"] for r in rows)
+        rows.append({"device": "all", "pairs": total,
+                     **{m: sum(r[m] * r["pairs"] for r in rows) / total for m in ("identity", "eq", "translator")}})
+    return rows
+
+
+def format_table(rows):
+    lines = ["Log-spectral distance to the real target recording (dB, lower is better), held-out test pairs",
+             "", "| target | pairs | identity | EQ (per-bin offset) | translator |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['device']} | {r['pairs']} | {r['identity']:.2f} | {r['eq']:.2f} | {r['translator']:.2f} |")
+    return "\n".join(lines)
+
+
+def table_csv(rows):
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["device", "pairs", "identity_lsd_db", "eq_lsd_db", "translator_lsd_db"])
+    for r in rows:
+        writer.writerow([r["device"], r["pairs"], f"{r['identity']:.4f}", f"{r['eq']:.4f}", f"{r['translator']:.4f}"])
+    return buf.getvalue()
+
+
+def evaluate_translator(run_dir, data=None, log=print):
+    """Evaluate a translator folder on its dataset's test pairs; write evaluation.csv/.md
+    (and translation.png with the plot extra); return the table text."""
+    run_dir = Path(run_dir)
+    config, generator, normalizer, targets, _ = load_translator(run_dir)
+    if data is None:
+        data = PairData.load(config, log=log)
+    rows = evaluation_table(generator, normalizer, data)
+    text = format_table(rows)
+    atomic_write_text(run_dir / "evaluation.csv", table_csv(rows))
+    atomic_write_text(run_dir / "evaluation.md", text + "\n")
+    from tinyasc.train import plots
+
+    if plots.available():
+        save_translation_figure(run_dir, run_dir / "translation.png", data=data)
+    return text
+
+
+def save_translation_figure(run_dir, path, data=None, example=0):
+    """A figure like the paper's Figure 1: a real device-A test clip, its translations to
+    every target device, and the real recordings of those devices (needs the plot extra)."""
+    from tinyasc.train import plots
+
+    config, generator, normalizer, targets, _ = load_translator(run_dir)
+    if data is None:
+        data = PairData.load(config, log=lambda *a: None)
+    test = data.test
+    first = test.of_device(0)
+    segment = test.segments[first[example % len(first)]]
+    columns = []
+    for k in range(len(targets)):
+        hits = [i for i in test.of_device(k) if test.segments[i] == segment]
+        if hits:
+            columns.append((k, hits[0]))
+    source = np.asarray(data.features[test.source[columns[0][1]]])
+    plt = plots._pyplot()
+    fig, axes = plt.subplots(2, len(columns) + 1, figsize=(2.6 * (len(columns) + 1), 5.2), sharex=True, sharey=True,
+                             squeeze=False)
+    vmin, vmax = np.percentile(source, [1, 99.5])
+    kw = dict(origin="lower", aspect="auto", vmin=vmin, vmax=vmax, cmap="magma")
+    axes[0, 0].imshow(source, **kw)
+    axes[0, 0].set_title("(a) real A")
+    axes[1, 0].axis("off")
+    for j, (k, i) in enumerate(columns, start=1):
+        fake = translate(generator, normalizer, source[None], k)[0]
+        axes[0, j].imshow(fake, **kw)
+        axes[0, j].set_title(f"A -> {targets[k].upper()} (translated)")
+        axes[1, j].imshow(np.asarray(data.features[test.target[i]]), **kw)
+        axes[1, j].set_title(f"real {targets[k].upper()}")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("mel bin")
+    for ax in axes[-1]:
+        ax.set_xlabel("frame")
+    fig.suptitle(f"Device translation of test segment {segment}")
+    fig.tight_layout()
+    plots._save(fig, path)

@@ -1,0 +1,345 @@
+"""Training the device translator: pix2pix's recipe (Isola et al. 2017) with LSGAN and L2.
+
+Each step, on a batch of pairs (A clip, the same segment from device d):
+  D: 0.5 * [(D(a, real_d, d) - 1)^2 + D(a, G(a, d), d)^2]            (LSGAN, Mao et al. 2017)
+  G: adv_weight * (D(a, G(a, d), d) - 1)^2 + l2_weight * |G(a, d) - real_d|^2
+with Adam (lr 2e-4, beta1 0.5) for both, the learning rate constant for the first half of
+the epochs and decaying linearly to zero over the second half, as pix2pix schedules it.
+
+Determinism and resume follow the classifier: epoch e's order is default_rng([seed, e]),
+step s's random time crops default_rng([seed, e, s]); the checkpoint (one atomic .npz with
+JSON inside) holds both networks, both optimizers and the step, so a run resumed after any
+step ends where an uninterrupted one would.
+"""
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tinyasc import functional as F
+from tinyasc import optim
+from tinyasc import random as ta_random
+from tinyasc.autograd import Tensor, no_grad
+from tinyasc.data import cache, synth
+from tinyasc.data.tau import load_dataset
+from tinyasc.errors import TinyAscError
+from tinyasc.progress import Progress
+from tinyasc.train.checkpoint import (CheckpointError, atomic_write_text, load_checkpoint, load_model_state,
+                                      save_checkpoint, split_prefix)
+from tinyasc.translator.data import Normalizer, find_pairs
+from tinyasc.translator.model import PatchDiscriminator, UNetGenerator, check_bins, lsgan_loss
+
+CHECKPOINT = "translator.npz"
+KIND = "tinyasc-translator"
+
+
+@dataclass
+class TranslatorConfig:
+    data: str = None          # dataset root; None = the embedded synthetic default
+    preset: str = "default"   # synthetic preset used when data is None
+    targets: str = ""         # comma-separated target devices ("" = every device paired with a in training)
+    width: int = 8            # generator channels at full resolution
+    depth: int = 3            # down-sampling steps (frequency and time halve each)
+    res_blocks: int = 6       # residual blocks in the middle (the paper: six)
+    subbands: int = 16        # SubSpectralNorm sub-bands (the paper: 16)
+    disc_width: int = 16
+    disc_layers: int = 3      # strided discriminator layers (3: 70x70 patches, as pix2pix)
+    epochs: int = 12
+    batch_size: int = 8
+    lr: float = 2e-4
+    beta1: float = 0.5
+    decay_start: float = 0.5  # share of the epochs after which the lr decays linearly to 0
+    l2_weight: float = 100.0  # reconstruction (L2) weight; pix2pix weighs its L1 by 100
+    adv_weight: float = 1.0   # LSGAN weight (0: a plain L2-trained U-Net)
+    crop_frames: int = 128    # random time crops of this many frames (longer clips only)
+    seed: int = 0
+
+    def validate(self):
+        checks = [(self.width >= 1 and self.disc_width >= 1, "--width and --disc-width must be >= 1"),
+                  (self.depth >= 0 and self.res_blocks >= 0, "--depth and --res-blocks must be >= 0"),
+                  (self.disc_layers >= 1, f"--disc-layers must be >= 1, got {self.disc_layers}"),
+                  (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
+                  (self.batch_size >= 2, f"--batch-size must be >= 2 (batch norm needs two), got {self.batch_size}"),
+                  (self.lr > 0, f"--lr must be positive, got {self.lr}"),
+                  (0 <= self.beta1 < 1, f"--beta1 must be in [0, 1), got {self.beta1}"),
+                  (0 <= self.decay_start <= 1, f"--decay-start must be in [0, 1], got {self.decay_start}"),
+                  (self.l2_weight >= 0 and self.adv_weight >= 0, "loss weights must be >= 0"),
+                  (self.l2_weight + self.adv_weight > 0, "at least one loss weight must be positive"),
+                  (self.crop_frames >= 2 ** self.depth,
+                   f"--crop-frames must be at least 2^depth = {2 ** self.depth}, got {self.crop_frames}")]
+        for ok, message in checks:
+            if not ok:
+                raise TinyAscError(message)
+        try:
+            check_bins(256, self.depth, self.subbands)
+        except ValueError as exc:
+            raise TinyAscError(str(exc)) from None
+        return self
+
+    @property
+    def target_list(self):
+        names = tuple(d.strip().lower() for d in self.targets.split(",") if d.strip())
+        return names or None
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, values):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise TinyAscError(f"translator config has unknown keys {sorted(unknown)}")
+        return cls(**values)
+
+
+def lr_at(config, epoch):
+    """pix2pix's schedule: constant, then linear decay to zero (per epoch)."""
+    start = int(round(config.decay_start * config.epochs))
+    if epoch < start:
+        return config.lr
+    return config.lr * (1.0 - (epoch - start) / (config.epochs - start + 1))
+
+
+def build_networks(config, num_targets):
+    generator = UNetGenerator(num_targets, width=config.width, depth=config.depth, res_blocks=config.res_blocks,
+                              subbands=config.subbands)
+    discriminator = PatchDiscriminator(num_targets, width=config.disc_width, layers=config.disc_layers)
+    return generator, discriminator
+
+
+class PairData:
+    """The dataset's features, the train and test pairs, and the normalizer."""
+
+    def __init__(self, dataset, featureset, targets=None):
+        self.dataset, self.features = dataset, featureset.x
+        self.featureset = featureset
+        self.train = find_pairs(dataset.train, featureset, targets)
+        self.test = find_pairs(dataset.test, featureset, self.train.targets)
+        a_rows = featureset.rows([f for f, d in zip(dataset.train.filenames, dataset.train.devices) if d == "a"])
+        self.normalizer = Normalizer.fit(self.features, a_rows)
+
+    def mean_offsets(self):
+        """K x F: mean normalized target - source over the training pairs of each target
+        device (the fixed equalizer the generator's `eq` starts from)."""
+        pairs, out = self.train, np.zeros((len(self.train.targets), self.features.shape[1]), np.float32)
+        for k in range(len(pairs.targets)):
+            i = pairs.of_device(k)
+            diff = self.normalizer(self.features[pairs.target[i]]) - self.normalizer(self.features[pairs.source[i]])
+            out[k] = diff.mean(axis=(0, 2))
+        return out
+
+    @classmethod
+    def load(cls, config, log=print):
+        root = config.data or synth.ensure_default_dataset(preset=config.preset, log=log)
+        dataset = load_dataset(root)
+        featureset = cache.load_features(dataset, log=log)
+        return cls(dataset, featureset, config.target_list)
+
+    def batch(self, pairs, index, crop, rng):
+        """Normalized (source, target) N x 1 x F x T float32, cropped at random to `crop` frames."""
+        src = self.normalizer(self.features[pairs.source[index]])
+        tgt = self.normalizer(self.features[pairs.target[index]])
+        t = src.shape[-1]
+        if t > crop:
+            starts = rng.integers(0, t - crop + 1, len(index))
+            cols = starts[:, None] + np.arange(crop)
+            rows = np.arange(len(index))[:, None]
+            src = src.transpose(0, 2, 1)[rows, cols].transpose(0, 2, 1)
+            tgt = tgt.transpose(0, 2, 1)[rows, cols].transpose(0, 2, 1)
+        return np.ascontiguousarray(src[:, None]), np.ascontiguousarray(tgt[:, None])
+
+
+def translate(generator, normalizer, x, target, batch_size=16):
+    """Raw log-mels N x F x T of device A -> their translations to target index `target`
+    (an int or N ints)."""
+    x = np.asarray(x, np.float32)
+    target = np.broadcast_to(np.asarray(target, np.int64), (len(x),))
+    out = np.empty_like(x)
+    was_training = generator.training
+    generator.eval()
+    with no_grad():
+        for start in range(0, len(x), batch_size):
+            z = normalizer(x[start:start + batch_size])[:, None]
+            y = generator(Tensor(z), target[start:start + batch_size]).data[:, 0]
+            out[start:start + batch_size] = normalizer.invert(y)
+    generator.train(was_training)
+    return out
+
+
+class TranslatorTrainer:
+    def __init__(self, config, run_dir, data=None, log=print, progress=True):
+        self.config = config.validate()
+        self.run_dir = Path(run_dir)
+        self.log, self.show_progress = log, progress
+        self.data = data if data is not None else PairData.load(config, log=log)
+        if len(self.data.train) < config.batch_size:
+            raise TinyAscError(f"the training split has {len(self.data.train)} device pairs, fewer than --batch-size "
+                               f"{config.batch_size}; lower --batch-size")
+        ta_random.manual_seed(config.seed)
+        self.targets = self.data.train.targets
+        self.generator, self.discriminator = build_networks(config, len(self.targets))
+        self.generator.eq.data[...] = self.data.mean_offsets()
+        betas = (config.beta1, 0.999)
+        self.opt_g = optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
+        self.opt_d = optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
+        self.steps_per_epoch = len(self.data.train) // config.batch_size
+        self.epoch, self.step_in_epoch = 0, 0
+        self.running = [0.0, 0.0, 0.0, 0, 0.0]  # this epoch so far: L2, G adv, D loss sums, steps, seconds
+        self.history = []
+
+    # ---------------------------------------------------------- checkpoints
+    def save(self):
+        arrays = {f"generator/{k}": v for k, v in self.generator.state_dict().items()}
+        arrays.update({f"discriminator/{k}": v for k, v in self.discriminator.state_dict().items()})
+        arrays.update({f"opt_g/{k}": v for k, v in self.opt_g.state_dict()["state"].items()})
+        arrays.update({f"opt_d/{k}": v for k, v in self.opt_d.state_dict()["state"].items()})
+        arrays["norm/mean"], arrays["norm/std"] = self.data.normalizer.mean, self.data.normalizer.std
+        meta = {"kind": KIND, "config": json.loads(self.config.to_json()), "targets": list(self.targets),
+                "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "running": self.running,
+                "history": self.history}
+        save_checkpoint(self.run_dir / CHECKPOINT, arrays, meta)
+
+    def restore(self, path):
+        arrays, meta = load_checkpoint(path)
+        if meta.get("kind") != KIND:
+            raise CheckpointError(f"{path}: not a translator checkpoint (kind {meta.get('kind')!r})")
+        if tuple(meta.get("targets", ())) != self.targets:
+            raise CheckpointError(f"{path}: translates to {meta.get('targets')}, this data pairs {list(self.targets)}")
+        load_model_state(self.generator, split_prefix(arrays, "generator"), path)
+        load_model_state(self.discriminator, split_prefix(arrays, "discriminator"), path)
+        for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
+            groups = opt.state_dict()["param_groups"]
+            try:
+                opt.load_state_dict({"state": split_prefix(arrays, name), "param_groups": groups})
+            except (ValueError, IndexError) as exc:
+                raise CheckpointError(f"{path}: optimizer state does not fit the networks ({exc})") from None
+        try:
+            self.epoch, self.step_in_epoch = int(meta["epoch"]), int(meta["step_in_epoch"])
+            self.running, self.history = list(meta["running"]), list(meta["history"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: checkpoint metadata is incomplete ({exc!r})") from None
+
+    # ------------------------------------------------------------- training
+    def train_step(self, src, tgt, device):
+        """One discriminator and one generator update; returns (L2, G adversarial, D loss)."""
+        config = self.config
+        source, real = Tensor(src), Tensor(tgt)
+        fake = self.generator(source, device)
+        d_loss = None
+        if config.adv_weight > 0:
+            d_real = self.discriminator(source, real, device)
+            d_fake = self.discriminator(source, fake.detach(), device)
+            d_loss = 0.5 * (lsgan_loss(d_real, True) + lsgan_loss(d_fake, False))
+            self.opt_d.zero_grad()
+            d_loss.backward()
+            self.opt_d.step()
+        l2 = F.mse_loss(fake, real)
+        g_loss = config.l2_weight * l2
+        adv = None
+        if config.adv_weight > 0:
+            adv = lsgan_loss(self.discriminator(source, fake, device), True)
+            g_loss = g_loss + config.adv_weight * adv
+        self.opt_g.zero_grad()
+        g_loss.backward()
+        self.opt_g.step()
+        return float(l2.data), float(adv.data) if adv is not None else 0.0, float(d_loss.data) if d_loss is not None else 0.0
+
+    def fit(self, stop=None):
+        """Train to the configured epochs; False if `stop()` asked to stop (after saving)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.run_dir / "config.json", self.config.to_json() + "\n")
+        config, pairs = self.config, self.data.train
+        while self.epoch < config.epochs:
+            lr = lr_at(config, self.epoch)
+            for opt in (self.opt_g, self.opt_d):
+                for group in opt.param_groups:
+                    group["lr"] = lr
+            order = np.random.default_rng([config.seed, self.epoch]).permutation(len(pairs))
+            if self.step_in_epoch == 0:
+                self.running = [0.0, 0.0, 0.0, 0, 0.0]
+            start = time.perf_counter() - self.running[4]
+            desc = f"translator epoch {self.epoch + 1}/{config.epochs}"
+            with Progress(total=self.steps_per_epoch, desc=desc, unit="step", quiet=not self.show_progress) as bar:
+                bar.update(self.step_in_epoch)
+                for step in range(self.step_in_epoch, self.steps_per_epoch):
+                    index = order[step * config.batch_size:(step + 1) * config.batch_size]
+                    rng = np.random.default_rng([config.seed, self.epoch, step])
+                    src, tgt = self.data.batch(pairs, index, config.crop_frames, rng)
+                    losses = self.train_step(src, tgt, pairs.device[index])
+                    if not all(math.isfinite(v) for v in losses):
+                        raise TinyAscError(f"translator losses became {losses} at epoch {self.epoch + 1}, "
+                                           f"step {step + 1}; try a lower --lr")
+                    sums = self.running
+                    self.running = [sums[0] + losses[0], sums[1] + losses[1], sums[2] + losses[2], sums[3] + 1,
+                                    time.perf_counter() - start]
+                    self.step_in_epoch = step + 1
+                    n = self.running[3]
+                    bar.update(1, l2=self.running[0] / n, g_adv=self.running[1] / n, d=self.running[2] / n)
+                    if stop is not None and stop():
+                        self.save()
+                        return False
+            self._end_epoch(lr)
+        return True
+
+    def _end_epoch(self, lr):
+        from tinyasc.translator.evaluate import lsd_db  # evaluate imports this module
+
+        l2, adv, d, n, seconds = self.running
+        test = self.data.test
+        pred = translate(self.generator, self.data.normalizer, self.data.features[test.source], test.device)
+        lsd = float(lsd_db(pred, np.asarray(self.data.features[test.target])).mean())
+        row = {"epoch": self.epoch + 1, "l2": l2 / n, "g_adv": adv / n, "d_loss": d / n, "lr": lr,
+               "test_lsd_db": lsd, "seconds": seconds}
+        self.history.append(row)
+        self.epoch += 1
+        self.step_in_epoch = 0
+        self.save()
+        keys = list(row)
+        lines = [",".join(keys)] + [",".join(f"{r[k]:.6g}" if isinstance(r[k], float) else str(r[k]) for k in keys)
+                                    for r in self.history]
+        atomic_write_text(self.run_dir / "metrics.csv", "\n".join(lines) + "\n")
+        self.log(f"translator epoch {self.epoch}/{self.config.epochs}: L2 {row['l2']:.4f}, G adv {row['g_adv']:.4f}, "
+                 f"D {row['d_loss']:.4f}, test LSD {lsd:.2f} dB, {seconds:.0f} s")
+
+
+def load_translator(run_dir):
+    """(config, generator in eval mode, normalizer, target names) of a trained translator folder."""
+    path = Path(run_dir)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    arrays, meta = load_checkpoint(path)
+    if meta.get("kind") != KIND:
+        raise CheckpointError(f"{path}: not a translator checkpoint (kind {meta.get('kind')!r}); "
+                              "pass a folder written by tinyasc translator train")
+    config = TranslatorConfig.from_dict(meta["config"])
+    targets = tuple(meta["targets"])
+    generator, _ = build_networks(config, len(targets))
+    load_model_state(generator, split_prefix(arrays, "generator"), path)
+    generator.eval()
+    return config, generator, Normalizer(arrays["norm/mean"], arrays["norm/std"]), targets, meta
+
+
+def train_translator(config, run_dir, resume=False, log=print, progress=True, data=None, stop=None):
+    """Train (or resume) a translator run folder; returns the evaluation text, or None if stopped."""
+    from tinyasc.translator.evaluate import evaluate_translator
+
+    run_dir = Path(run_dir)
+    if resume:
+        path = run_dir / "config.json"
+        if not path.is_file():
+            raise TinyAscError(f"{run_dir}: no config.json here; pass a folder written by tinyasc translator train")
+        config = TranslatorConfig.from_dict(json.loads(path.read_text()))
+    trainer = TranslatorTrainer(config, run_dir, data=data, log=log, progress=progress)
+    if resume:
+        trainer.restore(run_dir / CHECKPOINT)
+        log(f"resuming {run_dir} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
+    if not trainer.fit(stop=stop):
+        log(f"interrupted at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}; checkpoint saved. "
+            f"Resume with: tinyasc translator train --resume --out {run_dir}")
+        return None
+    return evaluate_translator(run_dir, trainer.data, log=log)
