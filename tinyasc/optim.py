@@ -64,7 +64,11 @@ class Optimizer:
             p = params[int(index)]
             if isinstance(value, np.ndarray) and value.ndim and value.shape != p.shape:
                 raise ValueError(f"optimizer state {key} has shape {value.shape}, parameter has {p.shape}")
-            self.state.setdefault(id(p), {})[name] = np.array(value, copy=True) if isinstance(value, np.ndarray) else value
+            if name == "step":  # a counter: back to a Python int, so resumed steps compute bit-identically
+                value = int(value)
+            elif isinstance(value, np.ndarray):
+                value = np.array(value, copy=True)
+            self.state.setdefault(id(p), {})[name] = value
 
 
 class SGD(Optimizer):

@@ -124,15 +124,21 @@ def _read_device_table(run_dir):
         return {row["device"]: float(row["accuracy"]) for row in csv.DictReader(f)}
 
 
+def default_translator_config(base_config):
+    from tinyasc.translator.train import TranslatorConfig
+
+    return TranslatorConfig(data=base_config.data, preset=base_config.preset)
+
+
 def ensure_translator(base_config, out_dir, translator, log, progress):
     """The translator folder for '+translator' rows: `translator` if given, else one trained
     (or resumed, or reused) in out_dir/translator with the default settings."""
-    from tinyasc.translator.train import CHECKPOINT, TranslatorConfig, load_translator, train_translator
+    from tinyasc.translator.train import CHECKPOINT, load_translator, train_translator
 
     if translator:
         return str(translator)
     folder = Path(out_dir) / "translator"
-    config = TranslatorConfig(data=base_config.data, preset=base_config.preset)
+    config = default_translator_config(base_config)
     if (folder / CHECKPOINT).is_file():
         _, _, _, _, meta = load_translator(folder)
         if meta["epoch"] >= meta["config"]["epochs"]:

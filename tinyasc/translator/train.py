@@ -102,7 +102,7 @@ def lr_at(config, epoch):
     start = int(round(config.decay_start * config.epochs))
     if epoch < start:
         return config.lr
-    return config.lr * (1.0 - (epoch - start) / (config.epochs - start + 1))
+    return config.lr * (1.0 - (epoch - start + 1) / (config.epochs - start + 1))
 
 
 def build_networks(config, num_targets):
