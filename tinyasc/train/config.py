@@ -17,8 +17,23 @@ DEFAULT_NORM = {"bcresnet-mod": "resnorm", "bcresnet": "none", "cpresnet": "none
 FRAME_SECONDS = 0.03  # hop 480 samples at 16 kHz
 
 
+class JsonConfig:
+    """to_json / from_dict for a settings dataclass saved as config.json."""
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, values):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise TinyAscError(f"config has unknown keys {sorted(unknown)}; was it written by another version?")
+        return cls(**values)
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(JsonConfig):
     data: str = None            # dataset root; None = the embedded synthetic default
     preset: str = "default"     # synthetic preset used when data is None
     width: int = 10             # c of Table 1 (10 = BC-ResNet-Mod-1, 80 = BC-ResNet-Mod-8); tau of BC-ResNet
@@ -108,16 +123,6 @@ class TrainConfig:
     def roll_frames(self):
         return int(round(self.roll_seconds / FRAME_SECONDS))
 
-    def to_json(self):
-        return json.dumps(dataclasses.asdict(self), indent=2)
-
-    @classmethod
-    def from_dict(cls, values):
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise TinyAscError(f"config has unknown keys {sorted(unknown)}; was it written by another version?")
-        return cls(**values)
 
 
 def load_run_config(run_dir):

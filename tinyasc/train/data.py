@@ -92,18 +92,23 @@ class TrainingData:
 
     def frequency_statistics(self, chunk=256):
         """Per-bin mean and std over the training clips and frames (Global FreqNorm)."""
-        rows = np.sort(self.rows("train"))
-        total = total_sq = 0.0
-        count = 0
-        for start in range(0, len(rows), chunk):
-            x = np.asarray(self.features[rows[start:start + chunk]], dtype=np.float64)
-            total = total + x.sum(axis=(0, 2))
-            total_sq = total_sq + (x * x).sum(axis=(0, 2))
-            count += x.shape[0] * x.shape[2]
-        mean = total / count
-        std = np.sqrt(np.maximum(total_sq / count - mean * mean, 1e-12))
-        return mean.astype(np.float32), std.astype(np.float32)
+        return bin_statistics(self.features, self.rows("train"), chunk)
 
+
+def bin_statistics(features, rows, chunk=256, min_var=1e-12):
+    """float32 per-bin mean and std of features[rows] (N x F x T) over clips and frames,
+    accumulated in float64 chunk by chunk (the features may be a memmap larger than memory)."""
+    rows = np.sort(np.asarray(rows))
+    total = total_sq = 0.0
+    count = 0
+    for start in range(0, len(rows), chunk):
+        x = np.asarray(features[rows[start:start + chunk]], dtype=np.float64)
+        total = total + x.sum(axis=(0, 2))
+        total_sq = total_sq + (x * x).sum(axis=(0, 2))
+        count += x.shape[0] * x.shape[2]
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean * mean, min_var))
+    return mean.astype(np.float32), std.astype(np.float32)
 
 class StackedRows:
     """Two N_i x F x T arrays read as one: rows of `second` follow those of `first`.

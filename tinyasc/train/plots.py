@@ -1,7 +1,9 @@
-"""PNG figures of a run, with the optional `plot` extra (matplotlib).
+"""PNG figures, with the optional `plot` extra (matplotlib).
 
-Training curves (loss, learning rate, per-device test accuracy per epoch) and the
-confusion matrix. Without matplotlib, `available()` is False and nothing is drawn.
+Of one run: training curves (loss, learning rate, per-device test accuracy per epoch) and
+the confusion matrix. Of an experiment (tinyasc/figures.py reads the folders): the Table 2
+rows as per-device bars, and the training curves of all its runs in one figure. Without
+matplotlib, `available()` is False and nothing is drawn. Every PNG is written atomically.
 """
 from pathlib import Path
 
@@ -26,12 +28,21 @@ def _pyplot():
     return plt
 
 
+def temporary_png(path):
+    """The temporary file beside `path` that an atomic write draws into (it ends in .png)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp.png")
+
+
 def _save(fig, path):
     """Atomic PNG write: draw into a temporary file beside `path`, then rename."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    tmp.replace(path)
+    tmp = temporary_png(path)
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def training_curves(history, path):
@@ -73,5 +84,64 @@ def confusion(matrix, path, title="confusion matrix (test)"):
     ax.set_ylabel("true")
     ax.set_title(title)
     fig.colorbar(image, ax=ax, fraction=0.046)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def device_bars(rows, columns, path, title="test accuracy per device"):
+    """Grouped bars: one group per device column (then "Overall"), one bar per row (method).
+
+    rows: dicts with "method", the device columns, "overall_mean" and "overall_std" (the
+    std, over seeds, is drawn as an error bar on the Overall group).
+    """
+    plt = _pyplot()
+    groups = list(columns) + ["Overall"]
+    width = 0.8 / max(len(rows), 1)
+    fig, ax = plt.subplots(figsize=(max(8, 1.1 * len(groups) * max(1, len(rows) / 4)), 4.5))
+    colors = plt.get_cmap("tab10")
+    for i, row in enumerate(rows):
+        heights = [row[c] for c in columns] + [row["overall_mean"]]
+        positions = [g + (i - (len(rows) - 1) / 2) * width for g in range(len(groups))]
+        ax.bar(positions, heights, width, label=row["method"], color=colors(i % 10))
+        ax.errorbar(positions[-1], heights[-1], yerr=row.get("overall_std", 0.0), color="black", capsize=2,
+                    linewidth=1)
+    ax.set_xticks(range(len(groups)), groups)
+    ax.axvline(len(columns) - 0.5, color="grey", linewidth=0.8)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, frameon=False)
+    ax.grid(axis="y", linewidth=0.3)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def experiment_curves(runs, path):
+    """Training loss and overall test accuracy per epoch, one line per run, one colour per variant.
+
+    runs: (variant, run name, history) triples; history: dicts with "epoch" and, where
+    present, "loss" and "test_overall". Runs of one variant (its seeds) share a colour.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    variants = list(dict.fromkeys(variant for variant, _, _ in runs))
+    colors = plt.get_cmap("tab10")
+    labelled = set()
+    for variant, _, history in runs:
+        color = colors(variants.index(variant) % 10)
+        epochs = [row["epoch"] for row in history]
+        for ax, key in zip(axes, ("loss", "test_overall")):
+            if history and key in history[0]:
+                label = None if (variant, key) in labelled else variant
+                labelled.add((variant, key))
+                ax.plot(epochs, [row[key] for row in history], color=color, linewidth=1.2, label=label)
+    from matplotlib.ticker import MaxNLocator
+
+    axes[0].set_ylabel("training loss")
+    axes[1].set_ylabel("test accuracy, all devices (%)")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(linewidth=0.3)
+    axes[1].legend(fontsize=8)
     _save(fig, path)
     plt.close(fig)

@@ -15,6 +15,7 @@ import numpy as np
 
 from tinyasc.data.tau import segment_of
 from tinyasc.errors import TinyAscError
+from tinyasc.train.data import bin_statistics
 
 SOURCE = "a"
 
@@ -70,18 +71,8 @@ class Normalizer:
         self.std = np.asarray(std, np.float32)
 
     @classmethod
-    def fit(cls, features, rows, chunk=256):
-        rows = np.sort(np.asarray(rows))
-        total = total_sq = 0.0
-        count = 0
-        for start in range(0, len(rows), chunk):
-            x = np.asarray(features[rows[start:start + chunk]], dtype=np.float64)
-            total = total + x.sum(axis=(0, 2))
-            total_sq = total_sq + (x * x).sum(axis=(0, 2))
-            count += x.shape[0] * x.shape[2]
-        mean = total / count
-        std = np.sqrt(np.maximum(total_sq / count - mean * mean, 1e-6))
-        return cls(mean, std)
+    def fit(cls, features, rows):
+        return cls(*bin_statistics(features, rows, min_var=1e-6))
 
     def __call__(self, x):
         """N x F x T log-mel -> standardized, float32."""

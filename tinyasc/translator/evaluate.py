@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyasc.train.checkpoint import atomic_write_bytes, atomic_write_text
+from tinyasc.train.checkpoint import atomic_write_text
 from tinyasc.translator.train import PairData, load_translator, translate
 
 DB_PER_NEPER = 10.0 / np.log(10.0)

@@ -11,7 +11,6 @@ step s's random time crops default_rng([seed, e, s]); the checkpoint (one atomic
 JSON inside) holds both networks, both optimizers and the step, so a run resumed after any
 step ends where an uninterrupted one would.
 """
-import dataclasses
 import json
 import math
 import time
@@ -30,6 +29,7 @@ from tinyasc.errors import TinyAscError
 from tinyasc.progress import Progress
 from tinyasc.train.checkpoint import (CheckpointError, atomic_write_text, load_checkpoint, load_model_state,
                                       save_checkpoint, split_prefix)
+from tinyasc.train.config import JsonConfig
 from tinyasc.translator.data import Normalizer, find_pairs
 from tinyasc.translator.model import PatchDiscriminator, UNetGenerator, check_bins, lsgan_loss
 
@@ -38,7 +38,7 @@ KIND = "tinyasc-translator"
 
 
 @dataclass
-class TranslatorConfig:
+class TranslatorConfig(JsonConfig):
     data: str = None          # dataset root; None = the embedded synthetic default
     preset: str = "default"   # synthetic preset used when data is None
     targets: str = ""         # comma-separated target devices ("" = every device paired with a in training)
@@ -85,16 +85,6 @@ class TranslatorConfig:
         names = tuple(d.strip().lower() for d in self.targets.split(",") if d.strip())
         return names or None
 
-    def to_json(self):
-        return json.dumps(dataclasses.asdict(self), indent=2)
-
-    @classmethod
-    def from_dict(cls, values):
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise TinyAscError(f"translator config has unknown keys {sorted(unknown)}")
-        return cls(**values)
 
 
 def lr_at(config, epoch):

@@ -1,0 +1,134 @@
+"""The results in pictures: `tinyasc figures` (needs the optional `plot` extra, matplotlib).
+
+From an experiment folder written by `tinyasc experiment` (paper Table 2):
+
+    table.csv                 one row per method: method, A, B, C, S1..S6, overall_mean, overall_std
+    <run>/config.json, <run>/metrics.csv     one folder per (row, seed)
+
+it draws the per-device accuracy of the Table 2 rows as grouped bars (`table2_devices.png`)
+and the training curves of every run (`table2_curves.png`). Given a translator folder
+(`tinyasc translator train`, paper 2.3) it also asks the translator for its Figure 1 style
+picture (`translator.png`). Only the columns named above are read, so other columns of
+table.csv may come and go.
+"""
+import csv
+import re
+from pathlib import Path
+
+from tinyasc.errors import TinyAscError
+from tinyasc.train import plots
+from tinyasc.train.evaluate import DEVICE_COLUMNS
+
+DEVICES_PNG = "table2_devices.png"
+CURVES_PNG = "table2_curves.png"
+TRANSLATOR_PNG = "translator.png"
+
+
+def _number(text, where):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        raise TinyAscError(f"{where}: {text!r} is not a number; rerun the command that wrote it") from None
+
+
+def read_table(experiment):
+    """(rows, device columns) of <experiment>/table.csv; rows are dicts of floats plus "method"."""
+    path = Path(experiment) / "table.csv"
+    if not path.is_file():
+        raise TinyAscError(f"{path}: not found; `tinyasc experiment --out {experiment}` writes it")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        missing = [c for c in ("method", "overall_mean", "overall_std") if c not in header]
+        columns = [c for c in DEVICE_COLUMNS if c in header]
+        if missing or not columns:
+            raise TinyAscError(f"{path}: columns {missing or list(DEVICE_COLUMNS)} missing; "
+                               "is this a table.csv of tinyasc experiment?")
+        rows = []
+        for lineno, record in enumerate(reader, start=2):
+            where = f"{path}, line {lineno}"
+            row = {"method": record["method"]}
+            for column in columns + ["overall_mean", "overall_std"]:
+                row[column] = _number(record[column], where)
+            rows.append(row)
+    if not rows:
+        raise TinyAscError(f"{path}: no rows; the experiment has not finished")
+    return rows, columns
+
+
+def _header(path):
+    with open(path, newline="") as f:
+        return next(csv.reader(f), [])
+
+
+def find_runs(experiment):
+    """Classifier run folders directly inside the experiment folder: config.json and a
+    metrics.csv with test accuracy (the translator that `--rows ...+translator` trains in
+    <experiment>/translator has a metrics.csv of its own, without it)."""
+    return sorted(p for p in Path(experiment).iterdir()
+                  if p.is_dir() and (p / "config.json").is_file() and (p / "metrics.csv").is_file()
+                  and "test_overall" in _header(p / "metrics.csv"))
+
+
+def read_metrics(run_dir):
+    """metrics.csv of a run: one dict per epoch, numbers as floats (epoch as int)."""
+    path = Path(run_dir) / "metrics.csv"
+    with open(path, newline="") as f:
+        history = []
+        for lineno, record in enumerate(csv.DictReader(f), start=2):
+            row = {k: _number(v, f"{path}, line {lineno}") for k, v in record.items() if v not in ("", None)}
+            if "epoch" not in row:
+                raise TinyAscError(f"{path}: no epoch column; is this a metrics.csv of tinyasc train?")
+            row["epoch"] = int(row["epoch"])
+            history.append(row)
+    return history
+
+
+def variant_of(run_name):
+    """The run folder name without its seed: 'resnorm-seed2' -> 'resnorm' (seeds share a colour)."""
+    return re.sub(r"-seed\d+$", "", run_name)
+
+
+def make_figures(experiment, out, translator=None, log=print):
+    """Write the experiment's (and optionally the translator's) PNGs into `out`; return their paths."""
+    if not plots.available():
+        raise TinyAscError("tinyasc figures needs matplotlib: pip install -e \".[plot]\"")
+    experiment = Path(experiment)
+    if not experiment.is_dir():
+        raise TinyAscError(f"{experiment}: no such experiment folder")
+    rows, columns = read_table(experiment)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    plots.device_bars(rows, columns, out / DEVICES_PNG, title=f"{experiment.name}: test accuracy per device (mean over seeds; overall +- std)")
+    written.append(out / DEVICES_PNG)
+
+    runs = [(variant_of(run.name), run.name, read_metrics(run)) for run in find_runs(experiment)]
+    if runs:
+        plots.experiment_curves(runs, out / CURVES_PNG)
+        written.append(out / CURVES_PNG)
+    else:
+        log(f"{experiment}: no run folders with metrics.csv; skipped the training curves")
+
+    if translator is None:
+        log("no --translator given: skipped the translator figure")
+    else:
+        if not Path(translator).is_dir():
+            raise TinyAscError(f"{translator}: no such translator folder")
+        try:
+            from tinyasc.translator.evaluate import save_translation_figure
+        except ImportError as exc:
+            raise TinyAscError(f"the translator figure needs tinyasc.translator ({exc})") from None
+        # Drawn into a temporary file and renamed, so a half-written PNG is never left behind.
+        target = out / TRANSLATOR_PNG
+        tmp = plots.temporary_png(target)
+        try:
+            save_translation_figure(translator, tmp)
+            tmp.replace(target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        written.append(target)
+    for path in written:
+        log(f"wrote {path}")
+    return written
