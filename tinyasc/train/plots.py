@@ -34,12 +34,12 @@ def temporary_png(path):
     return path.with_name(f".{path.name}.tmp.png")
 
 
-def _save(fig, path):
+def _save(fig, path, dpi=110):
     """Atomic PNG write: draw into a temporary file beside `path`, then rename."""
     path = Path(path)
     tmp = temporary_png(path)
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
