@@ -140,8 +140,31 @@ def test_resume_ends_where_an_uninterrupted_run_does(tiny, tmp_path):
 def test_learning_rate_is_constant_then_decays_linearly():
     config = TranslatorConfig(epochs=10, lr=1.0)
     rates = [lr_at(config, e) for e in range(10)]
-    assert rates[:5] == [1.0] * 5
-    assert all(a > b > 0 for a, b in zip(rates[4:], rates[5:]))
+    np.testing.assert_allclose(rates, [1.0] * 5 + [5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6])
+
+
+def test_lsgan_targets_real_as_one_and_fake_as_zero():
+    from tinyasc.translator.model import lsgan_loss
+    ones, zeros = Tensor(np.ones((2, 1, 3, 3))), Tensor(np.zeros((2, 1, 3, 3)))
+    assert float(lsgan_loss(ones, True).data) == 0 and float(lsgan_loss(zeros, False).data) == 0
+    assert float(lsgan_loss(zeros, True).data) == 1 and float(lsgan_loss(ones, False).data) == 1
+
+
+@pytest.mark.parametrize("field, value, message", [("subbands", 0, "--subbands"), ("depth", 5, "sub-bands"),
+                                                   ("disc_layers", 6, "too few"), ("targets", "b,b", "twice"),
+                                                   ("batch_size", 1, "--batch-size")])
+def test_config_errors_name_the_option(field, value, message):
+    with pytest.raises(TinyAscError, match=message):
+        TranslatorConfig(**{field: value}).validate()
+
+
+def test_a_fresh_run_refuses_a_folder_with_a_translator(tiny, tmp_path):
+    from tinyasc.translator.train import train_translator
+    _, _, dataset, features = tiny
+    data = PairData(dataset, features)
+    assert train_translator(_config(epochs=1), tmp_path, data=data, log=_quiet, progress=False)
+    with pytest.raises(TinyAscError, match="pass --resume"):
+        train_translator(_config(epochs=1), tmp_path, data=data, log=_quiet, progress=False)
 
 
 def test_cli_trains_evaluates_and_the_table_has_every_target(tiny, tmp_path, monkeypatch):
@@ -215,12 +238,33 @@ def test_training_set_gains_every_translation_and_the_cache_is_reused(tiny, tmp_
     assert "from cache" in again[-1] and "from cache" not in logs[-1]
 
 
+def test_translations_follow_the_rows_given_and_a_cache_without_index_is_redone(tiny, tmp_path):
+    from tinyasc.translator.augment import translated_features
+    from tinyasc.translator.train import translate
+    _, _, dataset, features = tiny
+    TranslatorTrainer(_config(epochs=1), tmp_path, data=PairData(dataset, features), log=_quiet, progress=False).fit()
+    _, generator, normalizer, targets, _ = load_translator(tmp_path)
+    rows = np.array([30, 2, 17, 5, 11])  # unsorted on purpose
+    names = [features.filenames[r] for r in rows]
+    x, got_targets = translated_features(tmp_path, features.x, rows, names, log=_quiet, progress=False)
+    assert got_targets == targets and x.shape == (5 * len(targets),) + features.x.shape[1:]
+    for k in (0, len(targets) - 1):
+        np.testing.assert_allclose(x[k * 5:(k + 1) * 5], translate(generator, normalizer, features.x[rows], k), atol=1e-5)
+    (index,) = tmp_path.glob("translations-*.json")
+    index.unlink()
+    logs = []
+    translated_features(tmp_path, features.x, rows, names, log=logs.append, progress=False)
+    assert "from cache" not in logs[-1] and index.is_file()
+
+
 def test_stacked_rows_read_both_arrays_in_the_asked_order():
     a, b = np.arange(12.0).reshape(3, 2, 2), 100 + np.arange(8.0).reshape(2, 2, 2)
     s = StackedRows(a, b)
     assert len(s) == 5 and s.shape == (5, 2, 2)
     np.testing.assert_array_equal(s[np.array([4, 0, 3])], np.stack([b[1], a[0], b[0]]))
     np.testing.assert_array_equal(s[1], a[1])
+    with pytest.raises(IndexError):
+        s[np.array([0, 5])]
 
 
 def test_train_with_a_translator_runs_from_the_cli(tiny, tmp_path, monkeypatch):
@@ -244,7 +288,7 @@ def test_rows_of_table_2():
     assert rows[-1].translator and rows[-1].name == "BC-ResNet-Mod (c=10) + ResNorm, device translator"
     assert parse_rows("bcresnet:none")[0].width == 8 and parse_rows("resnorm", width=4)[0].width == 4
     for bad, message in [("cpresnet:resnorm", "takes the norms"), ("resnorm+eq", "only '.translator'"),
-                         ("vgg:none", "unknown architecture"), ("resnorm,resnorm", "twice"),
+                         ("vgg:none", "unknown architecture"), ("resnorm,resnorm", "share the run folders"),
                          ("cpresnet@x:none", "not an integer")]:
         with pytest.raises(TinyAscError, match=message):
             parse_rows(bad)
@@ -264,3 +308,18 @@ def test_experiment_trains_its_own_translator_for_translator_rows(tiny, tmp_path
     saved = json.loads((tmp_path / "exp" / "resnorm-translator-seed0" / "config.json").read_text())
     assert saved["translator"] == str(tmp_path / "exp" / "translator")
     assert "device translator" in text
+
+
+def test_a_run_folder_is_matched_by_its_settings_and_the_translator_folder(tmp_path, monkeypatch):
+    from tinyasc.train.experiment import _check_same_config
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run").mkdir()
+    config = TrainConfig(width=4, epochs=3, translator="exp/translator")
+    saved = json.loads(config.to_json())
+    del saved["per_channel"]  # a setting added later: the saved run had its default
+    (tmp_path / "run" / "config.json").write_text(json.dumps(saved))
+    _check_same_config(tmp_path / "run", TrainConfig(width=4, epochs=3, translator=str(tmp_path / "exp/translator")))
+    with pytest.raises(TinyAscError, match="translator: 'exp/translator' there"):
+        _check_same_config(tmp_path / "run", TrainConfig(width=4, epochs=3, translator="other"))
+    with pytest.raises(TinyAscError, match="epochs: 3 there, 4 now"):
+        _check_same_config(tmp_path / "run", TrainConfig(width=4, epochs=4, translator="exp/translator"))

@@ -20,6 +20,9 @@ def friendly_errors(fn):
         except TinyAscError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
+        except KeyboardInterrupt:  # outside a training loop's own handler: nothing half-written to save
+            click.echo("interrupted", err=True)
+            sys.exit(130)
     return wrapper
 
 
@@ -264,7 +267,8 @@ def translator():
 @click.option("--adv-weight", type=float, default=1.0, show_default=True, help="Weight of the LSGAN loss (0: no GAN).")
 @click.option("--crop-frames", type=int, default=128, show_default=True, help="Random time crops for longer clips.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out from its checkpoint, with its saved settings (other options are ignored).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
 def translator_train(data, preset, out_dir, targets, width, depth, res_blocks, subbands, disc_width, disc_layers,
@@ -305,7 +309,8 @@ def translator_evaluate(run):
 @click.option("--arch", type=click.Choice(["bcresnet-mod", "bcresnet", "cpresnet"]), default="bcresnet-mod",
               show_default=True, help="Architecture of --norms rows (ignored with --rows).")
 @click.option("--model-width", "width", type=int, default=None,
-              help="Width of rows that name none (default: 10, 8, 64 by architecture).")
+              help="c of BC-ResNet-Mod rows given without an architecture (default 10); with --norms, the "
+                   "width of --arch (default 10, 8, 64 by architecture). Other rows: arch@width.")
 @click.option("--norms", default=None,
               help="Comma-separated normalization variants of --arch (instead of --rows). "
                    "Default: none,global,freqin,preresnorm,resnorm for bcresnet-mod, none otherwise.")

@@ -128,8 +128,12 @@ class StackedRows:
 
     def __getitem__(self, rows):
         if np.isscalar(rows):
+            if not 0 <= rows < self.shape[0]:
+                raise IndexError(f"row {rows} out of range for {self.shape[0]} rows")
             return self.first[rows] if rows < len(self.first) else self.second[rows - len(self.first)]
         rows = np.asarray(rows, dtype=np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= self.shape[0]):
+            raise IndexError(f"rows out of range for {self.shape[0]} rows")
         out = np.empty((len(rows),) + self.shape[1:], dtype=np.float32)
         low = rows < len(self.first)
         out[low] = self.first[rows[low]]

@@ -82,8 +82,11 @@ def parse_rows(text, width=None):
         else:
             row_width = DEFAULT_WIDTH[arch]
         rows.append(Row(arch, row_width, norm, bool(plus)))
-    if len({r.key for r in rows}) != len(rows):
-        raise TinyAscError(f"--rows names a row twice: {text!r}")
+    keys = [r.key for r in rows]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise TinyAscError(f"--rows: two rows would share the run folders {', '.join(twice)}-seed*; "
+                           "BC-ResNet-Mod rows of different widths belong in different --out folders")
     return rows
 
 
@@ -104,11 +107,17 @@ def _check_same_config(run_dir, config):
     wanted = json.loads(config.to_json())
     defaults = {f.name: f.default for f in fields(TrainConfig)}
     # A setting added after the run was made is missing there: it ran with the default.
-    different = sorted(k for k in wanted if saved.get(k, defaults.get(k)) != wanted[k])
+    different = sorted(k for k in wanted if not _same_setting(k, saved.get(k, defaults.get(k)), wanted[k]))
     if different:
         detail = ", ".join(f"{k}: {saved.get(k)!r} there, {wanted[k]!r} now" for k in different)
         raise TinyAscError(f"{run_dir} holds a run with other settings ({detail}); "
                            "use another --out or delete that folder")
+
+
+def _same_setting(key, saved, wanted):
+    if key == "translator" and saved and wanted:  # one folder, however the path was written
+        return Path(saved).resolve() == Path(wanted).resolve()
+    return saved == wanted
 
 
 def _finished(run_dir, epochs):
@@ -133,9 +142,11 @@ def default_translator_config(base_config):
 def ensure_translator(base_config, out_dir, translator, log, progress):
     """The translator folder for '+translator' rows: `translator` if given, else one trained
     (or resumed, or reused) in out_dir/translator with the default settings."""
+    from tinyasc.train.classifier import _StopFlag
     from tinyasc.translator.train import CHECKPOINT, load_translator, train_translator
 
     if translator:
+        load_translator(translator)  # a wrong folder fails now, not after the other rows trained
         return str(translator)
     folder = Path(out_dir) / "translator"
     config = default_translator_config(base_config)
@@ -144,10 +155,11 @@ def ensure_translator(base_config, out_dir, translator, log, progress):
         if meta["epoch"] >= meta["config"]["epochs"]:
             return str(folder)
         log(f"--- translator: resuming {folder}")
-        text = train_translator(config, folder, resume=True, log=log, progress=progress)
     else:
         log(f"--- translator: training into {folder}")
-        text = train_translator(config, folder, log=log, progress=progress)
+    with _StopFlag() as flag:
+        text = train_translator(config, folder, resume=(folder / CHECKPOINT).is_file(), log=log, progress=progress,
+                                stop=lambda: flag.stop)
     if text is None:
         return None
     log(text)
@@ -160,6 +172,8 @@ def run_experiment(base_config, rows, seeds, out_dir, log=print, progress=True, 
     rows: Row objects (see parse_rows); base_config holds the shared recipe (epochs, data...).
     """
     out_dir = Path(out_dir)
+    for row in rows:  # every row's settings are checked before the first run starts
+        replace(base_config, arch=row.arch, width=row.width, norm=row.norm).validate()
     out_dir.mkdir(parents=True, exist_ok=True)
     data = TrainingData.load(base_config, log=log)
     if any(r.translator for r in rows):

@@ -21,6 +21,7 @@ from tinyasc.train.checkpoint import atomic_write_text
 from tinyasc.translator.train import PairData, load_translator, translate
 
 DB_PER_NEPER = 10.0 / np.log(10.0)
+CHUNK = 64  # clips in memory at once
 
 
 def lsd_db(pred, real):
@@ -34,9 +35,22 @@ def eq_offsets(features, pairs):
     offsets = np.zeros((len(pairs.targets), features.shape[1]))
     for k in range(len(pairs.targets)):
         i = pairs.of_device(k)
-        diff = np.asarray(features[pairs.target[i]], np.float64) - np.asarray(features[pairs.source[i]], np.float64)
-        offsets[k] = diff.mean(axis=(0, 2))
+        for start in range(0, len(i), CHUNK):  # chunks: TAU has 750 pairs a device
+            j = i[start:start + CHUNK]
+            diff = np.asarray(features[pairs.target[j]], np.float64) - np.asarray(features[pairs.source[j]], np.float64)
+            offsets[k] += diff.sum(axis=(0, 2))
+        offsets[k] /= max(len(i), 1) * features.shape[2]
     return offsets.astype(np.float32)
+
+
+def translator_lsd(generator, normalizer, features, pairs, index):
+    """Per-pair LSD (dB) of the translations of pairs `index`, computed chunk by chunk."""
+    out = np.empty(len(index))
+    for start in range(0, len(index), CHUNK):
+        j = index[start:start + CHUNK]
+        pred = translate(generator, normalizer, features[pairs.source[j]], pairs.device[j])
+        out[start:start + len(j)] = lsd_db(pred, features[pairs.target[j]])
+    return out
 
 
 def evaluation_table(generator, normalizer, data):
@@ -46,12 +60,15 @@ def evaluation_table(generator, normalizer, data):
     rows = []
     for k, device in enumerate(test.targets):
         i = test.of_device(k)
-        source = np.asarray(features[test.source[i]])
-        real = np.asarray(features[test.target[i]])
-        translated = translate(generator, normalizer, source, k)
-        rows.append({"device": device, "pairs": len(i), "identity": float(lsd_db(source, real).mean()),
-                     "eq": float(lsd_db(source + offsets[k][:, None], real).mean()),
-                     "translator": float(lsd_db(translated, real).mean())})
+        identity, eq = [], []
+        for start in range(0, len(i), CHUNK):
+            j = i[start:start + CHUNK]
+            source, real = np.asarray(features[test.source[j]]), np.asarray(features[test.target[j]])
+            identity.append(lsd_db(source, real))
+            eq.append(lsd_db(source + offsets[k][:, None], real))
+        rows.append({"device": device, "pairs": len(i), "identity": float(np.concatenate(identity).mean()),
+                     "eq": float(np.concatenate(eq).mean()),
+                     "translator": float(translator_lsd(generator, normalizer, features, test, i).mean())})
     if rows:
         total = sum(r["pairs"] for r in rows)
         rows.append({"device": "all", "pairs": total,

@@ -4,7 +4,8 @@ Each step, on a batch of pairs (A clip, the same segment from device d):
   D: 0.5 * [(D(a, real_d, d) - 1)^2 + D(a, G(a, d), d)^2]            (LSGAN, Mao et al. 2017)
   G: adv_weight * (D(a, G(a, d), d) - 1)^2 + l2_weight * |G(a, d) - real_d|^2
 with Adam (lr 2e-4, beta1 0.5) for both, the learning rate constant for the first half of
-the epochs and decaying linearly to zero over the second half, as pix2pix schedules it.
+the epochs and decaying linearly towards zero over the second half, as pix2pix schedules it
+(its last epoch runs at lr / (E/2 + 1)).
 
 Determinism and resume follow the classifier: epoch e's order is default_rng([seed, e]),
 step s's random time crops default_rng([seed, e, s]); the checkpoint (one atomic .npz with
@@ -60,6 +61,7 @@ class TranslatorConfig(JsonConfig):
 
     def validate(self):
         checks = [(self.width >= 1 and self.disc_width >= 1, "--width and --disc-width must be >= 1"),
+                  (self.subbands >= 1, f"--subbands must be >= 1, got {self.subbands}"),
                   (self.depth >= 0 and self.res_blocks >= 0, "--depth and --res-blocks must be >= 0"),
                   (self.disc_layers >= 1, f"--disc-layers must be >= 1, got {self.disc_layers}"),
                   (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
@@ -78,7 +80,20 @@ class TranslatorConfig(JsonConfig):
             check_bins(256, self.depth, self.subbands)
         except ValueError as exc:
             raise TinyAscError(str(exc)) from None
+        self.check_frames(self.crop_frames)
         return self
+
+    def check_frames(self, frames):
+        """The discriminator must give at least one score over `frames` frames."""
+        n = frames
+        for _ in range(self.disc_layers):
+            n //= 2          # 4x4 conv, stride 2, padding 1
+        if n - 2 < 1:        # then two 4x4 convs at stride 1, padding 1
+            raise TinyAscError(f"{frames} frames are too few for --disc-layers {self.disc_layers}: the "
+                               "discriminator's patches would be empty; lower --disc-layers")
+        targets = self.target_list or ()
+        if len(set(targets)) != len(targets):
+            raise TinyAscError(f"--targets names a device twice: {self.targets!r}")
 
     @property
     def target_list(self):
@@ -116,12 +131,9 @@ class PairData:
     def mean_offsets(self):
         """K x F: mean normalized target - source over the training pairs of each target
         device (the fixed equalizer the generator's `eq` starts from)."""
-        pairs, out = self.train, np.zeros((len(self.train.targets), self.features.shape[1]), np.float32)
-        for k in range(len(pairs.targets)):
-            i = pairs.of_device(k)
-            diff = self.normalizer(self.features[pairs.target[i]]) - self.normalizer(self.features[pairs.source[i]])
-            out[k] = diff.mean(axis=(0, 2))
-        return out
+        from tinyasc.translator.evaluate import eq_offsets  # evaluate imports this module
+
+        return (eq_offsets(self.features, self.train) / self.normalizer.std).astype(np.float32)
 
     @classmethod
     def load(cls, config, log=print):
@@ -167,6 +179,7 @@ class TranslatorTrainer:
         self.run_dir = Path(run_dir)
         self.log, self.show_progress = log, progress
         self.data = data if data is not None else PairData.load(config, log=log)
+        config.check_frames(min(config.crop_frames, self.data.features.shape[-1]))
         if len(self.data.train) < config.batch_size:
             raise TinyAscError(f"the training split has {len(self.data.train)} device pairs, fewer than --batch-size "
                                f"{config.batch_size}; lower --batch-size")
@@ -277,12 +290,12 @@ class TranslatorTrainer:
         return True
 
     def _end_epoch(self, lr):
-        from tinyasc.translator.evaluate import lsd_db  # evaluate imports this module
+        from tinyasc.translator.evaluate import translator_lsd  # evaluate imports this module
 
         l2, adv, d, n, seconds = self.running
         test = self.data.test
-        pred = translate(self.generator, self.data.normalizer, self.data.features[test.source], test.device)
-        lsd = float(lsd_db(pred, np.asarray(self.data.features[test.target])).mean())
+        lsd = float(translator_lsd(self.generator, self.data.normalizer, self.data.features, test,
+                                   np.arange(len(test))).mean())
         row = {"epoch": self.epoch + 1, "l2": l2 / n, "g_adv": adv / n, "d_loss": d / n, "lr": lr,
                "test_lsd_db": lsd, "seconds": seconds}
         self.history.append(row)
@@ -324,6 +337,9 @@ def train_translator(config, run_dir, resume=False, log=print, progress=True, da
         if not path.is_file():
             raise TinyAscError(f"{run_dir}: no config.json here; pass a folder written by tinyasc translator train")
         config = TranslatorConfig.from_dict(json.loads(path.read_text()))
+    elif (run_dir / CHECKPOINT).is_file():
+        raise TinyAscError(f"{run_dir} already holds a translator ({CHECKPOINT}); pass --resume to continue it, "
+                           "or another --out")
     trainer = TranslatorTrainer(config, run_dir, data=data, log=log, progress=progress)
     if resume:
         trainer.restore(run_dir / CHECKPOINT)
