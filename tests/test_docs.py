@@ -11,8 +11,11 @@ docs/reading-guide.md, "Writing docs"):
   and arguments converted, nothing executed), every `pip install` must name extras that
   pyproject.toml defines, every `python script.py` / `python -m module` must exist.
 - untagged ``` blocks are diagrams or output, but a line in them that starts with
-  `tinyasc ` or `pip install` is checked as a command all the same.
-- ```text blocks are output and are not checked.
+  `tinyasc `, `pip install` or `python ` is checked as a command all the same.
+- ```text blocks are output and are not checked; any other language fails the test (a block
+  the collector cannot check must not look checked). Fences may be indented (list items) and
+  use ~~~.
+- the README's `tinyasc train` example runs, and its printed output must match the README's.
 - a block right after `<!-- excerpt: path#Lm-Ln -->` quotes lines m..n of that file and
   must equal them (after removing the common indentation).
 
@@ -40,7 +43,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
 SHELL = {"bash", "sh", "shell", "console"}
 
-FENCE = re.compile(r"^(`{3,})\s*([\w+-]*)\s*$")
+# An opening fence: up to three spaces of indentation (a block inside a list item), three or more
+# backticks or tildes, and an info string whose first word is the language. A fence the collector
+# did not recognise would make its block prose, unchecked, and shift every later block.
+FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})\s*([\w+-]*)[^`]*$")
+KNOWN_LANGS = {"python", "text", ""} | {"bash", "sh", "shell", "console"}
 MARKER = re.compile(r"^<!--\s*(not-run|excerpt):\s*(.*?)\s*-->$")
 
 
@@ -56,6 +63,12 @@ class Block:
         return f"{self.page.relative_to(ROOT)}:{self.line}"
 
 
+def _closes(line, fence):
+    """A closing fence: the same character, at least as many, nothing after it (CommonMark)."""
+    stripped = line.strip()
+    return len(stripped) >= len(fence) and set(stripped) == {fence[0]}
+
+
 def parse_blocks(text, page=ROOT / "page.md"):
     """Fenced blocks of a markdown text, with the marker comment just above each (if any)."""
     lines = text.splitlines()
@@ -65,16 +78,16 @@ def parse_blocks(text, page=ROOT / "page.md"):
         if not match:
             i += 1
             continue
-        fence, lang = match.group(1), match.group(2).lower()
+        fence, lang = match.group(2), match.group(3).lower()
         previous = next((lines[k].strip() for k in range(i - 1, -1, -1) if lines[k].strip()), "")
         marker = MARKER.match(previous)
         end = i + 1
-        while end < len(lines) and lines[end].strip() != fence:
+        while end < len(lines) and not _closes(lines[end], fence):
             end += 1
         if end == len(lines):
             raise AssertionError(f"{page}:{i + 1}: code fence is never closed")
-        blocks.append(Block(page, i + 2, lang, "\n".join(lines[i + 1:end]) + "\n",
-                            marker.groups() if marker else ()))
+        code = textwrap.dedent("\n".join(lines[i + 1:end])) if match.group(1) else "\n".join(lines[i + 1:end])
+        blocks.append(Block(page, i + 2, lang, code + "\n", marker.groups() if marker else ()))
         i = end + 1
     return blocks
 
@@ -85,10 +98,10 @@ def prose(text):
     for line in text.splitlines():
         match = FENCE.match(line)
         if inside is None and match:
-            inside = match.group(1)
+            inside = match.group(2)
             out.append("")
         elif inside is not None:
-            if line.strip() == inside:
+            if _closes(line, inside):
                 inside = None
             out.append("")
         else:
@@ -118,7 +131,7 @@ def command_lines(block):
             if not stripped.startswith("$ "):
                 continue
             stripped = stripped[2:]
-        elif not block.lang and not (line.startswith("tinyasc ") or line.startswith("pip install")):
+        elif not block.lang and not line.startswith(("tinyasc ", "pip install", "python ", "python3 ")):
             continue
         if stripped and not stripped.startswith("#"):
             out.append((start, stripped))
@@ -323,6 +336,12 @@ def test_markers_are_well_formed():
             assert value, f"{block.where()}: <!-- {kind}: --> needs a reason or a target"
 
 
+def test_every_block_is_of_a_kind_the_collector_checks():
+    """A ```py or ```json block would be neither run nor parsed: an unchecked snippet that looks checked."""
+    unknown = [f"{b.where()}: ```{b.lang}" for b in ALL_BLOCKS if b.lang not in KNOWN_LANGS]
+    assert not unknown, "use python, bash, console or text (docs/reading-guide.md, Writing docs): " + ", ".join(unknown)
+
+
 EXCERPTS = [b for b in ALL_BLOCKS if b.marker and b.marker[0] == "excerpt"]
 
 
@@ -431,6 +450,58 @@ def table_row_problems(row):
     return problems
 
 
+CODE_NAME = re.compile(r"^([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(\(.*\))?$")   # name, a.b.c, f(...)
+# Names from other projects that the prose cites (CP-ResNet's and NumPy's code, PyTorch's state dict).
+FOREIGN_NAMES = {"np", "torch", "torchaudio", "scipy", "soundfile", "cpjku_dcase19", "cpjku_dcase20",
+                 "get_model_based_on_rho", "get_maxrf", "num_batches_tracked", "retain_graph"}
+
+
+def _source_words():
+    words = set()
+    for folder in ("tinyasc", "tests", "benchmarks"):
+        for path in (ROOT / folder).rglob("*.py"):
+            if path == Path(__file__).resolve():  # this file spells wrong names on purpose
+                continue
+            words |= set(re.findall(r"[A-Za-z_]\w*", path.read_text()))
+    return words
+
+
+SOURCE_WORDS = _source_words()
+
+
+def code_name_problem(token):
+    """A backticked name in prose that the code no longer has (renamed or removed), or None.
+
+    `tinyasc.x.y` must import and resolve; any other name that looks like code (snake_case,
+    CamelCase, dotted, or called) must still occur in the sources of tinyasc/, tests/, benchmarks/.
+    """
+    match = CODE_NAME.match(token)
+    if not match:
+        return None
+    parts = match.group(1).split(".")
+    if parts[-1] in FILE_SUFFIXES | {"py"} or parts[0] in FOREIGN_NAMES:
+        return None
+    if parts[0] == "tinyasc" and len(parts) > 1:
+        import importlib
+        for cut in range(len(parts), 0, -1):
+            try:
+                obj = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            for attr in parts[cut:]:
+                if not hasattr(obj, attr):
+                    return f"`{token}`: {'.'.join(parts[:cut])} has no {attr}"
+                obj = getattr(obj, attr)
+            return None
+        return f"`{token}` does not import"
+    looks_like_code = (len(parts) > 1 or match.group(2) is not None
+                       or any("_" in p.strip("_") or re.search(r"[a-z][A-Z]", p) for p in parts))
+    missing = [p for p in parts if p not in SOURCE_WORDS]
+    if looks_like_code and missing:
+        return f"`{token}`: no {', '.join(missing)} in the code"
+    return None
+
+
 def name_problems(page, lines):
     problems = []
     for number, line in enumerate(lines, start=1):
@@ -438,6 +509,8 @@ def name_problems(page, lines):
         for token in INLINE_CODE.findall(line):
             if REPO_PATH.match(token) and not (ROOT / token.rstrip("/")).exists():
                 problems.append(f"{where}: `{token}` does not exist")
+            elif (problem := code_name_problem(token)):
+                problems.append(f"{where}: {problem}")
         if line.lstrip().startswith("|"):
             problems += [f"{where}: {p}" for p in table_row_problems(line)]
     return problems
@@ -462,6 +535,21 @@ def test_the_link_and_name_checks_have_teeth(tmp_path):
     assert link_problems(ROOT / "README.md", ["[guide](docs/reading-guide.md#the-path)"]) == []
     assert link_problems(page, ["[`ResNorm`](../tinyasc/nn/norm.py#L1-L3)"]) != []   # the lines moved away
     assert link_problems(page, ["[`np`](../tinyasc/nn/norm.py#L11-L11)"]) == []      # import numpy as np
+    # a renamed function named in prose, outside any table or link
+    assert name_problems(page, ["call `freq_norm_forward_kernel` or `tinyasc.nn.ResNorm`"]) == []
+    assert len(name_problems(page, ["call `freq_norm_forward_kernal`"])) == 1
+    assert len(name_problems(page, ["`tinyasc.nn.ResNormalisation` and `Trainer.fitt`"])) == 2
+    assert name_problems(page, ["`metrics.csv`, `--lam`, `lam * v`, `s[f]`, `x`"]) == []
+
+
+def test_fences_inside_lists_and_tildes_are_collected():
+    text = ("1. a step:\n\n   ```python\n   x = 1\n   ```\n\n~~~bash\ntinyasc train\n~~~\n"
+            "```py title=\"x\"\ny\n````\n")
+    blocks = parse_blocks(text)
+    assert [(b.lang, b.code) for b in blocks] == [("python", "x = 1\n"), ("bash", "tinyasc train\n"), ("py", "y\n")]
+    assert prose(text) == ["1. a step:", ""] + [""] * 10
+    untagged = Block(ROOT / "page.md", 1, "", "python benchmarks/nope.py\noutput line\n", ())
+    assert command_lines(untagged) == [(1, "python benchmarks/nope.py")]
 
 
 def test_excerpt_and_marker_parsing(tmp_path):
