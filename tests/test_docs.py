@@ -689,3 +689,50 @@ def test_figures_errors_are_one_line(tmp_path, monkeypatch):
     (tmp_path / "table.csv").write_text("method,A,overall_mean,overall_std\nx,ten,1,0\n")
     result = runner.invoke(main, ["figures", "--experiment", str(tmp_path), "--out", str(tmp_path / "f")])
     assert result.exit_code == 1 and "line 2" in result.output and "'ten' is not a number" in result.output
+
+
+# ------------------------------------------------------------------- the README's train run
+
+def _readme_train_example():
+    """The README's runnable `tinyasc train` example, the output block after it, and its home."""
+    readme = [b for b in ALL_BLOCKS if b.page.name == "README.md"]
+    k = next(k for k, b in enumerate(readme)
+             if b.lang in SHELL and "tinyasc train" in b.code and "--preset tiny" in b.code)
+    command, shown = readme[k], readme[k + 1]
+    assert shown.lang == "text", f"{shown.where()}: the output of {command.where()} should follow it as ```text"
+    home = re.search(r"TINYASC_HOME=(\S+)", command.code)
+    assert home, f"{command.where()}: the example should set TINYASC_HOME, so the dataset is generated afresh"
+    return segments(command.code.strip())[0], shown, home.group(1)
+
+
+def _layout(text, home):
+    """Output with what changes from run to run masked: timings, the cache key, the home folder."""
+    text = text.replace(home, "HOME")
+    text = re.sub(r"-[0-9a-f]{20}\.npy", "-KEY.npy", text)
+    text = re.sub(r"\d+ clips/s", "N clips/s", text)
+    return re.sub(r"\d+\.\d+", "X", text).strip().splitlines()
+
+
+def test_the_readme_train_example_prints_what_the_readme_shows(tmp_path, monkeypatch):
+    """README point 4: what `tinyasc train` prints and leaves behind, checked by running the example."""
+    from click.testing import CliRunner
+
+    from tinyasc.cli import main
+
+    tokens, shown, home = _readme_train_example()
+    assert tokens[0] == "tinyasc"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TINYASC_HOME", str(tmp_path / "home"))
+    result = CliRunner().invoke(main, tokens[1:])
+    assert result.exit_code == 0, result.output
+    assert _layout(result.stdout, str(tmp_path / "home")) == _layout(shown.code, home), (
+        f"{shown.where()}: the README's output no longer matches; a run now prints:\n{result.stdout}")
+
+    # the files README.md's list says the run folder holds
+    readme = (ROOT / "README.md").read_text()
+    item = readme[readme.index("leaves everything in"):].split("\n\n", 1)[0]
+    promised = set(re.findall(r"`([\w.]+\.(?:json|csv|npz|txt|png))`", item))
+    if find_spec("matplotlib") is None:
+        promised = {p for p in promised if not p.endswith(".png")}
+    run = tmp_path / tokens[tokens.index("--out") + 1]
+    assert promised == {p.name for p in run.iterdir()}, "README.md's list of the run folder's files is out of date"
