@@ -20,7 +20,8 @@ docs/reading-guide.md, "Writing docs"):
   must equal them (after removing the common indentation).
 
 Besides the blocks: an inline code span that is a tinyasc command is parsed too (missing
-required values allowed, CAPITALISED placeholders filled in); relative links and images must
+required values allowed, CAPITALISED placeholders filled in); a backticked name that looks like
+code must still be in the code (`tinyasc.x.y` must import); relative links and images must
 resolve (line anchors within the file and, for a link whose text is a backticked name, still
 holding that name; heading anchors to a heading); a backticked repository path must exist; in
 a table row naming `.py` files every backticked name must be defined in one of them. And the
