@@ -261,9 +261,9 @@ def test_documented_command_parses(block, line, text):
 
 
 def inline_commands(page):
-    """(line, text) of the inline code spans of a page's prose that are tinyasc commands."""
+    """(line, text) of the inline code spans of a page's prose that are commands (tinyasc, python, pip install)."""
     return [(number, span) for number, line in enumerate(prose(page.read_text()), start=1)
-            for span in re.findall(r"`([^`]+)`", line) if re.match(r"^tinyasc \S", span)]
+            for span in re.findall(r"`([^`]+)`", line) if re.match(r"^(tinyasc|python3?|pip install) \S", span)]
 
 
 INLINE = [(page, line, text) for page in PAGES for line, text in inline_commands(page)]
