@@ -204,6 +204,35 @@ def test_a_classifier_checkpoint_is_not_a_translator(tiny, tmp_path):
         load_translator(tmp_path)
 
 
+@pytest.mark.parametrize("damage", ["no normalizer", "no targets", "bad config value", "short normalizer"])
+def test_a_damaged_translator_checkpoint_is_one_line_naming_the_file(tiny, tmp_path, damage):
+    from tinyasc.train.checkpoint import load_checkpoint, save_checkpoint
+    _, _, dataset, features = tiny
+    TranslatorTrainer(_config(epochs=1), tmp_path / "tr", data=PairData(dataset, features), log=_quiet,
+                      progress=False).fit()
+    arrays, meta = load_checkpoint(tmp_path / "tr" / "translator.npz")
+    if damage == "no normalizer":
+        del arrays["norm/mean"]
+    elif damage == "no targets":
+        del meta["targets"]
+    elif damage == "bad config value":
+        meta["config"]["width"] = "x"
+    else:
+        arrays["norm/std"] = arrays["norm/std"][:10]
+    save_checkpoint(tmp_path / "bad" / "translator.npz", arrays, meta)
+    with pytest.raises(CheckpointError, match="bad/translator.npz: .*retrain it"):
+        load_translator(tmp_path / "bad")
+    result = CliRunner().invoke(main, ["translator", "evaluate", str(tmp_path / "bad")])
+    assert result.exit_code == 1 and result.exception.__class__ is SystemExit, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "bad/translator.npz" in result.output
+
+
+def test_a_file_that_is_no_npz_is_called_corrupt_not_a_pickle(tmp_path):
+    (tmp_path / "translator.npz").write_text("garbage\n")
+    with pytest.raises(CheckpointError, match="truncated or corrupt checkpoint \\(not an .npz archive\\)"):
+        load_translator(tmp_path)
+
+
 def test_evaluation_baselines(tiny, tmp_path):
     _, _, dataset, features = tiny
     data = PairData(dataset, features)

@@ -319,12 +319,24 @@ def load_translator(run_dir):
     if meta.get("kind") != KIND:
         raise CheckpointError(f"{path}: not a translator checkpoint (kind {meta.get('kind')!r}); "
                               "pass a folder written by tinyasc translator train")
-    config = TranslatorConfig.from_dict(meta["config"])
-    targets = tuple(meta["targets"])
+    try:  # a damaged file must give one line naming it, not a KeyError from deep inside
+        config = TranslatorConfig.from_dict(meta["config"]).validate()
+        targets = tuple(str(t) for t in meta["targets"])
+        mean, std = np.asarray(arrays["norm/mean"]), np.asarray(arrays["norm/std"])
+        int(meta["epoch"]), int(meta["step_in_epoch"])
+    except (KeyError, TypeError, ValueError, AttributeError, TinyAscError) as exc:
+        raise CheckpointError(f"{path}: translator checkpoint is incomplete or damaged ({exc!r}); "
+                              "retrain it with tinyasc translator train") from None
+    if not targets:
+        raise CheckpointError(f"{path}: translator checkpoint names no target devices; retrain it")
     generator, _ = build_networks(config, len(targets))
     load_model_state(generator, split_prefix(arrays, "generator"), path)
+    bins = generator.eq.shape[1]
+    if mean.shape != (bins,) or std.shape != (bins,):
+        raise CheckpointError(f"{path}: normalizer statistics have shapes {mean.shape} and {std.shape}, the "
+                              f"generator has {bins} mel bins; retrain it with tinyasc translator train")
     generator.eval()
-    return config, generator, Normalizer(arrays["norm/mean"], arrays["norm/std"]), targets, meta
+    return config, generator, Normalizer(mean, std), targets, meta
 
 
 def train_translator(config, run_dir, resume=False, log=print, progress=True, data=None, stop=None):
