@@ -339,6 +339,21 @@ def test_experiment_trains_its_own_translator_for_translator_rows(tiny, tmp_path
     assert "device translator" in text
 
 
+def test_experiment_refuses_its_translator_folder_when_made_with_other_data(tiny, tmp_path, monkeypatch):
+    from tinyasc.train import experiment
+    home, root, dataset, features = tiny
+    monkeypatch.setenv("TINYASC_HOME", str(home))
+    monkeypatch.setattr(experiment, "default_translator_config",
+                        lambda base: _config(epochs=2, data=base.data, preset=base.preset))
+    # an earlier experiment on other data was interrupted while training its translator
+    other = TranslatorTrainer(_config(epochs=2, data=str(tmp_path / "other-data")), tmp_path / "exp" / "translator",
+                              data=PairData(dataset, features), log=_quiet, progress=False)
+    assert not other.fit(stop=lambda: True)
+    config = TrainConfig(data=str(root), width=2, epochs=1, batch_size=8)
+    with pytest.raises(TinyAscError, match="translator holds a run with other settings .*data: .*other-data"):
+        experiment.ensure_translator(config, tmp_path / "exp", None, _quiet, False)
+
+
 def test_a_run_folder_is_matched_by_its_settings_and_the_translator_folder(tmp_path, monkeypatch):
     from tinyasc.train.experiment import _check_same_config
     monkeypatch.chdir(tmp_path)
