@@ -286,6 +286,24 @@ def test_translations_follow_the_rows_given_and_a_cache_without_index_is_redone(
     assert "from cache" not in logs[-1] and index.is_file()
 
 
+def test_a_translator_trained_on_test_segments_is_refused(tiny, tmp_path):
+    _, _, dataset, features = tiny
+    leaky = PairData(dataset, features)
+    leaky.train = leaky.test  # as if trained on another copy of the data whose training split held these
+    TranslatorTrainer(_config(epochs=1), tmp_path / "tr", data=leaky, log=_quiet, progress=False).fit()
+    base = TrainingData.from_features(dataset, features)
+    with pytest.raises(TinyAscError, match="trained on 10 segments of this dataset's test split"):
+        base.with_translations(tmp_path / "tr", log=_quiet, progress=False)
+    assert not list((tmp_path / "tr").glob("translations-*"))
+    # one trained on the training pairs passes the check and records what it learned from
+    TranslatorTrainer(_config(epochs=1), tmp_path / "ok", data=PairData(dataset, features), log=_quiet,
+                      progress=False).fit()
+    meta = load_translator(tmp_path / "ok")[4]
+    assert set(meta["train_segments"]) == {segment_of(n) for n, d in zip(dataset.train.filenames,
+                                                                          dataset.train.devices) if d != "a"}
+    base.with_translations(tmp_path / "ok", log=_quiet, progress=False)
+
+
 def test_stacked_rows_read_both_arrays_in_the_asked_order():
     a, b = np.arange(12.0).reshape(3, 2, 2), 100 + np.arange(8.0).reshape(2, 2, 2)
     s = StackedRows(a, b)

@@ -80,7 +80,8 @@ class TrainingData:
         rows, labels, devices, names = self.splits["train"]
         is_a = devices == "a"
         extra, targets = translated_features(translator_dir, self.features, rows[is_a],
-                                             [n for n, a in zip(names, is_a) if a], log=log, progress=progress)
+                                             [n for n, a in zip(names, is_a) if a], log=log, progress=progress,
+                                             held_out=self.filenames("test"))
         base = len(self.features)
         splits = dict(self.splits)
         splits["train"] = (np.concatenate([rows, base + np.arange(len(extra), dtype=np.int64)]),

@@ -204,7 +204,9 @@ class TranslatorTrainer:
         arrays["norm/mean"], arrays["norm/std"] = self.data.normalizer.mean, self.data.normalizer.std
         meta = {"kind": KIND, "config": json.loads(self.config.to_json()), "targets": list(self.targets),
                 "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "running": self.running,
-                "history": self.history}
+                "history": self.history,
+                # what it learned from: a classifier using it checks none of these is in its test split
+                "train_segments": sorted(set(self.data.train.segments))}
         save_checkpoint(self.run_dir / CHECKPOINT, arrays, meta)
 
     def restore(self, path):
