@@ -304,6 +304,19 @@ def test_a_translator_trained_on_test_segments_is_refused(tiny, tmp_path):
     base.with_translations(tmp_path / "ok", log=_quiet, progress=False)
 
 
+def test_translated_device_names_are_whole_when_the_training_split_has_only_one_letter_devices(tiny, tmp_path):
+    _, _, dataset, features = tiny
+    TranslatorTrainer(_config(epochs=1), tmp_path / "tr", data=PairData(dataset, features), log=_quiet,
+                      progress=False).fit()
+    base = TrainingData.from_features(dataset, features)
+    rows, labels, devices, names = base.splits["train"]
+    keep = np.isin(devices, ["a", "b", "c"])
+    base.splits["train"] = (rows[keep], labels[keep], devices[keep].astype("<U1"),
+                            tuple(np.asarray(names)[keep]))
+    grown = base.with_translations(tmp_path / "tr", log=_quiet, progress=False)
+    assert sorted(set(grown.devices("train"))) == ["a", "b", "c", "s1", "s2", "s3"]
+
+
 def test_stacked_rows_read_both_arrays_in_the_asked_order():
     a, b = np.arange(12.0).reshape(3, 2, 2), 100 + np.arange(8.0).reshape(2, 2, 2)
     s = StackedRows(a, b)

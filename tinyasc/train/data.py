@@ -84,9 +84,10 @@ class TrainingData:
                                              held_out=self.filenames("test"))
         base = len(self.features)
         splits = dict(self.splits)
+        # np.full(n, d) takes d's own width: a '<U1' device column ('a', 'b') must not cut 's1' to 's'
         splits["train"] = (np.concatenate([rows, base + np.arange(len(extra), dtype=np.int64)]),
                            np.concatenate([labels] + [labels[is_a]] * len(targets)),
-                           np.concatenate([devices] + [np.full(int(is_a.sum()), d, devices.dtype) for d in targets]),
+                           np.concatenate([devices] + [np.full(int(is_a.sum()), d) for d in targets]),
                            tuple(names) + tuple(f"translated-{d}:{n}" for d in targets
                                                 for n, a in zip(names, is_a) if a))
         return TrainingData(self.dataset, StackedRows(self.features, extra), splits)
