@@ -195,6 +195,14 @@ def test_cli_errors_name_the_problem(tiny, tmp_path, monkeypatch):
     assert result.exit_code == 1 and "sub-bands" in result.output
     result = runner.invoke(main, ["translator", "evaluate", str(tmp_path)])
     assert result.exit_code == 1 and "translator.npz" in result.output
+    (tmp_path / "file").write_text("x")
+    result = runner.invoke(main, ["translator", "train", "--data", str(root), "--out", str(tmp_path / "file")])
+    assert result.exit_code == 1 and "file, not a folder" in result.output and result.exception.__class__ is SystemExit
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "config.json").write_text("{bad")
+    result = runner.invoke(main, ["translator", "train", "--resume", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "config.json: not valid JSON" in result.output
+    assert result.exception.__class__ is SystemExit
 
 
 def test_a_classifier_checkpoint_is_not_a_translator(tiny, tmp_path):

@@ -346,11 +346,19 @@ def train_translator(config, run_dir, resume=False, log=print, progress=True, da
     from tinyasc.translator.evaluate import evaluate_translator
 
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise TinyAscError(f"{run_dir} is a file, not a folder; pass another --out")
     if resume:
         path = run_dir / "config.json"
         if not path.is_file():
             raise TinyAscError(f"{run_dir}: no config.json here; pass a folder written by tinyasc translator train")
-        config = TranslatorConfig.from_dict(json.loads(path.read_text()))
+        try:
+            saved = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise TinyAscError(f"{path}: not valid JSON ({exc}); restore it or train into another --out") from None
+        if not isinstance(saved, dict):
+            raise TinyAscError(f"{path}: not a translator config (a JSON object); restore it or train into another --out")
+        config = TranslatorConfig.from_dict(saved)
     elif (run_dir / CHECKPOINT).is_file():
         raise TinyAscError(f"{run_dir} already holds a translator ({CHECKPOINT}); pass --resume to continue it, "
                            "or another --out")
