@@ -325,6 +325,25 @@ def test_translated_device_names_are_whole_when_the_training_split_has_only_one_
     assert sorted(set(grown.devices("train"))) == ["a", "b", "c", "s1", "s2", "s3"]
 
 
+def test_resuming_a_classifier_run_after_its_translator_was_retrained_is_refused(tiny, tmp_path):
+    import shutil
+    from tinyasc.train.classifier import CHECKPOINT, Trainer
+    home, root, dataset, features = tiny
+    data = PairData(dataset, features)
+    TranslatorTrainer(_config(epochs=1), tmp_path / "tr", data=data, log=_quiet, progress=False).fit()
+    config = TrainConfig(data=str(root), width=2, epochs=1, batch_size=8, translator=str(tmp_path / "tr"))
+    base = TrainingData.from_features(dataset, features)
+    first = Trainer(config, tmp_path / "run", data=base, log=_quiet, progress=False)
+    assert first.fit()
+    # the same translator: the run's checkpoint restores
+    Trainer(config, tmp_path / "run", data=base, log=_quiet, progress=False).restore(tmp_path / "run" / CHECKPOINT)
+    shutil.rmtree(tmp_path / "tr")  # retrained in place with another seed
+    TranslatorTrainer(_config(epochs=1, seed=2), tmp_path / "tr", data=data, log=_quiet, progress=False).fit()
+    again = Trainer(config, tmp_path / "run", data=base, log=_quiet, progress=False)
+    with pytest.raises(CheckpointError, match="is not the one this run started with"):
+        again.restore(tmp_path / "run" / CHECKPOINT)
+
+
 def test_stacked_rows_read_both_arrays_in_the_asked_order():
     a, b = np.arange(12.0).reshape(3, 2, 2), 100 + np.arange(8.0).reshape(2, 2, 2)
     s = StackedRows(a, b)
