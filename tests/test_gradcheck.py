@@ -239,7 +239,11 @@ def test_the_catalog_covers_every_op_and_layer_of_the_spec():
                "batch_norm (eval)", "relu", "leaky_relu", "silu", "sigmoid", "tanh", "softmax", "log_softmax",
                "dropout", "dropout2d", "cross_entropy", "kl_div", "mse_loss", "nn.Conv2d", "nn.ConvTranspose2d",
                "nn.Linear", "nn.BatchNorm2d", "nn.SubSpectralNorm", "nn.FreqIN", "nn.ResNorm",
-               "nn.GlobalFreqNorm", "nn.Dropout2d"]:
+               "nn.GlobalFreqNorm", "nn.Dropout2d",
+               # the device translator (paper 2.3): SSN with the paper's 16 sub-bands, its blocks, the LSGAN loss
+               "nn.SubSpectralNorm (16 sub-bands)", "translator ResBlock (SSN 16)",
+               "translator ConvSSN (transposed, stride 2)", "translator UNetGenerator", "translator PatchDiscriminator",
+               "lsgan_loss"]:
         assert op in names, op
 
 

@@ -217,6 +217,29 @@ def test_cli_errors_are_one_line(tmp_path):
     assert result.exit_code == 1 and "Traceback" not in result.output
 
 
+def test_cli_out_naming_a_file_is_one_line(tiny_home, tmp_path, monkeypatch):
+    home, root = tiny_home
+    monkeypatch.setenv("TINYASC_HOME", str(home))
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    result = CliRunner().invoke(main, ["train", "--data", str(root), "--model-width", "2", "--epochs", "1",
+                                       "--batch-size", "8", "--out", str(taken), "--quiet"])
+    assert result.exit_code == 1, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("error: ") and str(taken) in last and "Traceback" not in result.output
+    assert taken.read_text() == "not a folder"
+
+
+def test_experiment_refuses_a_translator_no_row_uses(tiny_home, tmp_path, monkeypatch):
+    home, root = tiny_home
+    monkeypatch.setenv("TINYASC_HOME", str(home))
+    result = CliRunner().invoke(main, ["experiment", "--data", str(root), "--rows", "resnorm", "--model-width", "2",
+                                       "--seeds", "0", "--epochs", "1", "--batch-size", "8",
+                                       "--translator", str(tmp_path), "--out", str(tmp_path / "exp"), "--quiet"])
+    assert result.exit_code == 1 and "only by '+translator' rows" in result.output
+    assert not (tmp_path / "exp").exists()
+
+
 def test_experiment_table_has_one_row_per_norm_and_reuses_runs(tiny_home, tmp_path, monkeypatch):
     home, root = tiny_home
     monkeypatch.setenv("TINYASC_HOME", str(home))

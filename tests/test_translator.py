@@ -195,12 +195,49 @@ def test_cli_errors_name_the_problem(tiny, tmp_path, monkeypatch):
     assert result.exit_code == 1 and "sub-bands" in result.output
     result = runner.invoke(main, ["translator", "evaluate", str(tmp_path)])
     assert result.exit_code == 1 and "translator.npz" in result.output
+    (tmp_path / "file").write_text("x")
+    result = runner.invoke(main, ["translator", "train", "--data", str(root), "--out", str(tmp_path / "file")])
+    assert result.exit_code == 1 and "file, not a folder" in result.output and result.exception.__class__ is SystemExit
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "config.json").write_text("{bad")
+    result = runner.invoke(main, ["translator", "train", "--resume", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "config.json: not valid JSON" in result.output
+    assert result.exception.__class__ is SystemExit
 
 
 def test_a_classifier_checkpoint_is_not_a_translator(tiny, tmp_path):
     from tinyasc.train.checkpoint import save_checkpoint
     save_checkpoint(tmp_path / "translator.npz", {"w": np.zeros(2)}, {"kind": "tinyasc-classifier"})
     with pytest.raises(CheckpointError, match="not a translator checkpoint"):
+        load_translator(tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["no normalizer", "no targets", "bad config value", "short normalizer"])
+def test_a_damaged_translator_checkpoint_is_one_line_naming_the_file(tiny, tmp_path, damage):
+    from tinyasc.train.checkpoint import load_checkpoint, save_checkpoint
+    _, _, dataset, features = tiny
+    TranslatorTrainer(_config(epochs=1), tmp_path / "tr", data=PairData(dataset, features), log=_quiet,
+                      progress=False).fit()
+    arrays, meta = load_checkpoint(tmp_path / "tr" / "translator.npz")
+    if damage == "no normalizer":
+        del arrays["norm/mean"]
+    elif damage == "no targets":
+        del meta["targets"]
+    elif damage == "bad config value":
+        meta["config"]["width"] = "x"
+    else:
+        arrays["norm/std"] = arrays["norm/std"][:10]
+    save_checkpoint(tmp_path / "bad" / "translator.npz", arrays, meta)
+    with pytest.raises(CheckpointError, match="bad/translator.npz: .*retrain it"):
+        load_translator(tmp_path / "bad")
+    result = CliRunner().invoke(main, ["translator", "evaluate", str(tmp_path / "bad")])
+    assert result.exit_code == 1 and result.exception.__class__ is SystemExit, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "bad/translator.npz" in result.output
+
+
+def test_a_file_that_is_no_npz_is_called_corrupt_not_a_pickle(tmp_path):
+    (tmp_path / "translator.npz").write_text("garbage\n")
+    with pytest.raises(CheckpointError, match="truncated or corrupt checkpoint \\(not an .npz archive\\)"):
         load_translator(tmp_path)
 
 
@@ -257,6 +294,56 @@ def test_translations_follow_the_rows_given_and_a_cache_without_index_is_redone(
     assert "from cache" not in logs[-1] and index.is_file()
 
 
+def test_a_translator_trained_on_test_segments_is_refused(tiny, tmp_path):
+    _, _, dataset, features = tiny
+    leaky = PairData(dataset, features)
+    leaky.train = leaky.test  # as if trained on another copy of the data whose training split held these
+    TranslatorTrainer(_config(epochs=1), tmp_path / "tr", data=leaky, log=_quiet, progress=False).fit()
+    base = TrainingData.from_features(dataset, features)
+    with pytest.raises(TinyAscError, match="trained on 10 segments of this dataset's test split"):
+        base.with_translations(tmp_path / "tr", log=_quiet, progress=False)
+    assert not list((tmp_path / "tr").glob("translations-*"))
+    # one trained on the training pairs passes the check and records what it learned from
+    TranslatorTrainer(_config(epochs=1), tmp_path / "ok", data=PairData(dataset, features), log=_quiet,
+                      progress=False).fit()
+    meta = load_translator(tmp_path / "ok")[4]
+    assert set(meta["train_segments"]) == {segment_of(n) for n, d in zip(dataset.train.filenames,
+                                                                          dataset.train.devices) if d != "a"}
+    base.with_translations(tmp_path / "ok", log=_quiet, progress=False)
+
+
+def test_translated_device_names_are_whole_when_the_training_split_has_only_one_letter_devices(tiny, tmp_path):
+    _, _, dataset, features = tiny
+    TranslatorTrainer(_config(epochs=1), tmp_path / "tr", data=PairData(dataset, features), log=_quiet,
+                      progress=False).fit()
+    base = TrainingData.from_features(dataset, features)
+    rows, labels, devices, names = base.splits["train"]
+    keep = np.isin(devices, ["a", "b", "c"])
+    base.splits["train"] = (rows[keep], labels[keep], devices[keep].astype("<U1"),
+                            tuple(np.asarray(names)[keep]))
+    grown = base.with_translations(tmp_path / "tr", log=_quiet, progress=False)
+    assert sorted(set(grown.devices("train"))) == ["a", "b", "c", "s1", "s2", "s3"]
+
+
+def test_resuming_a_classifier_run_after_its_translator_was_retrained_is_refused(tiny, tmp_path):
+    import shutil
+    from tinyasc.train.classifier import CHECKPOINT, Trainer
+    home, root, dataset, features = tiny
+    data = PairData(dataset, features)
+    TranslatorTrainer(_config(epochs=1), tmp_path / "tr", data=data, log=_quiet, progress=False).fit()
+    config = TrainConfig(data=str(root), width=2, epochs=1, batch_size=8, translator=str(tmp_path / "tr"))
+    base = TrainingData.from_features(dataset, features)
+    first = Trainer(config, tmp_path / "run", data=base, log=_quiet, progress=False)
+    assert first.fit()
+    # the same translator: the run's checkpoint restores
+    Trainer(config, tmp_path / "run", data=base, log=_quiet, progress=False).restore(tmp_path / "run" / CHECKPOINT)
+    shutil.rmtree(tmp_path / "tr")  # retrained in place with another seed
+    TranslatorTrainer(_config(epochs=1, seed=2), tmp_path / "tr", data=data, log=_quiet, progress=False).fit()
+    again = Trainer(config, tmp_path / "run", data=base, log=_quiet, progress=False)
+    with pytest.raises(CheckpointError, match="is not the one this run started with"):
+        again.restore(tmp_path / "run" / CHECKPOINT)
+
+
 def test_stacked_rows_read_both_arrays_in_the_asked_order():
     a, b = np.arange(12.0).reshape(3, 2, 2), 100 + np.arange(8.0).reshape(2, 2, 2)
     s = StackedRows(a, b)
@@ -308,6 +395,21 @@ def test_experiment_trains_its_own_translator_for_translator_rows(tiny, tmp_path
     saved = json.loads((tmp_path / "exp" / "resnorm-translator-seed0" / "config.json").read_text())
     assert saved["translator"] == str(tmp_path / "exp" / "translator")
     assert "device translator" in text
+
+
+def test_experiment_refuses_its_translator_folder_when_made_with_other_data(tiny, tmp_path, monkeypatch):
+    from tinyasc.train import experiment
+    home, root, dataset, features = tiny
+    monkeypatch.setenv("TINYASC_HOME", str(home))
+    monkeypatch.setattr(experiment, "default_translator_config",
+                        lambda base: _config(epochs=2, data=base.data, preset=base.preset))
+    # an earlier experiment on other data was interrupted while training its translator
+    other = TranslatorTrainer(_config(epochs=2, data=str(tmp_path / "other-data")), tmp_path / "exp" / "translator",
+                              data=PairData(dataset, features), log=_quiet, progress=False)
+    assert not other.fit(stop=lambda: True)
+    config = TrainConfig(data=str(root), width=2, epochs=1, batch_size=8)
+    with pytest.raises(TinyAscError, match="translator holds a run with other settings .*data: .*other-data"):
+        experiment.ensure_translator(config, tmp_path / "exp", None, _quiet, False)
 
 
 def test_a_run_folder_is_matched_by_its_settings_and_the_translator_folder(tmp_path, monkeypatch):

@@ -23,6 +23,11 @@ def friendly_errors(fn):
         except KeyboardInterrupt:  # outside a training loop's own handler: nothing half-written to save
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except OSError as exc:  # a path that is a file, not a folder; no permission; a full disk
+            where = exc.filename if exc.filename is not None else "a file"
+            click.echo(f"error: {where}: {exc.strerror or exc}; check the path, its permissions and the free space",
+                       err=True)
+            sys.exit(1)
     return wrapper
 
 
@@ -126,6 +131,8 @@ def train(data, preset, arch, width, norm, rho, lam, epochs, batch_size, lr, war
             raise TinyAscError(f"{run_dir}: no config.json here; --resume needs a run folder written by tinyasc train")
     else:
         run_dir = run_dir or _default_run_dir()
+        if Path(run_dir).exists() and not Path(run_dir).is_dir():
+            raise TinyAscError(f"--out {run_dir} is a file, not a folder; name a new folder for the run")
         if (Path(run_dir) / "checkpoint.npz").exists():
             raise TinyAscError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
     click.echo(f"run folder: {run_dir}")
@@ -336,6 +343,9 @@ def experiment(data, preset, rows, arch, width, norms, translator, seeds, epochs
         arch_width = DEFAULT_WIDTH[arch] if width is None else width
         rows = ",".join(f"{arch}@{arch_width}:{n.strip()}" for n in norms.split(",") if n.strip()) or " "
     row_list = parse_rows(rows, width)
+    if translator is not None and not any(r.translator for r in row_list):
+        raise TinyAscError("--translator is used only by '+translator' rows, and none was asked for; "
+                           "add one (e.g. --rows resnorm,resnorm+translator) or drop --translator")
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:

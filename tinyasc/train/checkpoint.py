@@ -62,6 +62,9 @@ def load_checkpoint(path):
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no checkpoint file here; pass a run folder that finished at least one epoch")
+    if not zipfile.is_zipfile(path):  # else np.load would take it for a pickle and blame "object arrays"
+        raise CheckpointError(f"{path}: truncated or corrupt checkpoint (not an .npz archive); "
+                              "delete it or resume from another run")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}

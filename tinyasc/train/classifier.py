@@ -170,12 +170,20 @@ class Trainer:
                 "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "running": self.running,
                 "schedule": self.schedule.state_dict(), "random": _jsonable(ta_random.get_state()),
                 "history": self.history, "selected": self.selected}
+        digest = getattr(self.data, "translator_digest", None)
+        if digest is not None:
+            meta["translator_digest"] = digest
         save_checkpoint(self.run_dir / name, self.state_arrays(), meta)
 
     def restore(self, path):
         arrays, meta = load_checkpoint(path)
         if meta.get("kind") != "tinyasc-classifier":
             raise CheckpointError(f"{path}: not a classifier checkpoint (kind {meta.get('kind')!r})")
+        saved_digest, digest = meta.get("translator_digest"), getattr(self.data, "translator_digest", None)
+        if saved_digest is not None and saved_digest != digest:
+            raise CheckpointError(f"{path}: the translator {self.config.translator} is not the one this run started "
+                                  "with (retrained or replaced since), so resuming would not reproduce the run; "
+                                  "start a new run, or train translators into new folders")
         load_model_state(self.model, split_prefix(arrays, "model"), path)
         if self.masks is not None:
             saved = compress.masks_from_state(split_prefix(arrays, "mask"))

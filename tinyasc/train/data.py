@@ -3,6 +3,8 @@
 The validation split (used by Min Var model selection) holds out whole recording
 locations of the training split, so it is as location-disjoint as the test split.
 """
+from pathlib import Path
+
 import numpy as np
 
 from tinyasc.data import cache, synth
@@ -75,20 +77,26 @@ class TrainingData:
     def with_translations(self, translator_dir, log=print, progress=True):
         """A copy whose training split also holds every device-A training clip translated to
         every target device of the translator (paper 3.2); validation and test are untouched."""
-        from tinyasc.translator.augment import translated_features
+        from tinyasc.translator.augment import _file_digest, translated_features
+        from tinyasc.translator.train import CHECKPOINT
 
         rows, labels, devices, names = self.splits["train"]
         is_a = devices == "a"
         extra, targets = translated_features(translator_dir, self.features, rows[is_a],
-                                             [n for n, a in zip(names, is_a) if a], log=log, progress=progress)
+                                             [n for n, a in zip(names, is_a) if a], log=log, progress=progress,
+                                             held_out=self.filenames("test"))
         base = len(self.features)
         splits = dict(self.splits)
+        # np.full(n, d) takes d's own width: a '<U1' device column ('a', 'b') must not cut 's1' to 's'
         splits["train"] = (np.concatenate([rows, base + np.arange(len(extra), dtype=np.int64)]),
                            np.concatenate([labels] + [labels[is_a]] * len(targets)),
-                           np.concatenate([devices] + [np.full(int(is_a.sum()), d, devices.dtype) for d in targets]),
+                           np.concatenate([devices] + [np.full(int(is_a.sum()), d) for d in targets]),
                            tuple(names) + tuple(f"translated-{d}:{n}" for d in targets
                                                 for n, a in zip(names, is_a) if a))
-        return TrainingData(self.dataset, StackedRows(self.features, extra), splits)
+        grown = TrainingData(self.dataset, StackedRows(self.features, extra), splits)
+        # which translator made them: a resumed run checks it still trains on the same translations
+        grown.translator_digest = _file_digest(Path(translator_dir) / CHECKPOINT)
+        return grown
 
     def frequency_statistics(self, chunk=256):
         """Per-bin mean and std over the training clips and frames (Global FreqNorm)."""

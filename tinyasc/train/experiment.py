@@ -18,7 +18,7 @@ from tinyasc.models.bcresnet import INPUT_NORMS
 from tinyasc.models.bcresnet_mod import NORMS
 from tinyasc.train import classifier
 from tinyasc.train.checkpoint import atomic_write_text, load_checkpoint
-from tinyasc.train.config import DEFAULT_WIDTH, TrainConfig
+from tinyasc.train.config import DEFAULT_WIDTH
 from tinyasc.train.data import TrainingData
 from tinyasc.train.evaluate import DEVICE_COLUMNS
 
@@ -99,13 +99,16 @@ def run_folder(out_dir, row, seed):
 
 
 def _check_same_config(run_dir, config):
-    """A run folder found in the experiment folder must be the run this experiment asks for."""
+    """A run (or translator) folder found in the experiment folder must be the one this experiment asks for."""
     saved_path = Path(run_dir) / "config.json"
     if not saved_path.is_file():
         return
-    saved = json.loads(saved_path.read_text())
+    try:
+        saved = json.loads(saved_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TinyAscError(f"{saved_path}: not valid JSON ({exc}); use another --out or delete that folder") from None
     wanted = json.loads(config.to_json())
-    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    defaults = {f.name: f.default for f in fields(type(config))}
     # A setting added after the run was made is missing there: it ran with the default.
     different = sorted(k for k in wanted if not _same_setting(k, saved.get(k, defaults.get(k)), wanted[k]))
     if different:
@@ -150,6 +153,7 @@ def ensure_translator(base_config, out_dir, translator, log, progress):
         return str(translator)
     folder = Path(out_dir) / "translator"
     config = default_translator_config(base_config)
+    _check_same_config(folder, config)  # a translator of other data or settings must not be reused
     if (folder / CHECKPOINT).is_file():
         _, _, _, _, meta = load_translator(folder)
         if meta["epoch"] >= meta["config"]["epochs"]:

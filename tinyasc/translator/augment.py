@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyasc.data.tau import segment_of
+from tinyasc.errors import TinyAscError
 from tinyasc.progress import Progress
 from tinyasc.train.checkpoint import atomic_write_text
 from tinyasc.translator.train import CHECKPOINT, load_translator, translate
@@ -25,12 +27,29 @@ def _file_digest(path):
     return h.hexdigest()
 
 
-def translated_features(translator_dir, features, rows, filenames, log=print, progress=True, batch_size=16):
+def check_held_out(translator_dir, meta, held_out):
+    """A translator trained on segments of the classifier's test split would carry test
+    recordings into training: refuse it. (Checkpoints written before the translator
+    recorded its training segments cannot be checked.)"""
+    trained_on = set(meta.get("train_segments", ()))
+    leaked = sorted(trained_on & {segment_of(name) for name in held_out})
+    if leaked:
+        raise TinyAscError(f"{translator_dir}: the translator was trained on {len(leaked)} segments of this "
+                           f"dataset's test split (e.g. {leaked[0]}); train a translator on this dataset "
+                           "(tinyasc translator train --data ...) so its pairs come from the training split")
+
+
+def translated_features(translator_dir, features, rows, filenames, log=print, progress=True, batch_size=16,
+                        held_out=()):
     """(array len(rows)*K x F x T, target names): features[rows] translated to each of the
-    translator's K targets; block k holds target k, in the order of `rows`."""
+    translator's K targets; block k holds target k, in the order of `rows`.
+
+    held_out: filenames of the classifier's test split, none of which the translator may have
+    trained on (check_held_out)."""
     translator_dir = Path(translator_dir)
     checkpoint = translator_dir / CHECKPOINT
-    config, generator, normalizer, targets, _ = load_translator(translator_dir)
+    config, generator, normalizer, targets, meta = load_translator(translator_dir)
+    check_held_out(translator_dir, meta, held_out)
     key_source = {"checkpoint": _file_digest(checkpoint), "shape": list(features.shape[1:]),
                   "files": hashlib.sha1("\n".join(filenames).encode()).hexdigest(),
                   "features": hashlib.sha1(np.ascontiguousarray(features[np.asarray(rows[:8])]).tobytes()).hexdigest()}

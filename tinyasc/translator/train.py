@@ -204,7 +204,9 @@ class TranslatorTrainer:
         arrays["norm/mean"], arrays["norm/std"] = self.data.normalizer.mean, self.data.normalizer.std
         meta = {"kind": KIND, "config": json.loads(self.config.to_json()), "targets": list(self.targets),
                 "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "running": self.running,
-                "history": self.history}
+                "history": self.history,
+                # what it learned from: a classifier using it checks none of these is in its test split
+                "train_segments": sorted(set(self.data.train.segments))}
         save_checkpoint(self.run_dir / CHECKPOINT, arrays, meta)
 
     def restore(self, path):
@@ -319,12 +321,24 @@ def load_translator(run_dir):
     if meta.get("kind") != KIND:
         raise CheckpointError(f"{path}: not a translator checkpoint (kind {meta.get('kind')!r}); "
                               "pass a folder written by tinyasc translator train")
-    config = TranslatorConfig.from_dict(meta["config"])
-    targets = tuple(meta["targets"])
+    try:  # a damaged file must give one line naming it, not a KeyError from deep inside
+        config = TranslatorConfig.from_dict(meta["config"]).validate()
+        targets = tuple(str(t) for t in meta["targets"])
+        mean, std = np.asarray(arrays["norm/mean"]), np.asarray(arrays["norm/std"])
+        int(meta["epoch"]), int(meta["step_in_epoch"])
+    except (KeyError, TypeError, ValueError, AttributeError, TinyAscError) as exc:
+        raise CheckpointError(f"{path}: translator checkpoint is incomplete or damaged ({exc!r}); "
+                              "retrain it with tinyasc translator train") from None
+    if not targets:
+        raise CheckpointError(f"{path}: translator checkpoint names no target devices; retrain it")
     generator, _ = build_networks(config, len(targets))
     load_model_state(generator, split_prefix(arrays, "generator"), path)
+    bins = generator.eq.shape[1]
+    if mean.shape != (bins,) or std.shape != (bins,):
+        raise CheckpointError(f"{path}: normalizer statistics have shapes {mean.shape} and {std.shape}, the "
+                              f"generator has {bins} mel bins; retrain it with tinyasc translator train")
     generator.eval()
-    return config, generator, Normalizer(arrays["norm/mean"], arrays["norm/std"]), targets, meta
+    return config, generator, Normalizer(mean, std), targets, meta
 
 
 def train_translator(config, run_dir, resume=False, log=print, progress=True, data=None, stop=None):
@@ -332,11 +346,19 @@ def train_translator(config, run_dir, resume=False, log=print, progress=True, da
     from tinyasc.translator.evaluate import evaluate_translator
 
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise TinyAscError(f"{run_dir} is a file, not a folder; pass another --out")
     if resume:
         path = run_dir / "config.json"
         if not path.is_file():
             raise TinyAscError(f"{run_dir}: no config.json here; pass a folder written by tinyasc translator train")
-        config = TranslatorConfig.from_dict(json.loads(path.read_text()))
+        try:
+            saved = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise TinyAscError(f"{path}: not valid JSON ({exc}); restore it or train into another --out") from None
+        if not isinstance(saved, dict):
+            raise TinyAscError(f"{path}: not a translator config (a JSON object); restore it or train into another --out")
+        config = TranslatorConfig.from_dict(saved)
     elif (run_dir / CHECKPOINT).is_file():
         raise TinyAscError(f"{run_dir} already holds a translator ({CHECKPOINT}); pass --resume to continue it, "
                            "or another --out")
