@@ -353,7 +353,7 @@ def test_compressed_file_reloads_to_the_fake_quantized_predictions(tmp_path, bit
     final = compress_weights_(copy_model(model), bits, per_channel)
     assert np.array_equal(logits(final, x), expected)
     save_compressed(tmp_path / "f.npz", final, bits, per_channel, prune_ratio=0.8, config={"width": 4})
-    with np.load(tmp_path / "m.npz") as a, np.load(tmp_path / "f.npz") as b:
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as a, np.load(tmp_path / "f.npz", allow_pickle=False) as b:
         assert all(np.array_equal(a[k], b[k]) for k in a.files)
 
 

@@ -17,6 +17,17 @@ DEFAULT_NORM = {"bcresnet-mod": "resnorm", "bcresnet": "none", "cpresnet": "none
 FRAME_SECONDS = 0.03  # hop 480 samples at 16 kHz
 
 
+def read_json_object(path, what, fix):
+    """The JSON object in `path` (a config.json), or a one-line error saying what is wrong and `fix`."""
+    try:
+        values = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TinyAscError(f"{path}: not valid JSON ({exc}); {fix}") from None
+    if not isinstance(values, dict):
+        raise TinyAscError(f"{path}: expected a JSON object of {what}; {fix}")
+    return values
+
+
 class JsonConfig:
     """to_json / from_dict for a settings dataclass saved as config.json."""
 
@@ -132,10 +143,5 @@ def load_run_config(run_dir):
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise TinyAscError(f"{run_dir}: no config.json here; pass a run folder written by tinyasc train")
-    try:
-        values = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise TinyAscError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(values, dict):
-        raise TinyAscError(f"{path}: expected a JSON object of training settings")
+    values = read_json_object(path, "training settings", "restore it or pass another run folder")
     return TrainConfig.from_dict(values).validate()

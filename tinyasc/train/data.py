@@ -77,7 +77,7 @@ class TrainingData:
     def with_translations(self, translator_dir, log=print, progress=True):
         """A copy whose training split also holds every device-A training clip translated to
         every target device of the translator (paper 3.2); validation and test are untouched."""
-        from tinyasc.translator.augment import _file_digest, translated_features
+        from tinyasc.translator.augment import file_digest, translated_features
         from tinyasc.translator.train import CHECKPOINT
 
         rows, labels, devices, names = self.splits["train"]
@@ -95,7 +95,7 @@ class TrainingData:
                                                 for n, a in zip(names, is_a) if a))
         grown = TrainingData(self.dataset, StackedRows(self.features, extra), splits)
         # which translator made them: a resumed run checks it still trains on the same translations
-        grown.translator_digest = _file_digest(Path(translator_dir) / CHECKPOINT)
+        grown.translator_digest = file_digest(Path(translator_dir) / CHECKPOINT)
         return grown
 
     def frequency_statistics(self, chunk=256):

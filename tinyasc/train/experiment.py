@@ -18,7 +18,7 @@ from tinyasc.models.bcresnet import INPUT_NORMS
 from tinyasc.models.bcresnet_mod import NORMS
 from tinyasc.train import classifier
 from tinyasc.train.checkpoint import atomic_write_text, load_checkpoint
-from tinyasc.train.config import DEFAULT_WIDTH
+from tinyasc.train.config import DEFAULT_WIDTH, read_json_object
 from tinyasc.train.data import TrainingData
 from tinyasc.train.evaluate import DEVICE_COLUMNS
 
@@ -103,10 +103,7 @@ def _check_same_config(run_dir, config):
     saved_path = Path(run_dir) / "config.json"
     if not saved_path.is_file():
         return
-    try:
-        saved = json.loads(saved_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TinyAscError(f"{saved_path}: not valid JSON ({exc}); use another --out or delete that folder") from None
+    saved = read_json_object(saved_path, "settings", "use another --out or delete that folder")
     wanted = json.loads(config.to_json())
     defaults = {f.name: f.default for f in fields(type(config))}
     # A setting added after the run was made is missing there: it ran with the default.

@@ -19,7 +19,7 @@ from tinyasc.train.checkpoint import atomic_write_text
 from tinyasc.translator.train import CHECKPOINT, load_translator, translate
 
 
-def _file_digest(path):
+def file_digest(path):
     h = hashlib.sha1()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -50,7 +50,7 @@ def translated_features(translator_dir, features, rows, filenames, log=print, pr
     checkpoint = translator_dir / CHECKPOINT
     config, generator, normalizer, targets, meta = load_translator(translator_dir)
     check_held_out(translator_dir, meta, held_out)
-    key_source = {"checkpoint": _file_digest(checkpoint), "shape": list(features.shape[1:]),
+    key_source = {"checkpoint": file_digest(checkpoint), "shape": list(features.shape[1:]),
                   "files": hashlib.sha1("\n".join(filenames).encode()).hexdigest(),
                   "features": hashlib.sha1(np.ascontiguousarray(features[np.asarray(rows[:8])]).tobytes()).hexdigest()}
     key = hashlib.sha1(json.dumps(key_source, sort_keys=True).encode()).hexdigest()[:16]

@@ -30,7 +30,7 @@ from tinyasc.errors import TinyAscError
 from tinyasc.progress import Progress
 from tinyasc.train.checkpoint import (CheckpointError, atomic_write_text, load_checkpoint, load_model_state,
                                       save_checkpoint, split_prefix)
-from tinyasc.train.config import JsonConfig
+from tinyasc.train.config import JsonConfig, read_json_object
 from tinyasc.translator.data import Normalizer, find_pairs
 from tinyasc.translator.model import PatchDiscriminator, UNetGenerator, check_bins, lsgan_loss
 
@@ -352,13 +352,8 @@ def train_translator(config, run_dir, resume=False, log=print, progress=True, da
         path = run_dir / "config.json"
         if not path.is_file():
             raise TinyAscError(f"{run_dir}: no config.json here; pass a folder written by tinyasc translator train")
-        try:
-            saved = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise TinyAscError(f"{path}: not valid JSON ({exc}); restore it or train into another --out") from None
-        if not isinstance(saved, dict):
-            raise TinyAscError(f"{path}: not a translator config (a JSON object); restore it or train into another --out")
-        config = TranslatorConfig.from_dict(saved)
+        config = TranslatorConfig.from_dict(
+            read_json_object(path, "translator settings", "restore it or train into another --out"))
     elif (run_dir / CHECKPOINT).is_file():
         raise TinyAscError(f"{run_dir} already holds a translator ({CHECKPOINT}); pass --resume to continue it, "
                            "or another --out")
