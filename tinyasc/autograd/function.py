@@ -18,6 +18,7 @@ import numpy as np
 from tinyasc.autograd.grad_mode import is_grad_enabled
 
 _profile = None  # when set: {(op name, "forward"|"backward"): [calls, seconds]}
+_calls = None  # when set (profile(record=True)): a list of per-call records, see profile
 
 
 class profile:
@@ -26,17 +27,28 @@ class profile:
         with profile() as prof:
             loss = model(x).sum(); loss.backward()
         print(prof.table())
+
+    With record=True it also keeps `calls`, one record per op call in execution order:
+    (op name, pass, seconds, Function class, params, input shapes, output shapes, needs_grad),
+    where params is the op's `params` attribute if it has one (a conv's stride, padding, ...),
+    the input shapes of a backward are the incoming gradient's and then the forward inputs',
+    and a shape is None for a non-array; the benchmarks turn them into FLOPs and bytes moved.
     """
 
+    def __init__(self, record=False):
+        self.record = record
+        self.calls = []
+
     def __enter__(self):
-        global _profile
+        global _profile, _calls
         self.times = defaultdict(lambda: [0, 0.0])
-        self._previous, _profile = _profile, self.times
+        self._previous, _profile = (_profile, _calls), self.times
+        _calls = self.calls if self.record else None
         return self
 
     def __exit__(self, *exc):
-        global _profile
-        _profile = self._previous
+        global _profile, _calls
+        _profile, _calls = self._previous
         return False
 
     def table(self, top=30):
@@ -49,14 +61,25 @@ class profile:
         return "\n".join(lines)
 
 
-def _timed(fn, kind, call, *args):
+def _shapes(arrays):
+    return tuple(getattr(a, "shape", None) for a in arrays)
+
+
+def _timed(fn, kind, call, *args, inputs=()):
     if _profile is None:
         return call(*args)
     start = time.perf_counter()
     out = call(*args)
-    entry = _profile[(getattr(fn, "profile_name", type(fn).__name__), kind)]
+    seconds = time.perf_counter() - start
+    name = getattr(fn, "profile_name", type(fn).__name__)
+    entry = _profile[(name, kind)]
     entry[0] += 1
-    entry[1] += time.perf_counter() - start
+    entry[1] += seconds
+    if _calls is not None:
+        outs = out if isinstance(out, tuple) else (out,)
+        ins = inputs if kind == "forward" else args + tuple(fn.inputs)
+        _calls.append((name, kind, seconds, type(fn), getattr(fn, "params", None), _shapes(ins),
+                       _shapes(outs), tuple(fn.needs_grad)))
     return out
 
 
@@ -80,7 +103,7 @@ class Function:
         if _profile is None:
             out = fn.forward(*arrays, **params)
         else:
-            out = _timed(fn, "forward", lambda: fn.forward(*arrays, **params))
+            out = _timed(fn, "forward", lambda: fn.forward(*arrays, **params), inputs=arrays)
         if isinstance(out, tuple):
             raise TypeError(f"{cls.__name__}.forward must return one array")
         if not record:
