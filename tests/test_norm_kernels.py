@@ -30,7 +30,7 @@ def test_batch_norm_kernels_equal_reference(shape, dtype, seed, relu, training, 
     y_ref, invstd_ref = K.batch_norm_forward_ref(x, w, b, mean, var, 1e-5, relu)
     tol = TOL[dtype] * (1 + abs(offset))
     np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol)
-    got = K.batch_norm_backward(x, y, g, mean, invstd, w, training, relu)
+    got = K.batch_norm_backward(x, g, mean, invstd, w, b, training, relu)  # the ReLU mask recomputed from x
     want = K.batch_norm_backward_ref(x, y, g, mean, invstd_ref, w, training, relu)
     scale = max(1.0, float(np.abs(want[1]).max()), float(np.abs(want[2]).max()))
     for a, e in zip(got, want):
@@ -71,3 +71,14 @@ def test_batch_norm_stats_accurate_far_from_zero():
     x = (np.random.default_rng(0).standard_normal((8, 2, 1000)) * 0.01 + 1000).astype(np.float32)
     _, var = K.batch_norm_stats_kernel(x)
     np.testing.assert_allclose(var, x.astype(np.float64).var(axis=(0, 2)), rtol=1e-3)
+
+
+@settings(max_examples=30, deadline=None)
+@given(shapes, dtypes, st.integers(0, 2**31), st.booleans())
+def test_freq_mean_equals_numpy_to_the_bit(shape, dtype, seed, strided):
+    x, _ = _draw(seed, shape, dtype, offset=5.0)
+    if strided:  # a non-contiguous input is copied first
+        x = np.swapaxes(np.ascontiguousarray(np.swapaxes(x, 2, 3)), 2, 3)
+    out = K.freq_mean(x)
+    assert out.dtype == dtype and out.shape == shape[:2] + (1, shape[3])
+    np.testing.assert_array_equal(out, K.freq_mean_ref(x))

@@ -170,7 +170,7 @@ class BatchNorm(Function):
     """
 
     def forward(self, x, weight, bias, running_mean, running_var, training, momentum, eps, relu=False):
-        self.training, self.relu, self.weight = training, relu, weight
+        self.training, self.relu, self.weight, self.bias = training, relu, weight, bias
         x3 = x.reshape(x.shape[0], x.shape[1], -1)
         if training:
             count = x3.shape[0] * x3.shape[2]
@@ -186,12 +186,12 @@ class BatchNorm(Function):
         else:
             mean, var = running_mean, running_var
         self.x, self.mean = x, np.asarray(mean, np.float64)
-        self.out, self.invstd = norm_kernels.batch_norm_forward(x, weight, bias, mean, var, eps, relu)
-        return self.out
+        out, self.invstd = norm_kernels.batch_norm_forward(x, weight, bias, mean, var, eps, relu)
+        return out
 
     def backward(self, grad):
-        gx, gw, gb = norm_kernels.batch_norm_backward(self.x, self.out, grad, self.mean, self.invstd,
-                                                      self.weight, self.training, self.relu)
+        gx, gw, gb = norm_kernels.batch_norm_backward(self.x, grad, self.mean, self.invstd, self.weight, self.bias,
+                                                      self.training, self.relu)
         return gx, gw, gb
 
 

@@ -40,6 +40,13 @@ def batch_norm_stats_kernel(x):
     return mean, var
 
 
+@njit(cache=True, fastmath=True)
+def _affine(v, a, b):
+    """v * a + b: one helper for the forward and the backward, so that the backward's ReLU
+    mask (v * a + b > 0) is computed exactly as the forward's output was."""
+    return v * a + b
+
+
 @njit(parallel=True, cache=True, fastmath=True)
 def batch_norm_apply_kernel(x, scale, shift, relu, out):
     """out[n, c, l] = x[n, c, l] * scale[c] + shift[c], then max(., 0) if relu."""
@@ -49,16 +56,17 @@ def batch_norm_apply_kernel(x, scale, shift, relu, out):
         a, b = scale[c], shift[c]
         if relu:
             for l in range(L):
-                v = x[n, c, l] * a + b
+                v = _affine(x[n, c, l], a, b)
                 out[n, c, l] = v if v > 0 else 0
         else:
             for l in range(L):
-                out[n, c, l] = x[n, c, l] * a + b
+                out[n, c, l] = _affine(x[n, c, l], a, b)
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def batch_norm_grad_sums_kernel(x, out, g, mean, invstd, relu):
-    """Per channel: sum of g' and of g' * xhat, where g' = g masked by out > 0 if relu.
+def batch_norm_grad_sums_kernel(x, g, mean, invstd, scale, shift, relu):
+    """Per channel: sum of g' and of g' * xhat, where g' = g masked by the forward's ReLU
+    (x * scale + shift > 0, recomputed from x: the output need not be read).
 
     These are the gradients of the bias and weight, and the two reductions the input
     gradient needs.
@@ -68,12 +76,13 @@ def batch_norm_grad_sums_kernel(x, out, g, mean, invstd, relu):
     sum_gx = np.empty(C, np.float64)
     for c in prange(C):
         m, s = mean[c], invstd[c]
+        a32, b32 = scale[c], shift[c]
         a = 0.0
         b = 0.0
         for n in range(N):
             for l in range(L):
                 gv = np.float64(g[n, c, l])
-                if relu and out[n, c, l] <= 0:
+                if relu and not (_affine(x[n, c, l], a32, b32) > 0):
                     gv = 0.0
                 a += gv
                 b += gv * (np.float64(x[n, c, l]) - m) * s
@@ -83,22 +92,32 @@ def batch_norm_grad_sums_kernel(x, out, g, mean, invstd, relu):
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def batch_norm_backward_input_kernel(x, out, g, mean, invstd, weight, sum_g, sum_gx, training, relu, gx):
+def batch_norm_backward_input_kernel(x, g, mean, invstd, weight, scale, shift, sum_g, sum_gx, training, relu, gx):
     """gx = w * invstd * (g' - [training] (sum_g + xhat * sum_gx) / M)."""
     N, C, L = x.shape
     M = N * L
     for nc in prange(N * C):
         n, c = nc // C, nc % C
         m, s = mean[c], invstd[c]
+        a32, b32 = scale[c], shift[c]
         k = weight[c] * s
         mg = sum_g[c] / M if training else 0.0
         mgx = sum_gx[c] / M if training else 0.0
         for l in range(L):
             gv = g[n, c, l]
-            if relu and out[n, c, l] <= 0:
+            if relu and not (_affine(x[n, c, l], a32, b32) > 0):
                 gv = 0
             xhat = (x[n, c, l] - m) * s
             gx[n, c, l] = k * (gv - mg - xhat * mgx)
+
+
+def _scale_shift(weight, bias, mean, invstd, channels, dtype):
+    """The per-channel affine map of the normalization, in x's dtype (forward and backward)."""
+    w = np.ones(channels) if weight is None else np.asarray(weight, np.float64)
+    b = np.zeros(channels) if bias is None else np.asarray(bias, np.float64)
+    scale = (w * invstd).astype(dtype)
+    shift = (b - np.asarray(mean, np.float64) * w * invstd).astype(dtype)
+    return w, scale, shift
 
 
 def batch_norm_forward(x, weight, bias, mean, var, eps, relu):
@@ -108,27 +127,27 @@ def batch_norm_forward(x, weight, bias, mean, var, eps, relu):
     """
     x3 = np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1)
     invstd = 1.0 / np.sqrt(np.asarray(var, np.float64) + eps)
-    w = np.ones(x.shape[1]) if weight is None else np.asarray(weight, np.float64)
-    b = np.zeros(x.shape[1]) if bias is None else np.asarray(bias, np.float64)
-    scale = (w * invstd).astype(x.dtype)
-    shift = (b - np.asarray(mean, np.float64) * w * invstd).astype(x.dtype)
+    _, scale, shift = _scale_shift(weight, bias, mean, invstd, x.shape[1], x.dtype)
     out = np.empty_like(x3)
     batch_norm_apply_kernel(x3, scale, shift, bool(relu), out)
     return out.reshape(x.shape), invstd
 
 
-def batch_norm_backward(x, out, g, mean, invstd, weight, training, relu):
-    """(gx, gweight, gbias) of batch_norm_forward; `out` is its output (for the ReLU mask)."""
+def batch_norm_backward(x, g, mean, invstd, weight, bias, training, relu):
+    """(gx, gweight, gbias) of batch_norm_forward, from its input x and the output gradient g.
+
+    Two passes over x and g (the sums, then gx); with relu the mask is recomputed from x, the
+    weight and the bias, so the forward's output is not needed.
+    """
     shape = x.shape
     x3 = np.ascontiguousarray(x).reshape(shape[0], shape[1], -1)
-    o3 = np.ascontiguousarray(out).reshape(x3.shape)
     g3 = np.ascontiguousarray(g).reshape(x3.shape)
     mean = np.asarray(mean, np.float64)
-    sum_g, sum_gx = batch_norm_grad_sums_kernel(x3, o3, g3, mean, invstd, bool(relu))
-    w = np.ones(shape[1]) if weight is None else np.asarray(weight, np.float64)
+    w, scale, shift = _scale_shift(weight, bias, mean, invstd, shape[1], x.dtype)
+    sum_g, sum_gx = batch_norm_grad_sums_kernel(x3, g3, mean, invstd, scale, shift, bool(relu))
     gx = np.empty_like(x3)
-    batch_norm_backward_input_kernel(x3, o3, g3, mean.astype(x.dtype), invstd.astype(x.dtype),
-                                     w.astype(x.dtype), sum_g, sum_gx, bool(training), bool(relu), gx)
+    batch_norm_backward_input_kernel(x3, g3, mean.astype(x.dtype), invstd.astype(x.dtype), w.astype(x.dtype),
+                                     scale, shift, sum_g, sum_gx, bool(training), bool(relu), gx)
     return gx.reshape(shape), sum_gx.astype(x.dtype), sum_g.astype(x.dtype)
 
 
@@ -265,6 +284,49 @@ def freq_norm_backward_ref(x, g, lam, mean, invstd):
     mg = g.mean(axis=(1, 3), keepdims=True)
     mgx = (g * xhat).mean(axis=(1, 3), keepdims=True)
     return (lam * g + invstd * (g - mg - xhat * mgx)).astype(x.dtype)
+
+
+# ------------------------------------------------------------- mean over frequency
+
+@njit(parallel=True, cache=True)
+def freq_mean_kernel(x, out):
+    """out[n, c, 0, :] = mean over f of x[n, c, f, :], x (N, C, F, T) contiguous::
+
+        for plane (n, c) in parallel:
+            acc = x[n, c, 0, :]
+            for f in 1..F-1: acc += x[n, c, f, :]       # row by row, in the input's dtype
+            out[n, c, 0, :] = acc / F
+
+    The f1 branch of every BC-ResBlock starts with this mean. Summing whole rows in order is
+    the order NumPy's x.mean(axis=2) uses, so the result is the same to the bit; NumPy's strided
+    reduction is several times slower than this one streaming pass.
+    """
+    N, C, F, T = x.shape
+    for plane in prange(N * C):
+        n = plane // C
+        c = plane % C
+        acc = out[n, c, 0]
+        src = x[n, c, 0]
+        for t in range(T):
+            acc[t] = src[t]
+        for f in range(1, F):
+            src = x[n, c, f]
+            for t in range(T):
+                acc[t] += src[t]
+        for t in range(T):
+            acc[t] = acc[t] / F
+
+
+def freq_mean(x):
+    """x.mean(axis=2, keepdims=True) of a 4-D float array, in one streaming pass."""
+    x = np.ascontiguousarray(x)
+    out = np.empty(x.shape[:2] + (1, x.shape[3]), x.dtype)
+    freq_mean_kernel(x, out)
+    return out
+
+
+def freq_mean_ref(x):
+    return x.mean(axis=2, keepdims=True)
 
 
 # ------------------------------------------------------- broadcast residual + ReLU
