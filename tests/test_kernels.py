@@ -127,20 +127,85 @@ def test_conv2d_general_matches_reference(case, dtype, seed):
 @SETTINGS
 @given(case=conv_cases(), seed=st.integers(0, 2**16))
 def test_conv2d_blas_weight_gradient_and_row_tiles_match_reference(case, seed):
-    """Small layers take the direct weight-gradient kernel; forcing BLAS and a tiny im2col budget
-    checks the path of wide layers, with the one-sample, few-rows tiles of large ones."""
-    budget, direct = conv_module._COL_BUDGET, conv_module._DIRECT_WEIGHT_MAX
-    conv_module._COL_BUDGET, conv_module._DIRECT_WEIGHT_MAX = 8, 0
+    """Small layers take the dot-product weight-gradient kernel; forcing BLAS and a tiny im2col
+    budget checks the path of wide layers, with the one-sample, few-rows tiles of large ones."""
+    budget, taps = conv_module._COL_BUDGET, conv_module._DOTS_MAX_TAPS
+    conv_module._COL_BUDGET, conv_module._DOTS_MAX_TAPS = 8, 0
     try:
         _check_conv(case, np.float64, seed)
     finally:
-        conv_module._COL_BUDGET, conv_module._DIRECT_WEIGHT_MAX = budget, direct
+        conv_module._COL_BUDGET, conv_module._DOTS_MAX_TAPS = budget, taps
+
+
+@st.composite
+def few_tap_cases(draw):
+    """Layers for the dot-product weight gradient: up to 9 output channels per group, so that
+    its blocks of four channels by two taps and every remainder are drawn."""
+    groups = draw(st.integers(1, 2))
+    cin_g, cout_g = draw(st.integers(1, 2)), draw(st.integers(1, 9))
+    KH, KW = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    N, H, W = draw(st.integers(1, 3)), draw(st.integers(1, 12)), draw(st.integers(1, 12))
+    Ho = K.conv2d_output_size(H, KH, stride[0], padding[0], 1)
+    Wo = K.conv2d_output_size(W, KW, stride[1], padding[1], 1)
+    assume(Ho >= 1 and Wo >= 1)
+    return (N, cin_g * groups, H, W), (cout_g * groups, cin_g, KH, KW), stride, padding, (1, 1), groups
+
+
+@SETTINGS
+@given(case=few_tap_cases(), dtype=DTYPES, seed=st.integers(0, 2**16), one_row=st.booleans())
+def test_conv2d_dots_weight_gradient_matches_reference(case, dtype, seed, one_row):
+    """The dot-product weight gradient (the head conv's path), with whole-sample tiles or one
+    output row per tile, against the reference."""
+    x_shape, w_shape, stride, padding, dilation, groups = case
+    assert w_shape[1] * w_shape[2] * w_shape[3] <= conv_module._DOTS_MAX_TAPS
+    rng = np.random.default_rng(seed)
+    x = _rand(rng, x_shape, dtype)
+    y_shape = (x_shape[0], w_shape[0]) + tuple(K.conv2d_output_size(x_shape[2 + a], w_shape[2 + a], stride[a],
+                                                                    padding[a], 1) for a in range(2))
+    gy = _rand(rng, y_shape, dtype)
+    budget = conv_module._DOTS_COL_BUDGET
+    conv_module._DOTS_COL_BUDGET = 1 if one_row else budget
+    try:
+        gw = K.conv2d_backward_weight(x, gy, w_shape, stride, padding, dilation, groups)
+    finally:
+        conv_module._DOTS_COL_BUDGET = budget
+    x64, g64 = x.astype(np.float64), gy.astype(np.float64)
+    assert_matches(gw, K.conv2d_backward_weight_ref(x64, g64, w_shape, stride, padding, dilation, groups),
+                   K.conv2d_backward_weight_ref(abs(x64), abs(g64), w_shape, stride, padding, dilation, groups), dtype)
 
 
 @SETTINGS
 @given(case=depthwise_cases(), dtype=DTYPES, seed=st.integers(0, 2**16))
 def test_conv2d_depthwise_matches_reference(case, dtype, seed):
     _check_conv(case, dtype, seed)
+
+
+@SETTINGS
+@given(case=depthwise_cases(), dtype=DTYPES, seed=st.integers(0, 2**16))
+def test_fused_depthwise_backward_matches_reference_and_is_adjoint(case, dtype, seed):
+    """conv2d_backward with both gradients: the 3x1 filter's one-pass kernel (any padding,
+    border rows included) gives the references' gx and gw, and <conv(x), gy> = <x, gx> = <w, gw>."""
+    x_shape, w_shape, stride, padding, dilation, groups = case
+    rng = np.random.default_rng(seed)
+    x, w = _rand(rng, x_shape, dtype), _rand(rng, w_shape, dtype)
+    args = (stride, padding, dilation, groups)
+    y = K.conv2d_forward(x, w, *args)
+    gy = _rand(rng, y.shape, dtype)
+    gx, gw = K.conv2d_backward(gy, x, w, *args)
+    x64, w64, g64 = x.astype(np.float64), w.astype(np.float64), gy.astype(np.float64)
+    assert_matches(gx, K.depthwise_backward_input_ref(g64, w64, x_shape, padding),
+                   K.depthwise_backward_input_ref(abs(g64), abs(w64), x_shape, padding), dtype)
+    assert_matches(gw, K.depthwise_backward_weight_ref(x64, g64, w_shape, padding),
+                   K.depthwise_backward_weight_ref(abs(x64), abs(g64), w_shape, padding), dtype)
+    if dtype == np.float64:
+        inner = _dot(K.conv2d_forward(x, w, *args), gy)
+        scale = _dot(abs(K.conv2d_forward(abs(x), abs(w), *args)), abs(gy)) + 1.0
+        assert_adjoint(inner, _dot(x, gx), scale)
+        assert_adjoint(inner, _dot(w, gw), scale)
+    only_x, none = K.conv2d_backward(gy, x, w, *args, need_weight=False)
+    assert none is None and np.array_equal(only_x, K.conv2d_backward_input(gy, w, x_shape, *args))
 
 
 @SETTINGS

@@ -150,9 +150,9 @@ def _conv_path(family, op, x_shape, w_shape, groups):
         if pointwise._streams(N, Cin, Cout, H * W, F32):  # symmetric in Cin, Cout: holds for all 3 ops
             return "streaming"
         return "matmul" if pointwise._tiny(N, Cin, Cout, H * W) else "BLAS"
-    weight_entries = (Cout // groups) * (Cin // groups) * w_shape[2] * w_shape[3]
-    if family == "general" and op == "backward_weight" and weight_entries <= conv._DIRECT_WEIGHT_MAX:
-        return "direct"
+    taps = (Cin // groups) * w_shape[2] * w_shape[3]
+    if family == "general" and op == "backward_weight" and taps <= conv._DOTS_MAX_TAPS:
+        return "dots"
     return "im2col+BLAS" if family == "general" else family
 
 
@@ -225,14 +225,15 @@ def _first_calls():
         gy = rng.standard_normal(y_shape).astype(np.float32)
         first(f"conv2d_forward[{path}]", lambda: K.conv2d_forward(x, w, *args))
         first(f"conv2d_backward_input[{path}]", lambda: K.conv2d_backward_input(gy, w, x.shape, *args))
-        # a layer this small takes the direct weight-gradient kernel
-        first(f"conv2d_backward_weight[{'direct' if path != 'depthwise' else path}]",
+        # a layer with this few taps takes the dot-product weight-gradient kernel
+        first(f"conv2d_backward_weight[{'dots' if path != 'depthwise' else path}]",
               lambda: K.conv2d_backward_weight(x, gy, w.shape, *args))
-    # a wide layer's weight gradient takes the im2col + BLAS kernel
-    w = rng.standard_normal((64, 2, 5, 5)).astype(np.float32)
+    # a layer with many taps takes the im2col + BLAS kernel
+    w = rng.standard_normal((64, 4, 5, 5)).astype(np.float32)
+    x4 = rng.standard_normal((2, 4, 8, 8)).astype(np.float32)
     gy = rng.standard_normal((2, 64, 4, 4)).astype(np.float32)
     first("conv2d_backward_weight[im2col+BLAS]",
-          lambda: K.conv2d_backward_weight(x, gy, w.shape, (2, 2), (2, 2), (1, 1), 1))
+          lambda: K.conv2d_backward_weight(x4, gy, w.shape, (2, 2), (2, 2), (1, 1), 1))
     # the pointwise kernels serve only large layers: call them directly
     x3, w2, g3 = x.reshape(2, 2, 64), np.ones((3, 2), np.float32), np.ones((2, 3, 64), np.float32)
     for path, forward, weight in [

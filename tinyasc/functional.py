@@ -28,11 +28,9 @@ class Conv2d(Function):
         return y
 
     def backward(self, grad):
-        gx = gw = gb = None
-        if self.needs_grad[0]:
-            gx = kernels.conv2d_backward_input(grad, self.w, self.x.shape, *self.params)
-        if self.needs_grad[1]:
-            gw = kernels.conv2d_backward_weight(self.x, grad, self.w.shape, *self.params)
+        gb = None
+        gx, gw = kernels.conv2d_backward(grad, self.x, self.w, *self.params, need_input=self.needs_grad[0],
+                                         need_weight=self.needs_grad[1])
         if len(self.needs_grad) > 2 and self.needs_grad[2]:
             gb = grad.sum(axis=(0, 2, 3))
         return gx, gw, gb

@@ -14,9 +14,9 @@ The public functions pick a path by the layer's shape:
   np.dot calls BLAS on the chunk's own thread (tinyasc keeps BLAS single-threaded): forward
   y = w @ cols written straight into y, input gradient dcols = w^T @ gy then col2im (the
   adjoint of im2col), weight gradient gw += gy @ cols^T in float64 partials per chunk.
-  Small weight gradients (the head at c = 10) use a direct kernel instead: dot products of gy
-  rows with rows of the padded input, four output channels per pass over the input row, since
-  BLAS is slow on a 20 x 25 result with a 21,376-long reduction.
+  Weight gradients with few taps per group (the head: K = 25) use long dot products instead:
+  gy rows against the rows of an L2-sized im2col tile, four output channels by two taps per pass,
+  since BLAS is slow on a (Cout x 25) result with a 21,376-long reduction.
   (A direct Numba forward reached 25 GFLOP/s on the head conv; im2col + BLAS does ~65.)
 
 Shapes: x (N, Cin, H, W), w (Cout, Cin/groups, KH, KW), y (N, Cout, Ho, Wo) with
@@ -27,6 +27,7 @@ import numpy as np
 from numba import njit, prange
 
 from tinyasc.kernels.depthwise import (
+    depthwise_conv2d_backward,
     depthwise_conv2d_backward_input,
     depthwise_conv2d_backward_weight,
     depthwise_conv2d_forward,
@@ -36,10 +37,13 @@ from tinyasc.kernels.pointwise import pointwise_conv_backward_weight, pointwise_
 # im2col tile size in elements, per thread (4 MB of float32): one whole sample of the head
 # conv (25 x 128*167) per tile; bigger layers are cut into row blocks.
 _COL_BUDGET = 1 << 20
-# weight gradients with at most this many entries per group (Cout/G * Cin/G*KH*KW) use the
-# direct kernel: BLAS is slow on a (20 x 25) result with a 21,376-long reduction (the head
-# conv at c = 10: 24 ms direct vs 59 ms), and faster again for c = 80's (160 x 25).
-_DIRECT_WEIGHT_MAX = 2048
+# weight gradients with at most this many taps per group (Cin/G*KH*KW) use the dot-product
+# kernel: BLAS is slow on a (Cout x 25) result with a long reduction. Measured on the head conv
+# (2 threads, a loaded machine): c = 10, batch 64 x 101 frames 13 ms of CPU time vs 38 ms for the
+# earlier direct kernel and 23 ms for BLAS; c = 80, batch 16 x 334 frames 62 vs 72 ms for BLAS.
+_DOTS_MAX_TAPS = 64
+# im2col tile of the dot-product kernel, in elements (256 KB of float32: stays in L2)
+_DOTS_COL_BUDGET = 1 << 16
 _FASTMATH = {"contract", "reassoc", "nsz"}
 
 
@@ -222,29 +226,6 @@ def conv2d_backward_weight_kernel(x, gy, G, KH, KW, sh, sw, ph, pw, dh, dw, rows
     return part.sum(axis=0)
 
 
-@njit(cache=True)
-def _load_phases(xn, ph, pw, sw, xq):
-    """xq[ci, r, hp, j] = zero-padded xn[ci, hp - ph, j*sw + r - pw]: one sample, padded and
-    split by column phase, so that every tap of a strided conv reads a contiguous row."""
-    Cin, H, W = xn.shape
-    Wq = xq.shape[3]
-    for ci in range(Cin):
-        for r in range(sw):
-            for hp in range(xq.shape[2]):
-                dst = xq[ci, r, hp]
-                for j in range(Wq):
-                    dst[j] = 0
-        for h in range(H):
-            src = xn[ci, h]
-            for r in range(sw):
-                j0, j1 = _valid_columns(r - pw, sw, W, Wq)
-                if j1 > j0:
-                    dst = xq[ci, r, h + ph, j0:j1]
-                    s = src[j0 * sw + r - pw::sw]
-                    for j in range(j1 - j0):
-                        dst[j] = s[j]
-
-
 @njit(cache=True, fastmath=_FASTMATH)
 def _dot4(g0, g1, g2, g3, xs):
     """Four dot products sharing one row: each load of xs feeds four multiply-adds."""
@@ -267,58 +248,90 @@ def _dot(g, xs):
     return s
 
 
+@njit(cache=True, fastmath=_FASTMATH)
+def _dot4x2(g0, g1, g2, g3, c0, c1):
+    """Eight dot products of four rows with two: 6 loads feed 8 multiply-adds."""
+    u, v = c0[0], c1[0]
+    s00, s01, s10, s11 = g0[0] * u, g0[0] * v, g1[0] * u, g1[0] * v
+    s20, s21, s30, s31 = g2[0] * u, g2[0] * v, g3[0] * u, g3[0] * v
+    for i in range(1, c0.shape[0]):
+        u, v = c0[i], c1[i]
+        a, b, c, d = g0[i], g1[i], g2[i], g3[i]
+        s00 += a * u
+        s01 += a * v
+        s10 += b * u
+        s11 += b * v
+        s20 += c * u
+        s21 += c * v
+        s30 += d * u
+        s31 += d * v
+    return s00, s01, s10, s11, s20, s21, s30, s31
+
+
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def conv2d_backward_weight_direct_kernel(x, gy, KH, KW, sh, sw, ph, pw, dh, dw, groups, nchunks):
-    """Weight gradient as dot products of output-gradient rows with shifted input rows::
+def conv2d_backward_weight_dots_kernel(x, gy, G, KH, KW, sh, sw, ph, pw, dh, dw, rows, nchunks):
+    """gw = sum over samples of gy @ cols^T, as long dot products over each im2col tile::
 
-        for chunk of samples in parallel:              # part[chunk]: this chunk's own sum
+        for chunk of samples in parallel:           # part[chunk]: this chunk's own sum
             for n in chunk:
-                xq = x[n] zero-padded and split by column phase
-                for oh, ci, kh, kw:
-                    xs = xq[ci, (kw*dw) % sw, oh*sh + kh*dh, (kw*dw) // sw :][:Wo]
-                    for co in the group of ci, four at a time:
-                        part[chunk, co, ci % cin_g, kh, kw] += dot(gy[n, co, oh, :], xs)
-        gw = part summed over chunks
+                acc = 0
+                for block of `rows` output rows:
+                    cols = im2col(x[n], block)      # (K, T), small enough to stay in L2
+                    for group g, co of g four at a time, k of g two at a time:
+                        acc[co, k] += dot(gy[n, co, block], cols[k])    # 8 sums share 6 rows
+                part[chunk] += acc                  # each sample in x's dtype, then float64
 
-    Each sample is summed in the input's dtype, then added to the float64 partials.
+    For layers with few filter taps and output channels (the 5x5 head: K = 25): a (Cout x 25)
+    result is too small for BLAS to pay off, and whole-tile rows make every dot product long.
     """
-    N, Cin, H, W = x.shape
+    N, Cin = x.shape[0], x.shape[1]
     _, Cout, Ho, Wo = gy.shape
-    cin_g = Cin // groups
-    cout_g = Cout // groups
-    Wq = (W + 2 * pw + sw - 1) // sw
-    part = np.zeros((nchunks, Cout, cin_g, KH, KW), np.float64)
+    cout_g, Kg = Cout // G, Cin * KH * KW // G
+    part = np.zeros((nchunks, G, cout_g, Kg), np.float64)
     for chunk in prange(nchunks):
-        xq = np.empty((Cin, sw, H + 2 * ph, Wq), x.dtype)
-        acc = np.empty((Cout, cin_g, KH, KW), x.dtype)
+        buf = np.empty(Kg * G * rows * Wo, x.dtype)
+        acc = np.empty((G, cout_g, Kg), x.dtype)
         for n in range(chunk * N // nchunks, (chunk + 1) * N // nchunks):
-            _load_phases(x[n], ph, pw, sw, xq)
+            g2 = gy[n].reshape(Cout, Ho * Wo)
             acc[:] = 0
-            for oh in range(Ho):
-                for ci in range(Cin):
-                    cig = ci % cin_g
-                    co0 = (ci // cin_g) * cout_g
-                    for kh in range(KH):
-                        for kw in range(KW):
-                            off = (kw * dw) // sw
-                            xs = xq[ci, (kw * dw) % sw, oh * sh + kh * dh, off:off + Wo]
-                            co = co0
-                            while co + 4 <= co0 + cout_g:
-                                s0, s1, s2, s3 = _dot4(gy[n, co, oh], gy[n, co + 1, oh], gy[n, co + 2, oh],
-                                                       gy[n, co + 3, oh], xs)
-                                acc[co, cig, kh, kw] += s0
-                                acc[co + 1, cig, kh, kw] += s1
-                                acc[co + 2, cig, kh, kw] += s2
-                                acc[co + 3, cig, kh, kw] += s3
-                                co += 4
-                            while co < co0 + cout_g:
-                                acc[co, cig, kh, kw] += _dot(gy[n, co, oh], xs)
-                                co += 1
-            for co in range(Cout):
-                for cig in range(cin_g):
-                    for kh in range(KH):
-                        for kw in range(KW):
-                            part[chunk, co, cig, kh, kw] += acc[co, cig, kh, kw]
+            for oh0 in range(0, Ho, rows):
+                oh1 = min(Ho, oh0 + rows)
+                t0, t1 = oh0 * Wo, oh1 * Wo
+                cols = buf[:Kg * G * (t1 - t0)].reshape(Kg * G, t1 - t0)
+                im2col(x[n], oh0, oh1, KH, KW, sh, sw, ph, pw, dh, dw, Wo, cols)
+                for g in range(G):
+                    co0 = g * cout_g
+                    k0 = g * Kg
+                    for j in range(0, cout_g, 4):
+                        if j + 4 <= cout_g:
+                            r0, r1 = g2[co0 + j, t0:t1], g2[co0 + j + 1, t0:t1]
+                            r2, r3 = g2[co0 + j + 2, t0:t1], g2[co0 + j + 3, t0:t1]
+                            k = 0
+                            while k + 2 <= Kg:
+                                s = _dot4x2(r0, r1, r2, r3, cols[k0 + k], cols[k0 + k + 1])
+                                acc[g, j, k] += s[0]
+                                acc[g, j, k + 1] += s[1]
+                                acc[g, j + 1, k] += s[2]
+                                acc[g, j + 1, k + 1] += s[3]
+                                acc[g, j + 2, k] += s[4]
+                                acc[g, j + 2, k + 1] += s[5]
+                                acc[g, j + 3, k] += s[6]
+                                acc[g, j + 3, k + 1] += s[7]
+                                k += 2
+                            if k < Kg:
+                                s0, s1, s2, s3 = _dot4(r0, r1, r2, r3, cols[k0 + k])
+                                acc[g, j, k] += s0
+                                acc[g, j + 1, k] += s1
+                                acc[g, j + 2, k] += s2
+                                acc[g, j + 3, k] += s3
+                        else:
+                            for co in range(j, cout_g):
+                                for k in range(Kg):
+                                    acc[g, co, k] += _dot(g2[co0 + co, t0:t1], cols[k0 + k])
+            for g in range(G):
+                for co in range(cout_g):
+                    for k in range(Kg):
+                        part[chunk, g, co, k] += acc[g, co, k]
     return part.sum(axis=0)
 
 
@@ -420,13 +433,26 @@ def conv2d_backward_weight(x, gy, w_shape, stride, padding, dilation, groups):
     if full and _is_depthwise(x.shape, w_shape, stride, padding, dilation, groups):
         return depthwise_conv2d_backward_weight(x, gy, w_shape, padding)
     G, cout_g, K = groups, Cout // groups, Cin * KH * KW
-    if cout_g * (K // G) <= _DIRECT_WEIGHT_MAX:
-        gw = conv2d_backward_weight_direct_kernel(x, gy, KH, KW, *stride, *padding, *dilation, groups, _chunks(N))
-        return gw.astype(x.dtype)
+    if K // G <= _DOTS_MAX_TAPS:
+        rows = max(1, min(Ho, _DOTS_COL_BUDGET // max(1, K * Wo)))
+        gw = conv2d_backward_weight_dots_kernel(x, gy, groups, KH, KW, *stride, *padding, *dilation, rows,
+                                                _chunks(N))
+        return gw.astype(x.dtype).reshape(w_shape)
     # gw += gy @ cols^T per group, sample and tile; the small products are summed in float64
     gw = conv2d_backward_weight_kernel(x, gy, groups, KH, KW, *stride, *padding, *dilation,
                                        _rows_per_tile(K, Ho, Wo), _chunks(N))
     return gw.astype(x.dtype).reshape(w_shape)
+
+
+def conv2d_backward(gy, x, w, stride, padding, dilation, groups, need_input=True, need_weight=True):
+    """(gx, gw), either None when not needed: conv2d_backward_input and conv2d_backward_weight,
+    except that a depthwise layer needing both gets them from one fused pass."""
+    if need_input and need_weight and gy.shape[2:] == _check(x.shape, w.shape, stride, padding, dilation, groups) \
+            and _is_depthwise(x.shape, w.shape, stride, padding, dilation, groups):
+        return depthwise_conv2d_backward(x, gy.astype(x.dtype, copy=False), w.astype(x.dtype, copy=False), padding)
+    gx = conv2d_backward_input(gy, w, x.shape, stride, padding, dilation, groups) if need_input else None
+    gw = conv2d_backward_weight(x, gy, w.shape, stride, padding, dilation, groups) if need_weight else None
+    return gx, gw
 
 
 # ----------------------------------------------------------------------------- references

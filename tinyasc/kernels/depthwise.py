@@ -89,6 +89,68 @@ def depthwise3x1_backward_weight_kernel(x, gy, pad):
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def depthwise3x1_backward_kernel(x, gy, w3, pad):
+    """Both gradients of the 3x1 depthwise conv in one pass over x and gy.
+
+    x (N, C, H, W), gy (N, C, Ho, W) with Ho = H + 2*pad - 2, w3 (C, 3). Returns gx (N, C, H, W)
+    and part (N, C, 3), float64 weight-gradient partials the caller sums over N::
+
+        for plane (n, c) in parallel:
+            for ih:                                   # input row: gy rows oh = ih + pad - kh
+                gx[n, c, ih, :] = sum over kh with 0 <= oh < Ho of w3[c, kh] * gy[n, c, oh, :]
+                part[n, c, kh] += sum over t of gy[n, c, oh, t] * x[n, c, ih, t]   (same kh, oh)
+
+    Each x row is read once and each gy row three times from L1, where the two separate
+    kernels read x once and gy twice from memory.
+    """
+    N, C, H, W = x.shape
+    Ho = gy.shape[2]
+    gx = np.empty((N, C, H, W), x.dtype)
+    part = np.zeros((N, C, 3), np.float64)
+    for plane in prange(N * C):
+        n = plane // C
+        c = plane % C
+        w0 = w3[c, 0]
+        w1 = w3[c, 1]
+        w2 = w3[c, 2]
+        for ih in range(H):
+            oh = ih + pad  # the gy row under tap 0
+            xrow = x[n, c, ih]
+            grow = gx[n, c, ih]
+            if oh - 2 >= 0 and oh < Ho:
+                a = gy[n, c, oh]
+                b = gy[n, c, oh - 1]
+                d = gy[n, c, oh - 2]
+                s0 = a[0] * xrow[0]
+                s1 = b[0] * xrow[0]
+                s2 = d[0] * xrow[0]
+                grow[0] = w2 * d[0] + w1 * b[0] + w0 * a[0]
+                for t in range(1, W):
+                    v = xrow[t]
+                    s0 += a[t] * v
+                    s1 += b[t] * v
+                    s2 += d[t] * v
+                    grow[t] = w2 * d[t] + w1 * b[t] + w0 * a[t]
+                part[n, c, 0] += s0
+                part[n, c, 1] += s1
+                part[n, c, 2] += s2
+            else:  # a border row: some taps fall outside gy
+                for t in range(W):
+                    grow[t] = 0
+                for kh in range(2, -1, -1):
+                    if 0 <= oh - kh < Ho:
+                        wk = w3[c, kh]
+                        src = gy[n, c, oh - kh]
+                        s = src[0] * xrow[0]
+                        for t in range(1, W):
+                            s += src[t] * xrow[t]
+                        part[n, c, kh] += s
+                        for t in range(W):
+                            grow[t] += wk * src[t]
+    return gx, part
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
 def depthwise1x3_forward_kernel(x, w3, pad):
     """Filter each row along axis 3 (time) with the plane's own 3-tap filter.
 
@@ -207,6 +269,18 @@ def depthwise_conv2d_backward_weight(x, gy, w_shape, padding):
     else:
         part = depthwise1x3_backward_weight_kernel(x, gy, padding[1])
     return part.sum(axis=0).astype(x.dtype).reshape(w_shape)
+
+
+def depthwise_conv2d_backward(x, gy, w, padding):
+    """(gx, gw) of a depthwise 3x1 or 1x3 conv. The 3x1 filter (f2 of every BC-ResBlock, on the
+    largest maps) gets both from one pass; the 1x3 one (on N x C x 1 x T) from the two kernels."""
+    if w.shape[2] != 3:
+        return (depthwise_conv2d_backward_input(gy, w, x.shape, padding),
+                depthwise_conv2d_backward_weight(x, gy, w.shape, padding))
+    w3, _ = _taps(w)
+    gx, part = depthwise3x1_backward_kernel(np.ascontiguousarray(x), np.ascontiguousarray(gy),
+                                            w3.astype(x.dtype), padding[0])
+    return gx, part.sum(axis=0).astype(x.dtype).reshape(w.shape)
 
 
 # ----------------------------------------------------------------------------- references
