@@ -486,3 +486,37 @@ def test_avg_pool2d_matches_torch(case, seed):
     (gx_t,) = _grads(torch, f, (x,), gy)
     gx = K.avg_pool2d_backward(gy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor)
     np.testing.assert_allclose(gx, gx_t, rtol=1e-12, atol=1e-12)
+
+
+_STEP_SCRIPT = """
+import hashlib, numpy as np, tinyasc as ta
+from tinyasc import functional as F
+from tinyasc.models import BCResNetMod
+ta.manual_seed(0)
+model = BCResNetMod(c=8, num_bins=64)
+rng = np.random.default_rng(0)
+x = rng.standard_normal((16, 1, 64, 40)).astype(np.float32)
+loss = F.cross_entropy(model(ta.Tensor(x)), rng.integers(0, 10, 16))
+loss.backward()
+h = hashlib.sha256(loss.data.tobytes())
+for p in model.parameters():
+    h.update(p.grad.tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_a_training_step_has_the_same_bits_on_one_and_two_threads():
+    """Every reduction sums its partials in an order that does not depend on the thread count
+    (prange only over disjoint outputs, weight-gradient chunks fixed in number)."""
+    import os
+    import subprocess
+    import sys
+
+    digests = []
+    for threads in ("1", "2"):
+        env = dict(os.environ, NUMBA_NUM_THREADS=threads)
+        out = subprocess.run([sys.executable, "-c", _STEP_SCRIPT], env=env, capture_output=True, text=True,
+                             timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        digests.append(out.stdout.strip().splitlines()[-1])
+    assert digests[0] == digests[1]

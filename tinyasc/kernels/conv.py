@@ -347,6 +347,15 @@ def _chunks(n):
     return max(1, min(n, numba.get_num_threads()))
 
 
+# Weight gradients sum per-chunk partials: a fixed number of chunks (not one per thread) keeps the
+# summation order, and so the bits, the same whatever the thread count.
+_PARTIAL_CHUNKS = 8
+
+
+def _partials(n):
+    return max(1, min(n, _PARTIAL_CHUNKS))
+
+
 def _check(x_shape, w_shape, stride, padding, dilation, groups):
     N, Cin, H, W = x_shape
     Cout, cin_g, KH, KW = w_shape
@@ -428,7 +437,7 @@ def conv2d_backward_weight(x, gy, w_shape, stride, padding, dilation, groups):
     x = np.ascontiguousarray(x)
     gy = np.ascontiguousarray(gy, dtype=x.dtype)
     if full and _is_pointwise(w_shape, stride, padding, groups):
-        gw = pointwise_conv_backward_weight(x.reshape(N, Cin, H * W), gy.reshape(N, Cout, H * W), _chunks(N))
+        gw = pointwise_conv_backward_weight(x.reshape(N, Cin, H * W), gy.reshape(N, Cout, H * W), _partials(N))
         return gw.astype(x.dtype).reshape(w_shape)
     if full and _is_depthwise(x.shape, w_shape, stride, padding, dilation, groups):
         return depthwise_conv2d_backward_weight(x, gy, w_shape, padding)
@@ -436,11 +445,11 @@ def conv2d_backward_weight(x, gy, w_shape, stride, padding, dilation, groups):
     if K // G <= _DOTS_MAX_TAPS:
         rows = max(1, min(Ho, _DOTS_COL_BUDGET // max(1, K * Wo)))
         gw = conv2d_backward_weight_dots_kernel(x, gy, groups, KH, KW, *stride, *padding, *dilation, rows,
-                                                _chunks(N))
+                                                _partials(N))
         return gw.astype(x.dtype).reshape(w_shape)
     # gw += gy @ cols^T per group, sample and tile; the small products are summed in float64
     gw = conv2d_backward_weight_kernel(x, gy, groups, KH, KW, *stride, *padding, *dilation,
-                                       _rows_per_tile(K, Ho, Wo), _chunks(N))
+                                       _rows_per_tile(K, Ho, Wo), _partials(N))
     return gw.astype(x.dtype).reshape(w_shape)
 
 
