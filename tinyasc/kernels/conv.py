@@ -32,6 +32,7 @@ from tinyasc.kernels.depthwise import (
     depthwise_conv2d_backward_weight,
     depthwise_conv2d_forward,
 )
+from tinyasc.kernels.dots import accumulate_dots
 from tinyasc.kernels.pointwise import pointwise_conv_backward_weight, pointwise_conv_forward
 
 # im2col tile size in elements, per thread (4 MB of float32): one whole sample of the head
@@ -226,48 +227,6 @@ def conv2d_backward_weight_kernel(x, gy, G, KH, KW, sh, sw, ph, pw, dh, dw, rows
     return part.sum(axis=0)
 
 
-@njit(cache=True, fastmath=_FASTMATH)
-def _dot4(g0, g1, g2, g3, xs):
-    """Four dot products sharing one row: each load of xs feeds four multiply-adds."""
-    v = xs[0]
-    s0, s1, s2, s3 = g0[0] * v, g1[0] * v, g2[0] * v, g3[0] * v
-    for i in range(1, xs.shape[0]):
-        v = xs[i]
-        s0 += g0[i] * v
-        s1 += g1[i] * v
-        s2 += g2[i] * v
-        s3 += g3[i] * v
-    return s0, s1, s2, s3
-
-
-@njit(cache=True, fastmath=_FASTMATH)
-def _dot(g, xs):
-    s = g[0] * xs[0]
-    for i in range(1, xs.shape[0]):
-        s += g[i] * xs[i]
-    return s
-
-
-@njit(cache=True, fastmath=_FASTMATH)
-def _dot4x2(g0, g1, g2, g3, c0, c1):
-    """Eight dot products of four rows with two: 6 loads feed 8 multiply-adds."""
-    u, v = c0[0], c1[0]
-    s00, s01, s10, s11 = g0[0] * u, g0[0] * v, g1[0] * u, g1[0] * v
-    s20, s21, s30, s31 = g2[0] * u, g2[0] * v, g3[0] * u, g3[0] * v
-    for i in range(1, c0.shape[0]):
-        u, v = c0[i], c1[i]
-        a, b, c, d = g0[i], g1[i], g2[i], g3[i]
-        s00 += a * u
-        s01 += a * v
-        s10 += b * u
-        s11 += b * v
-        s20 += c * u
-        s21 += c * v
-        s30 += d * u
-        s31 += d * v
-    return s00, s01, s10, s11, s20, s21, s30, s31
-
-
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
 def conv2d_backward_weight_dots_kernel(x, gy, G, KH, KW, sh, sw, ph, pw, dh, dw, rows, nchunks):
     """gw = sum over samples of gy @ cols^T, as long dot products over each im2col tile::
@@ -299,35 +258,8 @@ def conv2d_backward_weight_dots_kernel(x, gy, G, KH, KW, sh, sw, ph, pw, dh, dw,
                 t0, t1 = oh0 * Wo, oh1 * Wo
                 cols = buf[:Kg * G * (t1 - t0)].reshape(Kg * G, t1 - t0)
                 im2col(x[n], oh0, oh1, KH, KW, sh, sw, ph, pw, dh, dw, Wo, cols)
-                for g in range(G):
-                    co0 = g * cout_g
-                    k0 = g * Kg
-                    for j in range(0, cout_g, 4):
-                        if j + 4 <= cout_g:
-                            r0, r1 = g2[co0 + j, t0:t1], g2[co0 + j + 1, t0:t1]
-                            r2, r3 = g2[co0 + j + 2, t0:t1], g2[co0 + j + 3, t0:t1]
-                            k = 0
-                            while k + 2 <= Kg:
-                                s = _dot4x2(r0, r1, r2, r3, cols[k0 + k], cols[k0 + k + 1])
-                                acc[g, j, k] += s[0]
-                                acc[g, j, k + 1] += s[1]
-                                acc[g, j + 1, k] += s[2]
-                                acc[g, j + 1, k + 1] += s[3]
-                                acc[g, j + 2, k] += s[4]
-                                acc[g, j + 2, k + 1] += s[5]
-                                acc[g, j + 3, k] += s[6]
-                                acc[g, j + 3, k + 1] += s[7]
-                                k += 2
-                            if k < Kg:
-                                s0, s1, s2, s3 = _dot4(r0, r1, r2, r3, cols[k0 + k])
-                                acc[g, j, k] += s0
-                                acc[g, j + 1, k] += s1
-                                acc[g, j + 2, k] += s2
-                                acc[g, j + 3, k] += s3
-                        else:
-                            for co in range(j, cout_g):
-                                for k in range(Kg):
-                                    acc[g, co, k] += _dot(g2[co0 + co, t0:t1], cols[k0 + k])
+                for g in range(G):  # acc[g, co, k] += dot(gy[n, g*cout_g + co, block], cols[g*Kg + k])
+                    accumulate_dots(acc[g], g2, g * cout_g, t0, cols, g * Kg, 0, t1 - t0)
             for g in range(G):
                 for co in range(cout_g):
                     for k in range(Kg):

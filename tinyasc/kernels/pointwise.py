@@ -16,6 +16,8 @@ Layouts: x (N, Cin, T), w (Cout, Cin), y (N, Cout, T), all contiguous.
 import numpy as np
 from numba import njit, prange
 
+from tinyasc.kernels.dots import accumulate_dots
+
 _FASTMATH = {"contract", "reassoc", "nsz"}
 _BLOCK = 512  # columns per job: Cin rows of the block stay in L1/L2 while Cout rows are built
 
@@ -57,24 +59,24 @@ def pointwise_backward_weight_kernel(x, gy, nchunks):
     """Partial weight gradients, one per chunk of samples (float64, summed by the caller)::
 
         for chunk of samples in parallel:
-            for n in chunk, block of t, co, ci:
-                part[chunk, co, ci] += dot(gy[n, co, block], x[n, ci, block])
+            for n in chunk:
+                acc = 0
+                for block of t:                     # four gy rows by two x rows per sweep
+                    acc[co, ci] += dot(gy[n, co, block], x[n, ci, block])
+                part[chunk] += acc                  # each sample in x's dtype, then float64
     """
     N, Cin, T = x.shape
     Cout = gy.shape[1]
     part = np.zeros((nchunks, Cout, Cin), np.float64)
     for chunk in prange(nchunks):
+        acc = np.empty((Cout, Cin), x.dtype)
         for n in range(chunk * N // nchunks, (chunk + 1) * N // nchunks):
+            acc[:] = 0
             for t0 in range(0, T, _BLOCK):
-                t1 = min(T, t0 + _BLOCK)
-                for co in range(Cout):
-                    g = gy[n, co, t0:t1]
-                    for ci in range(Cin):
-                        src = x[n, ci, t0:t1]
-                        s = g[0] * src[0]
-                        for t in range(1, t1 - t0):
-                            s += g[t] * src[t]
-                        part[chunk, co, ci] += s
+                accumulate_dots(acc, gy[n], 0, t0, x[n], 0, t0, min(T, t0 + _BLOCK) - t0)
+            for co in range(Cout):
+                for ci in range(Cin):
+                    part[chunk, co, ci] += acc[co, ci]
     return part
 
 
