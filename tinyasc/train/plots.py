@@ -45,23 +45,28 @@ def _save(fig, path, dpi=110):
         tmp.unlink(missing_ok=True)
 
 
+def _series(history, key):
+    """(epochs, values) of the epochs whose row has `key` (the test split is evaluated every few epochs)."""
+    rows = [row for row in history if key in row]
+    return [row["epoch"] for row in rows], [row[key] for row in rows]
+
+
 def training_curves(history, path):
     plt = _pyplot()
-    epochs = [row["epoch"] for row in history]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    axes[0].plot(epochs, [row["loss"] for row in history], label="train loss")
-    if "test_log_loss" in history[0]:
-        axes[0].plot(epochs, [row["test_log_loss"] for row in history], label="test log loss")
+    axes[0].plot(*_series(history, "loss"), label="train loss")
+    if any("test_log_loss" in row for row in history):
+        axes[0].plot(*_series(history, "test_log_loss"), marker=".", label="test log loss")
     axes[0].set_xlabel("epoch")
     axes[0].legend()
-    axes[1].plot(epochs, [row["lr"] for row in history])
+    axes[1].plot(*_series(history, "lr"))
     axes[1].set_xlabel("epoch")
     axes[1].set_ylabel("learning rate (end of epoch)")
     for column in DEVICE_COLUMNS:
         key = f"test_{column}"
-        if key in history[0]:
-            axes[2].plot(epochs, [row[key] for row in history], label=column, linewidth=1)
-    axes[2].plot(epochs, [row["test_overall"] for row in history], label="overall", color="black", linewidth=2)
+        if any(key in row for row in history):
+            axes[2].plot(*_series(history, key), label=column, linewidth=1)
+    axes[2].plot(*_series(history, "test_overall"), label="overall", color="black", linewidth=2)
     axes[2].set_xlabel("epoch")
     axes[2].set_ylabel("test accuracy (%)")
     axes[2].legend(ncol=2, fontsize=8)
@@ -128,12 +133,12 @@ def experiment_curves(runs, path):
     labelled = set()
     for variant, _, history in runs:
         color = colors(variants.index(variant) % 10)
-        epochs = [row["epoch"] for row in history]
         for ax, key in zip(axes, ("loss", "test_overall")):
-            if history and key in history[0]:
+            epochs, values = _series(history, key)
+            if values:
                 label = None if (variant, key) in labelled else variant
                 labelled.add((variant, key))
-                ax.plot(epochs, [row[key] for row in history], color=color, linewidth=1.2, label=label)
+                ax.plot(epochs, values, color=color, linewidth=1.2, label=label)
     from matplotlib.ticker import MaxNLocator
 
     axes[0].set_ylabel("training loss")
