@@ -78,3 +78,60 @@ def test_summary_without_the_reference_row_has_no_differences():
     table = summarize(results, rows, [0])
     assert all("d_overall" not in row for row in table)
     assert "Paired difference" not in format_table(table, TrainConfig(epochs=1), [0])
+
+
+# ------------------------------------------------------------------ device spectra (tinyasc figures --spectra)
+def test_device_spectra_remove_a_per_bin_offset_exactly():
+    from tinyasc.data.tau import DEVICES
+    from tinyasc.spectra import VIEWS, device_spectra, paired_segments, spread_over_devices
+
+    rng = np.random.default_rng(0)
+    n_seg, n_bins, n_frames = 5, 16, 40
+    base = rng.normal(0.0, 2.0, (n_seg, n_bins, n_frames))
+    offsets = {d: rng.normal(0.0, 3.0, n_bins) * (d != "a") for d in DEVICES}   # a device's gain per bin
+    features, names, devices, rows = [], [], [], []
+    for s in range(n_seg):
+        for d in DEVICES:
+            features.append(base[s] + offsets[d][:, None])
+            names.append(f"audio/park-lyon-{s}-0-{d}.wav")
+            devices.append(d)
+            rows.append(len(rows))
+    names.append("audio/park-lyon-99-0-a.wav")   # recorded by device a only: left out
+    devices.append("a")
+    rows.append(len(rows))
+    features.append(base[0])
+    features = np.asarray(features, np.float32)
+    paired, n = paired_segments(names, devices, rows)
+    assert n == n_seg and [names[i] for i in paired["s4"]] == [f"audio/park-lyon-{s}-0-s4.wav" for s in range(n_seg)]
+    spectra = device_spectra(features, paired, lam=0.1, chunk=2)
+    x = features[paired["a"]].astype(np.float64)
+    for d in DEVICES:   # raw: the offset over the spread of a's values in each bin
+        assert np.allclose(spectra["mean"]["raw"][d], x.mean(axis=(0, 2)) + offsets[d], atol=1e-5)
+        assert np.allclose(spectra["distance"]["raw"][d], np.abs(offsets[d]) / x.std(axis=(0, 2)), rtol=1e-4)
+        assert np.allclose(spectra["distance"]["FreqIN"][d], 0.0, atol=1e-4)   # the offset is gone
+        assert np.allclose(spectra["mean"]["FreqIN"][d], 0.0, atol=1e-6)
+    assert spread_over_devices(spectra, "FreqIN") < 1e-6 < spread_over_devices(spectra, "ResNorm")
+    assert np.isclose(spread_over_devices(spectra, "ResNorm"), 0.1 * spread_over_devices(spectra, "raw"), rtol=1e-3)
+    assert set(VIEWS) == {"raw", "FreqIN", "ResNorm"}
+
+
+def test_device_spectra_need_segments_of_all_nine_devices():
+    from tinyasc.spectra import paired_segments
+
+    with pytest.raises(TinyAscError, match="all nine devices"):
+        paired_segments(["audio/park-lyon-1-0-a.wav", "audio/park-lyon-1-0-b.wav"], ["a", "b"], [0, 1])
+
+
+def test_figures_command_draws_the_device_spectra(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from click.testing import CliRunner
+
+    from tinyasc.cli import main
+
+    monkeypatch.setenv("TINYASC_HOME", str(tmp_path / "home"))
+    result = CliRunner().invoke(main, ["figures", "--spectra", "--preset", "tiny", "--out", str(tmp_path / "f")])
+    assert result.exit_code == 0, result.output
+    assert "FreqIN" in result.output and "10 test segments" in result.output
+    assert (tmp_path / "f" / "device_spectra.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    nothing = CliRunner().invoke(main, ["figures", "--out", str(tmp_path / "g")])
+    assert nothing.exit_code == 1 and "nothing to draw" in nothing.output

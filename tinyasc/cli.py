@@ -392,18 +392,28 @@ def bench(what, widths, batch, repeats, no_torch, no_reference, out):
 
 
 @main.command()
-@click.option("--experiment", type=click.Path(), required=True,
+@click.option("--experiment", type=click.Path(), default=None,
               help="Experiment folder of tinyasc experiment (its table.csv and run folders).")
 @click.option("--translator", type=click.Path(), default=None,
               help="Translator folder of tinyasc translator train, for the translation figure.")
+@click.option("--spectra", is_flag=True,
+              help="Also draw each device's colouring of the same test segments, raw and after FreqIN / ResNorm.")
+@click.option("--data", type=click.Path(), default=None,
+              help="Dataset of --spectra. Default: the embedded synthetic dataset (--preset).")
+@click.option("--preset", type=click.Choice(["tiny", "default", "full"]), default="default", show_default=True,
+              help="Synthetic preset of --spectra when --data is not given.")
+@click.option("--lam", type=float, default=0.1, show_default=True, help="lambda of ResNorm in --spectra.")
 @click.option("--out", "out_dir", type=click.Path(), default="docs/figures", show_default=True,
               help="Folder for the PNGs.")
 @friendly_errors
-def figures(experiment, translator, out_dir):
-    """PNGs of the results (needs the plot extra): Table 2 per-device bars, training curves, translator."""
+def figures(experiment, translator, spectra, data, preset, lam, out_dir):
+    """PNGs of the results (needs the plot extra): Table 2 per-device bars, training curves, translator,
+    device spectra."""
     from tinyasc.figures import make_figures
+    from tinyasc.train.config import TrainConfig
 
-    make_figures(experiment, out_dir, translator=translator, log=click.echo)
+    spectra_config = TrainConfig(data=data, preset=preset, lam=lam).validate() if spectra else None
+    make_figures(experiment, out_dir, translator=translator, spectra=spectra_config, log=click.echo)
 
 
 @main.command("export")

@@ -150,3 +150,44 @@ def experiment_curves(runs, path):
     axes[1].legend(fontsize=8)
     _save(fig, path)
     plt.close(fig)
+
+
+def device_spectra(spectra, n_segments, lam, path):
+    """Two rows by three views (raw, FreqIN, ResNorm): each device's mean log-mel spectrum over the
+    same test segments, and its relative RMS distance to device A's recording (tinyasc.spectra)."""
+    from tinyasc.data.tau import DEVICES
+    from tinyasc.spectra import VIEWS
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 3, figsize=(15, 7.5), sharex=True)
+    colors = plt.get_cmap("tab10")
+    styles = {d: ("-" if d in ("a", "b", "c", "s1", "s2", "s3") else "--") for d in DEVICES}
+    titles = {"raw": "raw log-mel", "FreqIN": "FreqIN (eq. 1)", "ResNorm": f"ResNorm, lambda = {lam} (eq. 3)"}
+    for j, view in enumerate(VIEWS):
+        for i, device in enumerate(DEVICES):
+            axes[0, j].plot(spectra["mean"][view][device], styles[device], color=colors(i), linewidth=1,
+                            label=device.upper())
+            if device != "a":
+                axes[1, j].plot(spectra["distance"][view][device], styles[device], color=colors(i), linewidth=1,
+                                label=device.upper())
+        axes[0, j].set_title(titles[view])
+        axes[1, j].set_xlabel("mel bin (0-8 kHz)")
+        axes[0, j].grid(linewidth=0.3)
+        axes[1, j].grid(linewidth=0.3)
+    # FreqIN's means are zero up to rounding: drawn on ResNorm's scale, not on the rounding's
+    axes[0, 1].set_ylim(axes[0, 2].get_ylim())
+    axes[0, 1].text(0.5, 0.08, "0 for every device: each clip's own\nper-bin mean is subtracted",
+                    transform=axes[0, 1].transAxes, ha="center", fontsize=9)
+    axes[0, 2].text(0.5, 0.08, "lambda x keeps a tenth of the raw spectrum\n(the scene's envelope, and the device offset)"
+                    if lam == 0.1 else f"lambda x keeps {lam} x the raw spectrum",
+                    transform=axes[0, 2].transAxes, ha="center", fontsize=9)
+    top = max(spectra["distance"][v][d].max() for v in VIEWS for d in DEVICES if d != "a")
+    for ax in axes[1]:
+        ax.set_ylim(0, top * 1.05)
+    axes[0, 0].set_ylabel("mean over segments and frames")
+    axes[1, 0].set_ylabel("RMS difference to device A\n/ std of A's values in the bin")
+    axes[0, 0].legend(ncol=3, fontsize=8, title="solid: seen in training, dashed: unseen")
+    fig.suptitle(f"The same {n_segments} test segments recorded by nine devices: the device offsets per "
+                 "frequency bin, before and after frequency-wise normalization")
+    _save(fig, path)
+    plt.close(fig)
