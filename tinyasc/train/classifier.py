@@ -20,6 +20,7 @@ from tinyasc import functional as F
 from tinyasc import optim
 from tinyasc import random as ta_random
 from tinyasc.autograd import Tensor
+from tinyasc.compress.complexity import complexity
 from tinyasc.data import augment
 from tinyasc.errors import TinyAscError
 from tinyasc.models import BCResNet, BCResNetMod, CPResNet
@@ -313,7 +314,8 @@ class Trainer:
         atomic_write_text(self.run_dir / "classes.csv", evaluate.class_csv(per_class, matrix))
         text = "\n".join([
             evaluate.format_device_table(table, f"Test split, {which}"), "",
-            "per-class accuracy (%)", evaluate.format_class_table(per_class)])
+            "per-class accuracy (%)", evaluate.format_class_table(per_class), "",
+            f"model: {complexity(self.model).line()}"])
         atomic_write_text(self.run_dir / "report.txt", text + "\n")
         if plots.available() and self.history:
             plots.training_curves(self.history, self.run_dir / "curves.png")
