@@ -68,3 +68,15 @@ def test_the_compressed_ensemble_reports_its_summed_complexity(tmp_path):
     summary = save_compressed(tmp_path / "model.npz", models, bits=8)
     assert summary.complexity.parameters == 2 * one.parameters and summary.complexity.macs == 2 * one.macs
     assert f"(2 models, summed): {2 * one.parameters:,} parameters" in summary.text()
+
+
+def test_the_public_api_reaches_models_and_audio_after_a_plain_import():
+    import subprocess
+    import sys
+
+    code = "\n".join(["import sys", "import tinyasc as ta", "m = ta.models.BCResNetMod(2)",
+                      "assert callable(ta.audio.log_mel) and hasattr(ta.compress, 'model_size')",
+                      "assert 'tinyasc.translator' not in sys.modules",
+                      "try:", "    ta.nothing", "except AttributeError as e:", "    print(e)"])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "has no attribute 'nothing'" in out
