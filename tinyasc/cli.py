@@ -11,6 +11,11 @@ import click
 from tinyasc.errors import TinyAscError
 
 
+def one_line(text):
+    """`text` with control characters escaped: a file name holding a newline cannot split the line."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(text))
+
+
 def friendly_errors(fn):
     """Turn TinyAscError into `error: <message>` on stderr and exit code 1."""
     @functools.wraps(fn)
@@ -18,15 +23,15 @@ def friendly_errors(fn):
         try:
             return fn(*args, **kwargs)
         except TinyAscError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {one_line(exc)}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:  # outside a training loop's own handler: nothing half-written to save
             click.echo("interrupted", err=True)
             sys.exit(130)
         except OSError as exc:  # a path that is a file, not a folder; no permission; a full disk
             where = exc.filename if exc.filename is not None else "a file"
-            click.echo(f"error: {where}: {exc.strerror or exc}; check the path, its permissions and the free space",
-                       err=True)
+            click.echo(one_line(f"error: {where}: {exc.strerror or exc}; check the path, its permissions and the "
+                                "free space"), err=True)
             sys.exit(1)
         except MemoryError as exc:  # the checks of the options keep this rare; never a traceback
             detail = " ".join(str(exc).split()) or "MemoryError"

@@ -377,6 +377,8 @@ def train(config, run_dir, resume=False, log=print, progress=True, data=None):
     run_dir = Path(run_dir)
     if resume:
         config = load_run_config(run_dir)  # before the folder is held (and so created): it must exist
+    else:
+        config.validate()
     busy = (f"{run_dir} is in use by another tinyasc run; wait for it to finish, or pass another --out "
             "(two runs in one folder would overwrite each other's checkpoint and metrics)")
     with exclusive_folder(run_dir, busy):

@@ -370,6 +370,8 @@ def train_translator(config, run_dir, resume=False, log=print, progress=True, da
         raise TinyAscError(f"{run_dir} is a file, not a folder; pass another --out")
     if resume and not (run_dir / "config.json").is_file():
         raise TinyAscError(f"{run_dir}: no config.json here; pass a folder written by tinyasc translator train")
+    if not resume:
+        config.validate()  # before the folder is made
     busy = f"{run_dir} is in use by another tinyasc translator run; wait for it to finish, or pass another --out"
     with exclusive_folder(run_dir, busy):
         return _train_translator(config, run_dir, resume, log, progress, data, stop)
