@@ -133,6 +133,25 @@ def pending(path):
     fsync_folder(path.parent)
 
 
+def reserve(path):
+    """Allocate every block of the (sparse) file `path` now, e.g. a new np.lib.format.open_memmap.
+
+    A write through a memory map to a full disk kills the process with SIGBUS ("Bus error",
+    exit 135) and no message; with the blocks reserved, a full disk is an OSError here, before
+    any work. Where the file system or OS cannot reserve (macOS), the file stays sparse.
+    """
+    if not hasattr(os, "posix_fallocate"):
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise
+    finally:
+        os.close(fd)
+
+
 def fsync_folder(folder):
     """Make a rename in `folder` durable (best effort: not every file system allows it)."""
     try:

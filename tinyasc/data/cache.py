@@ -27,7 +27,8 @@ import soundfile as sf
 
 from tinyasc.audio import DEFAULT_FRONTEND, file_log_mel
 from tinyasc.errors import DataError
-from tinyasc.fileio import atomic_write_text, file_lock, remove_stale_temporaries, temporary_path, write_error
+from tinyasc.fileio import (atomic_write_text, file_lock, remove_stale_temporaries, reserve, temporary_path,
+                            write_error)
 from tinyasc.progress import Progress
 
 CACHE_VERSION = 1
@@ -223,22 +224,6 @@ def load_features(dataset, cache_dir=None, frontend=DEFAULT_FRONTEND, workers=No
         return features
 
 
-def _reserve(path):
-    """Allocate every block of the (sparse) memmap file now. Without this, a disk that fills
-    while features are written kills the process with SIGBUS ("Bus error") and no message;
-    with it, a full disk is an OSError here, before any work."""
-    if not hasattr(os, "posix_fallocate"):  # not on macOS: the sparse file stays
-        return
-    fd = os.open(path, os.O_RDWR)
-    try:
-        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
-    except OSError as exc:
-        if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
-            raise
-    finally:
-        os.close(fd)
-
-
 def _build(dataset, frontend, key, npy_path, json_path, workers, progress):
     filenames = dataset.filenames
     n_frames, lengths = _target_frames(dataset, frontend)
@@ -247,7 +232,7 @@ def _build(dataset, frontend, key, npy_path, json_path, workers, progress):
     start = time.perf_counter()
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
-        _reserve(tmp)
+        reserve(tmp)
         paths = [dataset.path(f) for f in filenames]
         rate = extract_features(paths, out, frontend, workers, progress)
         out.flush()
