@@ -348,3 +348,17 @@ def test_cli_compress_then_evaluate_predict_and_distil(tiny_home, tmp_path, monk
     result = runner.invoke(main, ["train", *base, "--epochs", "1", "--teacher", str(tmp_path / "teacher"),
                                   "--teacher", str(model_file), "--out", str(tmp_path / "student")])
     assert result.exit_code == 0, result.output
+
+
+def test_the_test_split_is_evaluated_every_few_epochs_and_after_the_last(tiny_data, tmp_path):
+    lines = []
+    trainer = Trainer(_config(epochs=5, eval_every=2), tmp_path / "run", data=tiny_data, log=lines.append,
+                      progress=False)
+    trainer.fit()
+    tested = [row["epoch"] for row in trainer.history if "test_overall" in row]
+    assert tested == [2, 4, 5] and all("loss" in row for row in trainer.history)
+    assert "test acc" not in lines[0] and "test acc" in lines[1] and f"({len(tiny_data.rows('test'))} clips)" in lines[1]
+    header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert header[1].split(",")[header[0].split(",").index("test_overall")] == ""   # epoch 1: not evaluated
+    with pytest.raises(Exception, match="--eval-every"):
+        _config(eval_every=0).validate()

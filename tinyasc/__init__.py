@@ -20,6 +20,20 @@ from tinyasc import functional, nn, optim  # noqa: E402  (need Tensor defined fi
 
 __version__ = "0.1.0"
 
+# Loaded on first use, so `import tinyasc as ta` stays light and `ta.models.BCResNetMod`,
+# `ta.audio.log_mel` still work without importing them by name.
+_SUBMODULES = ("audio", "compress", "data", "models", "train", "translator")
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        import importlib
+
+        module = importlib.import_module(f"tinyasc.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'tinyasc' has no attribute {name!r}")
+
 __all__ = ["Function", "Tensor", "cat", "enable_grad", "functional", "is_grad_enabled",
            "manual_seed", "nn", "no_grad", "ones", "optim", "set_grad_enabled", "stack", "tensor",
            "where", "zeros"]

@@ -93,8 +93,10 @@ def _default_run_dir():
               default=None, help="Normalization variant of Table 2. Default: resnorm (BC-ResNet-Mod), none (others).")
 @click.option("--rho", type=int, default=5, show_default=True, help="CP-ResNet's receptive-field parameter.")
 @click.option("--lam", type=float, default=0.1, show_default=True, help="lambda of ResNorm (eq. 3).")
-@click.option("--epochs", type=int, default=30, show_default=True)
+@click.option("--epochs", type=int, default=100, show_default=True, help="Training epochs (the paper: 100).")
 @click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--eval-every", type=int, default=5, show_default=True,
+              help="Evaluate the test split every this many epochs (and always after the last one).")
 @click.option("--lr", type=float, default=0.06, show_default=True, help="Peak learning rate.")
 @click.option("--warmup-epochs", type=float, default=None, help="Linear warm-up length. Default: 5% of --epochs.")
 @click.option("--dropout", type=float, default=0.1, show_default=True)
@@ -119,7 +121,7 @@ def _default_run_dir():
               help="Continue the run in this folder from its last checkpoint (its saved config is used).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
-def train(data, preset, arch, width, norm, rho, lam, epochs, batch_size, lr, warmup_epochs, dropout, no_roll, no_mixup,
+def train(data, preset, arch, width, norm, rho, lam, epochs, batch_size, eval_every, lr, warmup_epochs, dropout, no_roll, no_mixup,
           no_specaugment, select, val_fraction, seed, teachers, kd_alpha, kd_temperature, translator_dir, run_dir,
           resume_dir, quiet):
     """Train BC-ResNet-Mod with the paper's recipe and print the per-device table."""
@@ -131,7 +133,7 @@ def train(data, preset, arch, width, norm, rho, lam, epochs, batch_size, lr, war
     width = DEFAULT_WIDTH[arch] if width is None else width
     norm = DEFAULT_NORM[arch] if norm is None else norm
     config = TrainConfig(data=data, preset=preset, arch=arch, rho=rho, width=width, norm=norm, lam=lam, epochs=epochs,
-                         batch_size=batch_size, lr=lr, warmup_epochs=warmup_epochs, dropout=dropout,
+                         eval_every=eval_every, batch_size=batch_size, lr=lr, warmup_epochs=warmup_epochs, dropout=dropout,
                          roll_seconds=0.0 if no_roll else 1.5, mixup_alpha=0.0 if no_mixup else 0.3,
                          specaugment=not no_specaugment, select=select, val_fraction=val_fraction, seed=seed,
                          teacher=",".join(teachers), kd_alpha=kd_alpha, kd_temperature=kd_temperature,
@@ -347,7 +349,7 @@ def translator_evaluate(run):
 @click.option("--translator", type=click.Path(), default=None,
               help="Translator folder for '+translator' rows. Default: train one in OUT/translator.")
 @click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds.")
-@click.option("--epochs", type=int, default=30, show_default=True)
+@click.option("--epochs", type=int, default=100, show_default=True, help="Training epochs of every run (the paper: 100).")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(), default="runs/experiment", show_default=True,
               help="Experiment folder; finished runs in it are reused, interrupted ones resumed.")
@@ -421,18 +423,28 @@ def bench(what, widths, batch, repeats, no_torch, no_reference, out):
 
 
 @main.command()
-@click.option("--experiment", type=click.Path(), required=True,
+@click.option("--experiment", type=click.Path(), default=None,
               help="Experiment folder of tinyasc experiment (its table.csv and run folders).")
 @click.option("--translator", type=click.Path(), default=None,
               help="Translator folder of tinyasc translator train, for the translation figure.")
+@click.option("--spectra", is_flag=True,
+              help="Also draw each device's colouring of the same test segments, raw and after FreqIN / ResNorm.")
+@click.option("--data", type=click.Path(), default=None,
+              help="Dataset of --spectra. Default: the embedded synthetic dataset (--preset).")
+@click.option("--preset", type=click.Choice(["tiny", "default", "full"]), default="default", show_default=True,
+              help="Synthetic preset of --spectra when --data is not given.")
+@click.option("--lam", type=float, default=0.1, show_default=True, help="lambda of ResNorm in --spectra.")
 @click.option("--out", "out_dir", type=click.Path(), default="docs/figures", show_default=True,
               help="Folder for the PNGs.")
 @friendly_errors
-def figures(experiment, translator, out_dir):
-    """PNGs of the results (needs the plot extra): Table 2 per-device bars, training curves, translator."""
+def figures(experiment, translator, spectra, data, preset, lam, out_dir):
+    """PNGs of the results (needs the plot extra): Table 2 per-device bars, training curves, translator,
+    device spectra."""
     from tinyasc.figures import make_figures
+    from tinyasc.train.config import TrainConfig
 
-    make_figures(experiment, out_dir, translator=translator, log=click.echo)
+    spectra_config = TrainConfig(data=data, preset=preset, lam=lam).validate() if spectra else None
+    make_figures(experiment, out_dir, translator=translator, spectra=spectra_config, log=click.echo)
 
 
 @main.command("export")

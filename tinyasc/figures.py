@@ -6,7 +6,9 @@ From an experiment folder written by `tinyasc experiment` (paper Table 2):
     <run>/config.json, <run>/metrics.csv     one folder per (row, seed)
 
 it draws the per-device accuracy of the Table 2 rows as grouped bars (`table2_devices.png`)
-and the training curves of every run (`table2_curves.png`). Given a translator folder
+and the training curves of every run (`table2_curves.png`). From a dataset (the default
+synthetic one unless another is given) it draws each device's colouring of the same test
+segments before and after FreqIN and ResNorm (`device_spectra.png`, tinyasc.spectra). Given a translator folder
 (`tinyasc translator train`, paper 2.3) it also asks the translator for its Figure 1 style
 picture (`translator.png`). Only the columns named above are read, so other columns of
 table.csv may come and go.
@@ -19,6 +21,7 @@ from tinyasc.errors import TinyAscError
 from tinyasc.train import plots
 from tinyasc.train.evaluate import DEVICE_COLUMNS
 
+SPECTRA_PNG = "device_spectra.png"
 DEVICES_PNG = "table2_devices.png"
 CURVES_PNG = "table2_curves.png"
 TRANSLATOR_PNG = "translator.png"
@@ -89,28 +92,53 @@ def variant_of(run_name):
     return re.sub(r"-seed\d+$", "", run_name)
 
 
-def make_figures(experiment, out, translator=None, log=print):
-    """Write the experiment's (and optionally the translator's) PNGs into `out`; return their paths."""
+def make_spectra_figure(config, out, log=print):
+    """device_spectra.png from the test split of config's dataset; returns its path."""
+    from tinyasc.spectra import device_spectra, paired_segments, summary_lines
+    from tinyasc.train.data import TrainingData
+
+    data = TrainingData.load(config, log=log)
+    paired, n_segments = paired_segments(data.filenames("test"), data.devices("test"), data.rows("test"))
+    spectra = device_spectra(data.features, paired, lam=config.lam)
+    for line in summary_lines(spectra, n_segments, config.lam):
+        log(line)
+    target = Path(out) / SPECTRA_PNG
+    tmp = plots.temporary_png(target)  # drawn aside and renamed: never a half-written PNG
+    try:
+        plots.device_spectra(spectra, n_segments, config.lam, tmp)
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def make_figures(experiment, out, translator=None, spectra=None, log=print):
+    """Write the experiment's (and optionally the translator's and the device spectra's) PNGs
+    into `out`; return their paths. spectra: a TrainConfig naming the dataset, or None."""
     if not plots.available():
         raise TinyAscError("tinyasc figures needs matplotlib: pip install -e \".[plot]\"")
-    experiment = Path(experiment)
-    if not experiment.is_dir():
-        raise TinyAscError(f"{experiment}: no such experiment folder")
-    rows, columns = read_table(experiment)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if experiment is None and spectra is None:
+        raise TinyAscError("nothing to draw: give --experiment DIR (Table 2's figures) and/or --spectra")
     written = []
-
-    plots.device_bars(rows, columns, out / DEVICES_PNG, title=f"{experiment.name}: test accuracy per device (mean over seeds; overall +- std)")
-    written.append(out / DEVICES_PNG)
-
-    runs = [(variant_of(run.name), run.name, read_metrics(run)) for run in find_runs(experiment)]
-    if runs:
-        plots.experiment_curves(runs, out / CURVES_PNG)
-        written.append(out / CURVES_PNG)
-    else:
-        log(f"{experiment}: no run folders with metrics.csv; skipped the training curves")
-
+    out = Path(out)
+    if experiment is not None:
+        experiment = Path(experiment)
+        if not experiment.is_dir():
+            raise TinyAscError(f"{experiment}: no such experiment folder")
+        rows, columns = read_table(experiment)
+        out.mkdir(parents=True, exist_ok=True)
+        plots.device_bars(rows, columns, out / DEVICES_PNG,
+                          title=f"{experiment.name}: test accuracy per device (mean over seeds; overall +- std)")
+        written.append(out / DEVICES_PNG)
+        runs = [(variant_of(run.name), run.name, read_metrics(run)) for run in find_runs(experiment)]
+        if runs:
+            plots.experiment_curves(runs, out / CURVES_PNG)
+            written.append(out / CURVES_PNG)
+        else:
+            log(f"{experiment}: no run folders with metrics.csv; skipped the training curves")
+    if spectra is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        written.append(make_spectra_figure(spectra, out, log=log))
     if translator is None:
         log("no --translator given: skipped the translator figure")
     else:
@@ -121,6 +149,7 @@ def make_figures(experiment, out, translator=None, log=print):
         except ImportError as exc:
             raise TinyAscError(f"the translator figure needs tinyasc.translator ({exc})") from None
         # Drawn into a temporary file and renamed, so a half-written PNG is never left behind.
+        out.mkdir(parents=True, exist_ok=True)
         target = out / TRANSLATOR_PNG
         tmp = plots.temporary_png(target)
         try:

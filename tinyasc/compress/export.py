@@ -30,6 +30,7 @@ from tinyasc.checks import first_nonfinite
 from tinyasc.compress.distill import Ensemble
 from tinyasc.compress.prune import conv_weights
 from tinyasc.compress.quantize import HALF, check_bits, quantize, round_half
+from tinyasc.compress.complexity import Complexity, complexity
 from tinyasc.compress.size import model_size
 from tinyasc.models.bcresnet_mod import BCResNetMod
 from tinyasc.train.checkpoint import (META_KEY, CheckpointError, atomic_write_bytes, load_checkpoint,
@@ -54,10 +55,15 @@ class ExportSummary:
     path: str
     file_bytes: int
     size: object  # SizeReport of the stored models
+    complexity: object = None  # Complexity of the whole ensemble (parameters and MACs summed)
 
     def text(self):
-        return (f"{self.size.table()}\nfile on disk: {self.file_bytes:,} bytes = {self.file_bytes / 1024:.2f} KB "
-                f"({self.path}; adds positions, running statistics, metadata and zip headers)")
+        lines = [self.size.table(), f"file on disk: {self.file_bytes:,} bytes = {self.file_bytes / 1024:.2f} KB "
+                 f"({self.path}; adds positions, running statistics, metadata and zip headers)"]
+        if self.complexity is not None:
+            lines.append(f"complexity, DCASE 2022-2025 rules ({self.size.models} model{'s' * (self.size.models > 1)}, "
+                         f"summed): {self.complexity.line()}")
+        return "\n".join(lines)
 
 
 def _encode(model, bits, per_channel):
@@ -118,7 +124,13 @@ def save_compressed(path, models, bits=8, per_channel=False, prune_ratio=None, c
                               "half precision's 65504); fine-tune again with a lower --lr")
     payload[META_KEY] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     atomic_write_bytes(path, lambda f: np.savez_compressed(f, **payload))
-    return ExportSummary(str(path), os.path.getsize(path), size)
+    return ExportSummary(str(path), os.path.getsize(path), size, ensemble_complexity(models))
+
+
+def ensemble_complexity(models):
+    """Parameters and MACs per second of audio of an ensemble: every member runs on every clip."""
+    parts = [complexity(m) for m in models]
+    return Complexity(sum(c.parameters for c in parts), sum(c.macs for c in parts), parts[0].seconds)
 
 
 ARCHITECTURE_KEYS = {"c", "num_classes", "norm", "lam", "subbands", "dropout", "num_bins"}

@@ -66,7 +66,7 @@ class Preset:
 
 PRESETS = {
     "tiny": Preset("tiny", 1.0, 27, 2, 10, 3),
-    "default": Preset("default", 3.0, 1362, 100, 60, 4),
+    "default": Preset("default", 3.0, 1362, 100, 200, 4),
     "full": Preset("full", 10.0, 10215, 750, 330, 12),
 }
 

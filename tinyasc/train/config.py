@@ -55,7 +55,7 @@ class TrainConfig(JsonConfig):
     lam: float = 0.1
     subbands: int = 4
     dropout: float = 0.1
-    epochs: int = 30
+    epochs: int = 100           # the paper's recipe: 100 epochs, 5 of them warm-up
     batch_size: int = 64
     lr: float = 0.06
     warmup_epochs: float = None  # None: 5% of the epochs (the paper: 5 of 100)
@@ -71,6 +71,7 @@ class TrainConfig(JsonConfig):
     select: str = "last"        # "last" or "minvar"
     val_fraction: float = 0.0   # training locations held out for validation (minvar needs > 0)
     seed: int = 0
+    eval_every: int = 5         # test-split evaluation every this many epochs (and always after the last)
     # Knowledge distillation (paper 2.4, 3.3): teacher run folders, comma-separated ("" = none).
     teacher: str = ""
     kd_alpha: float = 0.5       # weight of the cross-entropy; 1 - kd_alpha weighs T^2 * KL
@@ -102,6 +103,7 @@ class TrainConfig(JsonConfig):
                   (self.roll_seconds >= 0, f"roll seconds must be >= 0, got {self.roll_seconds}"),
                   (self.warmup_epochs is None or 0 <= self.warmup_epochs <= self.epochs,
                    f"--warmup-epochs must be between 0 and --epochs, got {self.warmup_epochs}"),
+                  (self.eval_every >= 1, f"--eval-every must be at least 1, got {self.eval_every}"),
                   (self.width >= 1, f"--model-width must be at least 1, got {self.width}"),
                   (0 <= self.kd_alpha <= 1, f"--kd-alpha must be in [0, 1], got {self.kd_alpha}"),
                   (self.kd_temperature > 0, f"--kd-temperature must be positive, got {self.kd_temperature}"),

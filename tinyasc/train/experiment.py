@@ -3,7 +3,13 @@
 Each (row, seed) is an ordinary run folder under the experiment folder, so a run
 that was interrupted resumes and a finished one is read back instead of retrained.
 The table has the paper's form: per-device accuracy (mean over seeds) and the overall
-accuracy as mean +- standard deviation over seeds.
+accuracy as mean +- standard deviation over seeds. Because one run's digits are not a
+result (seeds, and CPUs, move them by points), every row is also compared with the plain
+BC-ResNet-Mod row seed by seed: the paired difference on the seen devices (A-S3), on the
+unseen ones (S4-S6) and overall, with a 95 % t interval over the seeds both rows share.
+
+The tables are rewritten after every finished run, over the runs finished so far, so a
+long experiment can be read (and its small outputs kept) while it is still running.
 """
 import csv
 import io
@@ -12,6 +18,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
+import scipy.stats
 
 from tinyasc.errors import TinyAscError
 from tinyasc.models.bcresnet import INPUT_NORMS
@@ -26,9 +33,14 @@ ARCH_NAMES = {"bcresnet-mod": "BC-ResNet-Mod", "bcresnet": "BC-ResNet", "cpresne
 NORM_SUFFIX = {"none": "", "global": " + Global FreqNorm", "freqin": " + FreqIN",
                "preresnorm": " + Pre-ResNorm", "resnorm": " + ResNorm"}
 # Table 2 of the paper at CPU scale: the normalization ablation of BC-ResNet-Mod, the two
-# comparison systems at the smallest widths they allow, and ResNorm with the translator.
-TABLE2_ROWS = ("none", "global", "freqin", "preresnorm", "resnorm", "cpresnet@10:none", "bcresnet@1:none",
-               "resnorm+translator")
+# comparison systems at the smallest widths they allow, and ResNorm with the translator. The
+# last three are slower (the translator row 4.7x: its epochs hold the translated clips too)
+# and run on the first three of the seeds only ('/3').
+TABLE2_ROWS = ("none", "global", "freqin", "preresnorm", "resnorm", "cpresnet@10:none/3", "bcresnet@1:none/3",
+               "resnorm+translator/3")
+SEEN = ("A", "B", "C", "S1", "S2", "S3")    # the devices of the training split
+UNSEEN = ("S4", "S5", "S6")                 # recorded only in the test split
+GROUPS = {"seen": SEEN, "unseen": UNSEEN}
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,7 @@ class Row:
     width: int
     norm: str
     translator: bool = False
+    max_seeds: int = None    # run on the first max_seeds of the experiment's seeds (None: all)
 
     @property
     def key(self):
@@ -51,18 +64,33 @@ class Row:
         return (f"{ARCH_NAMES[self.arch]} ({width}={self.width}){NORM_SUFFIX[self.norm]}"
                 + (", device translator" if self.translator else ""))
 
+    @property
+    def is_reference(self):
+        """The row the others are compared with: plain BC-ResNet-Mod (Table 2's first row)."""
+        return self.arch == "bcresnet-mod" and self.norm == "none" and not self.translator
+
+    def seeds(self, seeds):
+        return list(seeds) if self.max_seeds is None else list(seeds)[: self.max_seeds]
+
 
 def parse_rows(text, width=None):
-    """Rows from 'table2' or comma-separated specs '[arch[@width]:]norm[+translator]'.
+    """Rows from 'table2' or comma-separated specs '[arch[@width]:]norm[+translator][/N]'.
 
     A spec without an architecture is BC-ResNet-Mod at `width` (default 10); an architecture
-    without a width takes its default (DEFAULT_WIDTH)."""
+    without a width takes its default (DEFAULT_WIDTH). '/N' runs the row on the first N seeds
+    only."""
     specs = TABLE2_ROWS if text.strip() == "table2" else [r.strip() for r in text.split(",") if r.strip()]
     if not specs:
         raise TinyAscError("--rows is empty; pass 'table2' or specs like resnorm,cpresnet@10:none")
     rows = []
     for spec in specs:
-        body, plus, extra = spec.partition("+")
+        head, slash, count = spec.partition("/")
+        max_seeds = None
+        if slash:
+            if not count.isdigit() or int(count) < 1:
+                raise TinyAscError(f"--rows: {spec!r}: '/N' takes a positive number of seeds, not {count!r}")
+            max_seeds = int(count)
+        body, plus, extra = head.partition("+")
         if plus and extra != "translator":
             raise TinyAscError(f"--rows: {spec!r}: only '+translator' may follow a norm")
         arch_part, colon, norm = body.rpartition(":")
@@ -81,7 +109,7 @@ def parse_rows(text, width=None):
             row_width = width
         else:
             row_width = DEFAULT_WIDTH[arch]
-        rows.append(Row(arch, row_width, norm, bool(plus)))
+        rows.append(Row(arch, row_width, norm, bool(plus), max_seeds))
     keys = [r.key for r in rows]
     twice = sorted({k for k in keys if keys.count(k) > 1})
     if twice:
@@ -167,74 +195,182 @@ def ensure_translator(base_config, out_dir, translator, log, progress):
     return str(folder)
 
 
+def run_order(rows, seeds):
+    """(row, seed) pairs in training order: seed by seed over the rows that run on every seed,
+    so that each finished seed completes a paired comparison, then the rows limited to fewer
+    seeds ('/N', the slow ones), again seed by seed."""
+    full = [r for r in rows if r.max_seeds is None]
+    limited = [r for r in rows if r.max_seeds is not None]
+    return ([(r, s) for s in seeds for r in full]
+            + [(r, s) for s in seeds for r in limited if s in r.seeds(seeds)])
+
+
 def run_experiment(base_config, rows, seeds, out_dir, log=print, progress=True, translator=None):
     """Train every (row, seed) not yet finished; return (table rows, table text).
 
     rows: Row objects (see parse_rows); base_config holds the shared recipe (epochs, data...).
+    The tables are written after every finished run (over the runs finished so far).
     """
     out_dir = Path(out_dir)
     for row in rows:  # every row's settings are checked before the first run starts
         replace(base_config, arch=row.arch, width=row.width, norm=row.norm).validate()
     out_dir.mkdir(parents=True, exist_ok=True)
     data = TrainingData.load(base_config, log=log, progress=progress)
-    if any(r.translator for r in rows):
-        translator = ensure_translator(base_config, out_dir, translator, log, progress)
-        if translator is None:
-            return None, None
+    if translator:
+        from tinyasc.translator.train import load_translator
+
+        load_translator(translator)  # a wrong folder fails now, not after the other rows trained
+    translator_dir = str(translator) if translator else str(out_dir / "translator")
+    translator_ready = bool(translator)
+
+    def config_of(row, seed):
+        return replace(base_config, arch=row.arch, width=row.width, norm=row.norm, seed=seed,
+                       translator=translator_dir if row.translator else "").validate()
+
+    order = run_order(rows, seeds)
     results = {}
-    for row in rows:
-        for seed in seeds:
-            run_dir = run_folder(out_dir, row, seed)
-            config = replace(base_config, arch=row.arch, width=row.width, norm=row.norm, seed=seed,
-                             translator=translator if row.translator else "").validate()
-            _check_same_config(run_dir, config)
-            if not _finished(run_dir, config.epochs):
-                resume = (run_dir / classifier.CHECKPOINT).is_file()
-                log(f"--- {row.name}, seed {seed}: {run_dir}")
-                text, _ = classifier.train(config, run_dir, resume=resume, log=log, progress=progress, data=data)
-                if text is None:  # Ctrl-C: the run saved its checkpoint; the same command resumes it
-                    return None, None
+    for row, seed in order:  # runs finished earlier count from the start
+        run_dir = run_folder(out_dir, row, seed)
+        config = config_of(row, seed)
+        _check_same_config(run_dir, config)
+        if _finished(run_dir, config.epochs):
             results[(row.key, seed)] = _read_device_table(run_dir)
+    if results:
+        log(f"{len(results)} of {len(order)} runs already finished in {out_dir}")
+    for row, seed in order:
+        if (row.key, seed) in results:
+            continue
+        if row.translator and not translator_ready:
+            if ensure_translator(base_config, out_dir, None, log, progress) is None:
+                return None, None
+            translator_ready = True
+        run_dir = run_folder(out_dir, row, seed)
+        resume = (run_dir / classifier.CHECKPOINT).is_file()
+        log(f"--- {row.name}, seed {seed}: {run_dir}")
+        text, _ = classifier.train(config_of(row, seed), run_dir, resume=resume, log=log, progress=progress,
+                                   data=data)
+        if text is None:  # Ctrl-C: the run saved its checkpoint; the same command resumes it
+            return None, None
+        results[(row.key, seed)] = _read_device_table(run_dir)
+        write_tables(out_dir, rows, seeds, results, base_config, translator_dir)
+    return write_tables(out_dir, rows, seeds, results, base_config, translator_dir)
+
+
+def write_tables(out_dir, rows, seeds, results, base_config, translator_dir):
+    """table.csv, table.md and experiment.json over the runs finished so far; returns (table, text)."""
     table = summarize(results, rows, seeds)
-    atomic_write_text(out_dir / "table.csv", table_csv(table))
     text = format_table(table, base_config, seeds)
+    atomic_write_text(out_dir / "table.csv", table_csv(table))
     atomic_write_text(out_dir / "table.md", text + "\n")
+    uses_translator = any(r.translator for r in rows)
     atomic_write_text(out_dir / "experiment.json", json.dumps(
         {"rows": [r.key for r in rows], "seeds": list(seeds), "config": json.loads(base_config.to_json()),
-         "translator": translator, "results": {f"{k}-seed{s}": v for (k, s), v in results.items()}}, indent=2) + "\n")
+         "translator": translator_dir if uses_translator else None,
+         "results": {f"{k}-seed{s}": v for (k, s), v in results.items()}}, indent=2) + "\n")
     return table, text
 
 
+def group_accuracy(device_table, devices):
+    """Mean of the per-device accuracies of `devices` (the test split has as many clips of each)."""
+    return float(np.mean([device_table[d] for d in devices]))
+
+
+def paired_interval(differences, confidence=0.95):
+    """Mean of per-seed differences and its two-sided t interval: (mean, low, high).
+
+    With one seed there is no spread to estimate: low and high are NaN."""
+    d = np.asarray(differences, dtype=np.float64)
+    mean = float(d.mean())
+    if len(d) < 2:
+        return mean, float("nan"), float("nan")
+    half = scipy.stats.t.ppf(0.5 + confidence / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    return mean, mean - float(half), mean + float(half)
+
+
 def summarize(results, rows, seeds):
+    """One dict per row with finished runs: per-device means, overall mean and std, seen/unseen
+    means, and the paired differences (d_<group>, d_<group>_low, d_<group>_high) to the
+    reference row over the seeds both have."""
+    reference = next((r for r in rows if r.is_reference), None)
     table = []
     for spec in rows:
-        per_seed = [results[(spec.key, s)] for s in seeds]
-        row = {"row": spec.key, "name": spec.name}
+        done = [s for s in spec.seeds(seeds) if (spec.key, s) in results]
+        if not done:
+            continue
+        per_seed = [results[(spec.key, s)] for s in done]
+        row = {"row": spec.key, "name": spec.name, "seeds": len(done), "seeds_planned": len(spec.seeds(seeds)),
+               "reference": spec is reference}
         for column in DEVICE_COLUMNS:
             values = [r[column] for r in per_seed if column in r]
             row[column] = float(np.mean(values)) if values else float("nan")
         overall = np.array([r["overall"] for r in per_seed])
         row["overall_mean"], row["overall_std"] = float(overall.mean()), float(overall.std())
+        for group, devices in GROUPS.items():
+            row[f"{group}_mean"] = float(np.mean([group_accuracy(r, devices) for r in per_seed]))
+        if reference is not None and spec is not reference:
+            shared = [s for s in done if (reference.key, s) in results]
+            row["paired_seeds"] = len(shared)
+            for group in ("seen", "unseen", "overall"):
+                differences = []
+                for s in shared:
+                    this, ref = results[(spec.key, s)], results[(reference.key, s)]
+                    if group == "overall":
+                        differences.append(this["overall"] - ref["overall"])
+                    else:
+                        differences.append(group_accuracy(this, GROUPS[group]) - group_accuracy(ref, GROUPS[group]))
+                if differences:
+                    mean, low, high = paired_interval(differences)
+                    row[f"d_{group}"], row[f"d_{group}_low"], row[f"d_{group}_high"] = mean, low, high
         table.append(row)
     return table
+
+
+PAIRED_COLUMNS = [f"d_{g}{end}" for g in ("seen", "unseen", "overall") for end in ("", "_low", "_high")]
 
 
 def table_csv(rows):
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["method", "row"] + list(DEVICE_COLUMNS) + ["overall_mean", "overall_std"])
+    writer.writerow(["method", "row"] + list(DEVICE_COLUMNS)
+                    + ["overall_mean", "overall_std", "seen_mean", "unseen_mean", "seeds", "paired_seeds"]
+                    + PAIRED_COLUMNS)
     for row in rows:
         writer.writerow([row["name"], row["row"]] + [f"{row[c]:.2f}" for c in DEVICE_COLUMNS]
-                        + [f"{row['overall_mean']:.2f}", f"{row['overall_std']:.2f}"])
+                        + [f"{row[k]:.2f}" for k in ("overall_mean", "overall_std", "seen_mean", "unseen_mean")]
+                        + [row["seeds"], row.get("paired_seeds", "")]
+                        + [_cell(row.get(k), ".2f") for k in PAIRED_COLUMNS])
     return buf.getvalue()
 
 
+def _cell(value, spec):
+    return "" if value is None or np.isnan(value) else format(value, spec)
+
+
+def _interval(row, group):
+    """'+3.1 [+1.2, +5.0]' (95 % t interval over the paired seeds), or '' without a reference."""
+    if f"d_{group}" not in row:
+        return ""
+    low, high = row[f"d_{group}_low"], row[f"d_{group}_high"]
+    text = f"{row[f'd_{group}']:+.1f}"
+    return text + (f" [{low:+.1f}, {high:+.1f}]" if not np.isnan(low) else " (1 seed)")
+
+
 def format_table(rows, config, seeds):
-    head = "| Method | " + " | ".join(DEVICE_COLUMNS) + " | Overall |"
+    head = "| Method | " + " | ".join(DEVICE_COLUMNS) + " | Overall | seeds |"
     lines = [f"{config.epochs} epochs, seeds {list(seeds)}: "
-             "test accuracy (%) per device (mean over seeds); overall mean +- std over seeds (population std, ddof 0)", "", head,
-             "|" + "---|" * (len(DEVICE_COLUMNS) + 2)]
+             "test accuracy (%) per device (mean over seeds); overall mean +- std over seeds (population std, ddof 0)",
+             "", head, "|" + "---|" * (len(DEVICE_COLUMNS) + 3)]
     for row in rows:
         cells = " | ".join(f"{row[c]:.1f}" for c in DEVICE_COLUMNS)
-        lines.append(f"| {row['name']} | {cells} | {row['overall_mean']:.1f} +- {row['overall_std']:.1f} |")
+        seeds_cell = f"{row['seeds']}" + (f" of {row['seeds_planned']}" if row["seeds"] < row["seeds_planned"] else "")
+        lines.append(f"| {row['name']} | {cells} | {row['overall_mean']:.1f} +- {row['overall_std']:.1f} | {seeds_cell} |")
+    compared = [row for row in rows if "d_overall" in row]
+    if compared:
+        reference = next(row["name"] for row in rows if row["reference"])
+        lines += ["", f"Paired difference to {reference}, seed by seed (percentage points): mean "
+                  "[95 % t interval over the seeds both rows ran]; seen = mean of A-S3, unseen = mean of S4-S6", "",
+                  "| Method | seen (A-S3) | unseen (S4-S6) | overall | paired seeds |", "|---|---|---|---|---|"]
+        for row in compared:
+            lines.append(f"| {row['name']} | {_interval(row, 'seen')} | {_interval(row, 'unseen')} | "
+                         f"{_interval(row, 'overall')} | {row['paired_seeds']} |")
     return "\n".join(lines)

@@ -41,23 +41,28 @@ def _save(fig, path, dpi=110):
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
 
 
+def _series(history, key):
+    """(epochs, values) of the epochs whose row has `key` (the test split is evaluated every few epochs)."""
+    rows = [row for row in history if key in row]
+    return [row["epoch"] for row in rows], [row[key] for row in rows]
+
+
 def training_curves(history, path):
     plt = _pyplot()
-    epochs = [row["epoch"] for row in history]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    axes[0].plot(epochs, [row["loss"] for row in history], label="train loss")
-    if "test_log_loss" in history[0]:
-        axes[0].plot(epochs, [row["test_log_loss"] for row in history], label="test log loss")
+    axes[0].plot(*_series(history, "loss"), label="train loss")
+    if any("test_log_loss" in row for row in history):
+        axes[0].plot(*_series(history, "test_log_loss"), marker=".", label="test log loss")
     axes[0].set_xlabel("epoch")
     axes[0].legend()
-    axes[1].plot(epochs, [row["lr"] for row in history])
+    axes[1].plot(*_series(history, "lr"))
     axes[1].set_xlabel("epoch")
     axes[1].set_ylabel("learning rate (end of epoch)")
     for column in DEVICE_COLUMNS:
         key = f"test_{column}"
-        if key in history[0]:
-            axes[2].plot(epochs, [row[key] for row in history], label=column, linewidth=1)
-    axes[2].plot(epochs, [row["test_overall"] for row in history], label="overall", color="black", linewidth=2)
+        if any(key in row for row in history):
+            axes[2].plot(*_series(history, key), label=column, linewidth=1)
+    axes[2].plot(*_series(history, "test_overall"), label="overall", color="black", linewidth=2)
     axes[2].set_xlabel("epoch")
     axes[2].set_ylabel("test accuracy (%)")
     axes[2].legend(ncol=2, fontsize=8)
@@ -124,12 +129,12 @@ def experiment_curves(runs, path):
     labelled = set()
     for variant, _, history in runs:
         color = colors(variants.index(variant) % 10)
-        epochs = [row["epoch"] for row in history]
         for ax, key in zip(axes, ("loss", "test_overall")):
-            if history and key in history[0]:
+            epochs, values = _series(history, key)
+            if values:
                 label = None if (variant, key) in labelled else variant
                 labelled.add((variant, key))
-                ax.plot(epochs, [row[key] for row in history], color=color, linewidth=1.2, label=label)
+                ax.plot(epochs, values, color=color, linewidth=1.2, label=label)
     from matplotlib.ticker import MaxNLocator
 
     axes[0].set_ylabel("training loss")
@@ -139,5 +144,46 @@ def experiment_curves(runs, path):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(linewidth=0.3)
     axes[1].legend(fontsize=8)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def device_spectra(spectra, n_segments, lam, path):
+    """Two rows by three views (raw, FreqIN, ResNorm): each device's mean log-mel spectrum over the
+    same test segments, and its relative RMS distance to device A's recording (tinyasc.spectra)."""
+    from tinyasc.data.tau import DEVICES
+    from tinyasc.spectra import VIEWS
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 3, figsize=(15, 7.5), sharex=True)
+    colors = plt.get_cmap("tab10")
+    styles = {d: ("-" if d in ("a", "b", "c", "s1", "s2", "s3") else "--") for d in DEVICES}
+    titles = {"raw": "raw log-mel", "FreqIN": "FreqIN (eq. 1)", "ResNorm": f"ResNorm, lambda = {lam} (eq. 3)"}
+    for j, view in enumerate(VIEWS):
+        for i, device in enumerate(DEVICES):
+            axes[0, j].plot(spectra["mean"][view][device], styles[device], color=colors(i), linewidth=1,
+                            label=device.upper())
+            if device != "a":
+                axes[1, j].plot(spectra["distance"][view][device], styles[device], color=colors(i), linewidth=1,
+                                label=device.upper())
+        axes[0, j].set_title(titles[view])
+        axes[1, j].set_xlabel("mel bin (0-8 kHz)")
+        axes[0, j].grid(linewidth=0.3)
+        axes[1, j].grid(linewidth=0.3)
+    # FreqIN's means are zero up to rounding: drawn on ResNorm's scale, not on the rounding's
+    axes[0, 1].set_ylim(axes[0, 2].get_ylim())
+    axes[0, 1].text(0.5, 0.08, "0 for every device: each clip's own\nper-bin mean is subtracted",
+                    transform=axes[0, 1].transAxes, ha="center", fontsize=9)
+    axes[0, 2].text(0.5, 0.08, "lambda x keeps a tenth of the raw spectrum\n(the scene's envelope, and the device offset)"
+                    if lam == 0.1 else f"lambda x keeps {lam} x the raw spectrum",
+                    transform=axes[0, 2].transAxes, ha="center", fontsize=9)
+    top = max(spectra["distance"][v][d].max() for v in VIEWS for d in DEVICES if d != "a")
+    for ax in axes[1]:
+        ax.set_ylim(0, top * 1.05)
+    axes[0, 0].set_ylabel("mean over segments and frames")
+    axes[1, 0].set_ylabel("RMS difference to device A\n/ std of A's values in the bin")
+    axes[0, 0].legend(ncol=3, fontsize=8, title="solid: seen in training, dashed: unseen")
+    fig.suptitle(f"The same {n_segments} test segments recorded by nine devices: the device offsets per "
+                 "frequency bin, before and after frequency-wise normalization")
     _save(fig, path)
     plt.close(fig)
