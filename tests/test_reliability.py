@@ -304,6 +304,19 @@ def _npz_with_member(path, name, header_shape, data):
         zf.writestr("__meta__.npy", meta.getvalue())
 
 
+@pytest.mark.parametrize("epoch, step", [(-3, 0), (10 ** 9, 0), (0, 10 ** 9)])
+def test_checkpoint_positions_are_checked(env, tmp_path, epoch, step):
+    home, root, run = env
+    bad = copy_run(run, tmp_path / "bad")
+
+    def move(arrays, meta):
+        meta["epoch"], meta["step_in_epoch"] = epoch, step
+
+    rewrite_checkpoint(bad / classifier.CHECKPOINT, move)
+    one_line_error(CliRunner().invoke(main, ["train", "--resume", str(bad), "--quiet"]), "checkpoint.npz",
+                   "outside this run")
+
+
 def test_an_npz_header_declaring_a_huge_array_is_refused_before_allocating(tmp_path):
     path = tmp_path / "checkpoint.npz"
     _npz_with_member(path, "model/w", (10 ** 15,), b"\x00" * 16)

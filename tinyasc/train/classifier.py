@@ -231,6 +231,9 @@ class Trainer:
             self.epoch, self.step_in_epoch = int(meta["epoch"]), int(meta["step_in_epoch"])
             self.running = list(meta.get("running", [0.0, 0, 0, 0.0]))
             self.history, self.selected = list(meta["history"]), meta.get("selected")
+            if not (0 <= self.epoch <= self.config.epochs and 0 <= self.step_in_epoch <= self.steps_per_epoch):
+                raise ValueError(f"epoch {self.epoch}, step {self.step_in_epoch} is outside this run's "
+                                 f"{self.config.epochs} epochs of {self.steps_per_epoch} steps")
             self.saved = (self.epoch, self.step_in_epoch)
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: checkpoint metadata is incomplete or malformed ({exc!r}); "

@@ -27,7 +27,7 @@ from tinyasc import random as ta_random
 from tinyasc.autograd import Tensor, no_grad
 from tinyasc.checks import MAX_FRAMES, check_finite, check_int, check_seed
 from tinyasc.data import cache, synth
-from tinyasc.data.tau import load_dataset
+from tinyasc.data.tau import DEVICES, load_dataset
 from tinyasc.errors import TinyAscError
 from tinyasc.fileio import exclusive_folder
 from tinyasc.progress import Progress
@@ -351,8 +351,9 @@ def load_translator(run_dir):
     except (KeyError, TypeError, ValueError, AttributeError, TinyAscError) as exc:
         raise CheckpointError(f"{path}: translator checkpoint is incomplete or damaged ({exc!r}); "
                               "retrain it with tinyasc translator train") from None
-    if not targets:
-        raise CheckpointError(f"{path}: translator checkpoint names no target devices; retrain it")
+    if not targets or len(set(targets)) != len(targets) or not set(targets) <= set(DEVICES):
+        raise CheckpointError(f"{path}: translator checkpoint names the target devices {list(targets)[:10]}, not "
+                              f"distinct devices of {', '.join(DEVICES)}; retrain it")
     generator, _ = build_networks(config, len(targets))
     load_model_state(generator, split_prefix(arrays, "generator"), path)
     bins = generator.eq.shape[1]
