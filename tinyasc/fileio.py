@@ -227,6 +227,11 @@ def exclusive_folder(folder, busy=None):
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if busy is None else fcntl.LOCK_NB))
         except BlockingIOError:
             raise TinyAscError(busy) from None
+        except OSError as exc:
+            # Some network file systems emulate flock with byte-range locks, which a folder opened
+            # read-only cannot take (EBADF), or have no locks at all: run unlocked rather than not at all.
+            if exc.errno not in (errno.EBADF, errno.ENOLCK, errno.EINVAL, errno.EOPNOTSUPP):
+                raise write_error(folder, exc) from None
         yield folder
     finally:
         os.close(fd)
