@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from tinyasc.cli import main
 from tinyasc.data import cache, synth
 from tinyasc.data.tau import load_dataset
+from tinyasc.fileio import WriteError
 from tinyasc.train import classifier
 from tinyasc.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from tinyasc.train.classifier import Trainer, TrainingDiverged
@@ -177,10 +178,10 @@ def test_checkpoint_writes_are_atomic(tiny_data, tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(np, "savez", broken_savez)
-    with pytest.raises(OSError):
+    with pytest.raises(WriteError, match="checkpoint.npz: cannot write"):
         trainer.save()
     assert path.read_bytes() == before
-    assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
+    assert [p.name for p in path.parent.iterdir() if ".tmp" in p.name] == []
 
 
 # ----------------------------------------------------------------------------- CLI

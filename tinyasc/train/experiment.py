@@ -215,7 +215,7 @@ def run_experiment(base_config, rows, seeds, out_dir, log=print, progress=True, 
     for row in rows:  # every row's settings are checked before the first run starts
         replace(base_config, arch=row.arch, width=row.width, norm=row.norm).validate()
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = TrainingData.load(base_config, log=log)
+    data = TrainingData.load(base_config, log=log, progress=progress)
     if translator:
         from tinyasc.translator.train import load_translator
 
