@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from tinyasc.cli import main
 from tinyasc.data import cache, synth
 from tinyasc.data.tau import load_dataset
+from tinyasc.fileio import WriteError
 from tinyasc.train import classifier
 from tinyasc.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from tinyasc.train.classifier import Trainer, TrainingDiverged
@@ -177,10 +178,10 @@ def test_checkpoint_writes_are_atomic(tiny_data, tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(np, "savez", broken_savez)
-    with pytest.raises(OSError):
+    with pytest.raises(WriteError, match="checkpoint.npz: cannot write"):
         trainer.save()
     assert path.read_bytes() == before
-    assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
+    assert [p.name for p in path.parent.iterdir() if ".tmp" in p.name] == []
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -361,3 +362,22 @@ def test_the_test_split_is_evaluated_every_few_epochs_and_after_the_last(tiny_da
     assert header[1].split(",")[header[0].split(",").index("test_overall")] == ""   # epoch 1: not evaluated
     with pytest.raises(Exception, match="--eval-every"):
         _config(eval_every=0).validate()
+
+
+def test_experiment_reads_back_runs_kept_without_their_checkpoints(tiny_home, tmp_path, monkeypatch):
+    # what is kept in git of a finished run: config.json, metrics.csv, device_table.csv (no checkpoint)
+    home, root = tiny_home
+    monkeypatch.setenv("TINYASC_HOME", str(home))
+    runner = CliRunner()
+    args = ["experiment", "--data", str(root), "--model-width", "4", "--norms", "none", "--seeds", "0",
+            "--epochs", "1", "--batch-size", "8", "--out", str(tmp_path / "exp"), "--quiet"]
+    assert runner.invoke(main, args).exit_code == 0
+    run = tmp_path / "exp" / "none-seed0"
+    (run / "checkpoint.npz").unlink()
+    table = (tmp_path / "exp" / "table.csv").read_text()
+    again = runner.invoke(main, args)
+    assert again.exit_code == 0 and "--- " not in again.output and "1 of 1 runs already finished" in again.output
+    assert (tmp_path / "exp" / "table.csv").read_text() == table
+    (run / "device_table.csv").unlink()   # not finished after all: trained again
+    third = runner.invoke(main, args)
+    assert third.exit_code == 0 and "--- " in third.output

@@ -11,6 +11,11 @@ import click
 from tinyasc.errors import TinyAscError
 
 
+def one_line(text):
+    """`text` with control characters escaped: a file name holding a newline cannot split the line."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(text))
+
+
 def friendly_errors(fn):
     """Turn TinyAscError into `error: <message>` on stderr and exit code 1."""
     @functools.wraps(fn)
@@ -18,14 +23,19 @@ def friendly_errors(fn):
         try:
             return fn(*args, **kwargs)
         except TinyAscError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {one_line(exc)}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:  # outside a training loop's own handler: nothing half-written to save
             click.echo("interrupted", err=True)
             sys.exit(130)
         except OSError as exc:  # a path that is a file, not a folder; no permission; a full disk
             where = exc.filename if exc.filename is not None else "a file"
-            click.echo(f"error: {where}: {exc.strerror or exc}; check the path, its permissions and the free space",
+            click.echo(one_line(f"error: {where}: {exc.strerror or exc}; check the path, its permissions and the "
+                                "free space"), err=True)
+            sys.exit(1)
+        except MemoryError as exc:  # the checks of the options keep this rare; never a traceback
+            detail = " ".join(str(exc).split()) or "MemoryError"
+            click.echo(f"error: out of memory ({detail}); lower --batch-size or --model-width, or free memory",
                        err=True)
             sys.exit(1)
     return wrapper
@@ -49,8 +59,10 @@ def gradcheck(select, seed, no_full):
     Prints one line per check (name, mode, max error, pass/fail) and a summary; exits
     non-zero if any check fails.
     """
+    from tinyasc.checks import check_seed
     from tinyasc.testing import catalog
 
+    check_seed(seed)
     failed = total = 0
     for result in catalog.run(select=select, seed=seed, full=not no_full):
         total += 1
@@ -127,18 +139,28 @@ def train(data, preset, arch, width, norm, rho, lam, epochs, batch_size, eval_ev
                          teacher=",".join(teachers), kd_alpha=kd_alpha, kd_temperature=kd_temperature,
                          translator=translator_dir)
     from pathlib import Path
+
+    from tinyasc.fileio import new_folder
+    created = None
     if resume_dir:
         run_dir = resume_dir
         if not (Path(run_dir) / "config.json").is_file():
             raise TinyAscError(f"{run_dir}: no config.json here; --resume needs a run folder written by tinyasc train")
     else:
-        run_dir = run_dir or _default_run_dir()
+        config.validate()  # before a folder is made for it
+        if run_dir is None:  # runs/<date-time>, or -2, -3, ... if another run took it this second
+            run_dir = created = new_folder(_default_run_dir())
         if Path(run_dir).exists() and not Path(run_dir).is_dir():
             raise TinyAscError(f"--out {run_dir} is a file, not a folder; name a new folder for the run")
         if (Path(run_dir) / "checkpoint.npz").exists():
             raise TinyAscError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
     click.echo(f"run folder: {run_dir}")
-    text, _ = run_training(config, run_dir, resume=bool(resume_dir), log=click.echo, progress=not quiet)
+    try:
+        text, _ = run_training(config, run_dir, resume=bool(resume_dir), log=click.echo, progress=not quiet)
+    except BaseException:
+        if created is not None and not any(created.iterdir()):
+            created.rmdir()  # a run that failed before writing anything leaves no empty folder
+        raise
     if text is None:
         sys.exit(130)
     click.echo(text)
@@ -207,7 +229,7 @@ def evaluate(run, data, quiet):
     """Per-device accuracy and log loss (Table 2 form), per-class accuracy, confusion matrix."""
     from tinyasc.train.inference import evaluate_run
 
-    text = evaluate_run(run, data=data, log=click.echo)
+    text = evaluate_run(run, data=data, log=click.echo, progress=not quiet)
     click.echo(text)
 
 
@@ -215,12 +237,13 @@ def evaluate(run, data, quiet):
 @click.argument("run", type=click.Path())
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--out", "out_file", type=click.Path(), required=True, help="Submission file to write (TSV).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
-def predict(run, paths, out_file):
+def predict(run, paths, out_file, quiet):
     """Write the DCASE submission file for audio files (or folders of .wav files)."""
     from tinyasc.train.inference import predict_files
 
-    count = predict_files(run, paths, out_file, log=click.echo)
+    count = predict_files(run, paths, out_file, log=click.echo, progress=not quiet)
     click.echo(f"wrote {count} predictions to {out_file}")
 
 
@@ -354,6 +377,9 @@ def experiment(data, preset, rows, arch, width, norms, translator, seeds, epochs
         raise TinyAscError(f"--seeds must be comma-separated integers, got {seeds!r}") from None
     if not seed_list:
         raise TinyAscError("--seeds is empty; pass e.g. --seeds 0,1,2")
+    from tinyasc.checks import check_seed
+    for s in seed_list:
+        check_seed(s, "--seeds")
     config = TrainConfig(data=data, preset=preset, arch=row_list[0].arch, width=row_list[0].width,
                          norm=DEFAULT_NORM[row_list[0].arch], epochs=epochs, batch_size=batch_size).validate()
     _, text = run_experiment(config, row_list, seed_list, out_dir, log=click.echo, progress=not quiet,
@@ -376,10 +402,15 @@ def experiment(data, preset, rows, arch, width, norms, translator, seeds, epochs
 @friendly_errors
 def bench(what, widths, batch, repeats, no_torch, no_reference, out):
     """Speed: each kernel at BC-ResNet-Mod's shapes, and one training step against PyTorch."""
+    from tinyasc.checks import MAX_WIDTH, check_int
     try:
         width_list = tuple(int(w) for w in widths.split(","))
     except ValueError:
         raise TinyAscError(f"--widths must be comma-separated integers, got {widths!r}") from None
+    for w in width_list:
+        check_int(w, "--widths", 1, MAX_WIDTH["bcresnet-mod"])
+    check_int(batch, "--batch", 2, 4096)
+    check_int(repeats, "--repeats", 1, 1000)
     if what in ("kernels", "all"):
         from tinyasc.bench import main as kernel_main
         kernel_main(widths=width_list, batch=batch, repeats=repeats, torch=not no_torch,
@@ -429,29 +460,43 @@ def export(run, onnx_file, frames, check):
 
     Input "logmel" N x 1 x 256 x T, output "logits" N x 10 (an ensemble: log of the mean probabilities).
     """
+    import dataclasses
+
     import numpy as np
 
+    from tinyasc.checks import check_frames
     from tinyasc.compress.onnx_export import export_onnx, onnx_predict
+    from tinyasc.fileio import pending
     from tinyasc.train.inference import load_run
 
-    _, model = load_run(run)
-    try:
-        summary = export_onnx(model.eval(), onnx_file, num_bins=256, frames=frames)
-    except (TypeError, ValueError) as exc:
-        raise TinyAscError(f"{run}: {exc}") from None
-    click.echo(summary.line())
-    if check:
+    config, model = load_run(run)
+    if frames is not None:
+        check_frames(frames, config.arch, "--frames")
+    # Written under a temporary name and checked there: a file that fails the check never
+    # takes the name onnx_file.
+    with pending(onnx_file) as tmp:
         try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            click.echo("onnxruntime is not installed: skipped the check (pip install 'tinyasc[onnx]')")
-            return
-        import tinyasc as ta
+            summary = export_onnx(model.eval(), tmp, num_bins=256, frames=frames)
+        except (TypeError, ValueError) as exc:
+            raise TinyAscError(f"{run}: {exc}") from None
+        summary = dataclasses.replace(summary, path=str(onnx_file))
+        checked = None
+        if check:
+            try:
+                import onnxruntime  # noqa: F401
+            except ImportError:
+                checked = "onnxruntime is not installed: skipped the check (pip install 'tinyasc[onnx]')"
+            else:
+                import tinyasc as ta
 
-        x = np.random.default_rng(0).normal(-4.0, 2.0, (2, 1, 256, frames or 334)).astype(np.float32)
-        with ta.no_grad():
-            expected = model(ta.Tensor(x)).numpy()
-        error = float(np.abs(onnx_predict(onnx_file, x) - expected).max())
-        if not error <= 1e-3:
-            raise TinyAscError(f"onnxruntime disagrees with tinyasc: max |difference| {error:.3g}")
-        click.echo(f"checked with onnxruntime: max |difference| {error:.2e}")
+                x = np.random.default_rng(0).normal(-4.0, 2.0, (2, 1, 256, frames or 334)).astype(np.float32)
+                with ta.no_grad():
+                    expected = model(ta.Tensor(x)).numpy()
+                error = float(np.abs(onnx_predict(tmp, x) - expected).max())
+                if not error <= 1e-3:
+                    raise TinyAscError(f"onnxruntime disagrees with tinyasc on {run} (max |difference| {error:.3g}); "
+                                       f"{onnx_file} was not written")
+                checked = f"checked with onnxruntime: max |difference| {error:.2e}"
+    click.echo(summary.line())
+    if checked:
+        click.echo(checked)

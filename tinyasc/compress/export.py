@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyasc import random as ta_random
+from tinyasc.checks import first_nonfinite
 from tinyasc.compress.distill import Ensemble
 from tinyasc.compress.prune import conv_weights
 from tinyasc.compress.quantize import HALF, check_bits, quantize, round_half
@@ -117,6 +118,10 @@ def save_compressed(path, models, bits=8, per_channel=False, prune_ratio=None, c
     meta = {"kind": FORMAT, "version": VERSION, "bits": bits, "per_channel": bool(per_channel),
             "prune_ratio": prune_ratio, "position_encoding": "bitmask, np.packbits, flat C order",
             "models": model_meta, "config": config, "accounted_bytes": size.total_bytes}
+    bad = first_nonfinite(payload)
+    if bad is not None:  # a file that could never be loaded back is not written
+        raise CheckpointError(f"{path}: not written: {bad[0]} holds {bad[1]} (a diverged model, or a value beyond "
+                              "half precision's 65504); fine-tune again with a lower --lr")
     payload[META_KEY] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     atomic_write_bytes(path, lambda f: np.savez_compressed(f, **payload))
     return ExportSummary(str(path), os.path.getsize(path), size, ensemble_complexity(models))
@@ -126,6 +131,50 @@ def ensemble_complexity(models):
     """Parameters and MACs per second of audio of an ensemble: every member runs on every clip."""
     parts = [complexity(m) for m in models]
     return Complexity(sum(c.parameters for c in parts), sum(c.macs for c in parts), parts[0].seconds)
+
+
+ARCHITECTURE_KEYS = {"c", "num_classes", "norm", "lam", "subbands", "dropout", "num_bins"}
+
+
+def _check_meta(meta, path):
+    """The metadata of a compressed file against what can be built, before anything is allocated:
+    the widths, bins and sub-bands of each model come from here."""
+    from tinyasc.checks import MAX_WIDTH, SUBBANDS, check_finite, check_int
+    from tinyasc.errors import TinyAscError
+    from tinyasc.models.bcresnet_mod import NORMS
+
+    try:
+        check_bits(meta.get("bits"))
+        if not isinstance(meta.get("per_channel"), bool):
+            raise ValueError(f"per_channel is {meta.get('per_channel')!r}, not true or false")
+        models = meta.get("models")
+        if not isinstance(models, list) or not 1 <= len(models) <= 16:
+            raise ValueError("'models' must list 1 to 16 models")
+        for model_meta in models:
+            arch = model_meta["architecture"]
+            if not isinstance(arch, dict) or set(arch) != ARCHITECTURE_KEYS:
+                raise ValueError(f"an architecture must have exactly the keys {sorted(ARCHITECTURE_KEYS)}")
+            check_int(arch["c"], "c", 1, MAX_WIDTH["bcresnet-mod"])
+            check_int(arch["num_classes"], "num_classes", 2, 1000)
+            check_int(arch["num_bins"], "num_bins", 1, 4096)
+            if arch["norm"] not in NORMS or arch["subbands"] not in SUBBANDS:
+                raise ValueError(f"norm {arch['norm']!r} or subbands {arch['subbands']!r} is not one tinyasc builds")
+            if not 0 <= check_finite(arch["lam"], "lam") or not 0 <= check_finite(arch["dropout"], "dropout") < 1:
+                raise ValueError(f"lam {arch['lam']} or dropout {arch['dropout']} is out of range")
+            if not isinstance(model_meta["convs"], list) or not isinstance(model_meta["half"], list):
+                raise ValueError("'convs' and 'half' must be lists")
+    except (KeyError, TypeError, ValueError, AttributeError, TinyAscError) as exc:
+        raise CheckpointError(f"{path}: the metadata of this compressed model is damaged ({exc}); "
+                              "write it again with tinyasc compress") from None
+
+
+def _tensor_lists(model):
+    """[name, shape] of the conv weights and of the other stored tensors, in the order _encode stores them."""
+    convs = conv_weights(model)
+    conv_ids = {id(p) for p in convs.values()}
+    half = [[name, list(p.shape)] for name, p in model.named_parameters() if id(p) not in conv_ids]
+    half += [[name, list(b.shape)] for name, b in model.named_buffers() if b.dtype.kind == "f"]
+    return [[name, list(p.shape)] for name, p in convs.items()], half
 
 
 def _decode(arrays, meta, bits, per_channel, source, index):
@@ -175,14 +224,22 @@ def load_compressed(path, return_meta=False):
                               "write one with `tinyasc compress`")
     if meta.get("version") != VERSION:
         raise CheckpointError(f"{path}: compressed format version {meta.get('version')}, this tinyasc reads {VERSION}")
+    _check_meta(meta, path)
     models = []
     for i, model_meta in enumerate(meta["models"]):
-        state = _decode(arrays, model_meta, meta["bits"], meta["per_channel"], path, i)
         saved = ta_random.get_state()  # building draws an initialisation we overwrite: keep the stream
         try:
             model = BCResNetMod(**model_meta["architecture"])
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: model {i}'s architecture cannot be built ({exc}); "
+                                  "write the file again with tinyasc compress") from None
         finally:
             ta_random.set_state(saved)
+        convs, half = _tensor_lists(model)
+        if model_meta["convs"] != convs or model_meta["half"] != half:
+            raise CheckpointError(f"{path}: model {i}'s tensor list does not match its architecture "
+                                  f"{model_meta['architecture']}; the file is damaged: write it again with tinyasc compress")
+        state = _decode(arrays, model_meta, meta["bits"], meta["per_channel"], path, i)
         load_model_state(model, state, path)
         models.append(model.eval())
     model = models[0] if len(models) == 1 else Ensemble(models).eval()

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tinyasc.fileio import atomic_write_bytes
+
 OPSET = 17
 INPUT_NAME = "logmel"
 OUTPUT_NAME = "logits"
@@ -289,12 +291,7 @@ def export_onnx(model, path, num_bins=256, frames=None, opset=OPSET):
     proto = build_onnx(model, num_bins=num_bins, frames=frames, opset=opset)
     data = proto.SerializeToString()
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, lambda f: f.write(data))
     values = sum(int(np.prod(init.dims)) for init in proto.graph.initializer)
     return OnnxExportSummary(path=path, bytes=len(data), opset=int(opset), nodes=len(proto.graph.node),
                              initializers=len(proto.graph.initializer), parameters=values)

@@ -12,7 +12,6 @@ renamed, and the index is written (the same way) last. An array without an index
 index that does not match its array, or leftover temporary files are never trusted.
 """
 import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -28,6 +27,8 @@ import soundfile as sf
 
 from tinyasc.audio import DEFAULT_FRONTEND, file_log_mel
 from tinyasc.errors import DataError
+from tinyasc.fileio import (atomic_write_text, file_lock, remove_stale_temporaries, reserve, temporary_path,
+                            write_error)
 from tinyasc.progress import Progress
 
 CACHE_VERSION = 1
@@ -93,31 +94,8 @@ def _fingerprint(x):
     return h.hexdigest()
 
 
-def _fsync_dir(folder):
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _write_json_atomic(path, obj):
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
+    atomic_write_text(path, json.dumps(obj))
 
 
 def _open_cached(npy_path, json_path, key, filenames, frontend):
@@ -150,20 +128,8 @@ def _open_cached(npy_path, json_path, key, filenames, frontend):
 
 def _remove_stale_temporaries(folder, stem):
     """Delete temporary files of this cache left by processes that no longer run."""
-    for p in folder.glob(f".{stem}.*.tmp-*"):
-        try:
-            pid = int(p.name.rsplit(".tmp-", 1)[1].split("-")[0])
-            os.kill(pid, 0)
-            alive = pid != os.getpid()
-        except ProcessLookupError:
-            alive = False
-        except (ValueError, PermissionError, IndexError):
-            alive = True
-        if not alive:
-            try:
-                p.unlink()
-            except OSError:
-                pass
+    for suffix in (".npy", ".json"):
+        remove_stale_temporaries(folder, stem + suffix)
 
 
 def _target_frames(dataset, frontend):
@@ -236,8 +202,7 @@ def load_features(dataset, cache_dir=None, frontend=DEFAULT_FRONTEND, workers=No
     npy_path, json_path = cache_dir / f"{stem}.npy", cache_dir / f"{stem}.json"
     filenames = dataset.filenames
 
-    with open(cache_dir / f".{stem}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)       # one builder per cache; others wait, then reuse
+    with file_lock(cache_dir / f".{stem}.lock"):  # one builder per cache; others wait, then reuse
         if json_path.exists():
             features, reason = _open_cached(npy_path, json_path, key, filenames, frontend)
             if features is not None:
@@ -263,10 +228,11 @@ def _build(dataset, frontend, key, npy_path, json_path, workers, progress):
     filenames = dataset.filenames
     n_frames, lengths = _target_frames(dataset, frontend)
     shape = (len(filenames), frontend.n_mels, n_frames)
-    tmp = npy_path.with_name(f".{npy_path.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
+    tmp = temporary_path(npy_path)
     start = time.perf_counter()
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+        reserve(tmp)
         paths = [dataset.path(f) for f in filenames]
         rate = extract_features(paths, out, frontend, workers, progress)
         out.flush()
@@ -276,11 +242,11 @@ def _build(dataset, frontend, key, npy_path, json_path, workers, progress):
             os.fsync(fh.fileno())
         os.replace(tmp, npy_path)
     except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise DataError(f"{npy_path.parent}: no space left for the feature cache "
-                            f"({np.prod(shape) * 4 / 1e9:.1f} GB); free space or set "
-                            "TINYASC_HOME") from None
-        raise
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DataError(f"{npy_path}: no space left for the feature cache "
+                            f"({np.prod(shape) * 4 / 1e9:.2f} GB); free space or set "
+                            "TINYASC_HOME to a folder on another disk") from None
+        raise write_error(npy_path, exc) from None
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -36,9 +36,11 @@ import numpy as np
 import scipy.fft
 import soundfile as sf
 
+from tinyasc.checks import check_seed
 from tinyasc.data.cache import tinyasc_home
 from tinyasc.data.tau import CITIES, DEVICES, SCENES
 from tinyasc.errors import DataError
+from tinyasc.fileio import exclusive_folder, make_parent, remove_stale_temporaries, temporary_path, write_error
 from tinyasc.progress import Progress
 
 SR = 44100
@@ -983,30 +985,39 @@ def _render_segment(segment, seed, seconds, audio_dir):
         else:
             rng = np.random.default_rng(key + [DEVICES.index(device)])
             y = apply_device(a if m.source == "a" else source, device, rng)
-        sf.write(str(audio_dir / Path(segment.filename(device)).name), y.astype(np.float32),
-                 SR, subtype="PCM_24")
+        path = audio_dir / Path(segment.filename(device)).name
+        try:
+            sf.write(str(path), y.astype(np.float32), SR, subtype="PCM_24")
+        except (sf.LibsndfileError, RuntimeError, OSError) as exc:  # a full disk lands here
+            raise write_error(path, exc) from None
     return len(segment.devices)
 
 
 def _write_tsv(path, header, rows):
-    with open(path, "w", encoding="utf-8", newline="") as fh:
-        fh.write("\t".join(header) + "\n")
-        for row in rows:
-            fh.write("\t".join(row) + "\n")
+    try:
+        with open(path, "w", encoding="utf-8", newline="") as fh:
+            fh.write("\t".join(header) + "\n")
+            for row in rows:
+                fh.write("\t".join(row) + "\n")
+    except OSError as exc:
+        raise write_error(path, exc) from None
 
 
 def write_dataset(out, preset="default", seed=0, workers=None, progress=True, overwrite=False):
     """Generate a synthetic dataset in the TAU layout at `out`; returns a summary dict.
 
     Built in a temporary sibling folder and renamed into place at the end, so `out` is
-    either absent or complete. An existing `out` is an error unless overwrite=True.
+    either absent or complete. An existing `out` is an error unless overwrite=True. Temporary
+    folders of `out` left by killed processes are removed first.
     """
     preset = get_preset(preset)
+    check_seed(seed)
     out = Path(out).expanduser().absolute()
     if out.exists() and not overwrite:
         raise DataError(f"{out}: already exists; remove it or choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{time.monotonic_ns()}"
+    make_parent(out)
+    remove_stale_temporaries(out.parent, out.name)
+    tmp = temporary_path(out)
     start = time.perf_counter()
     segments = make_plan(preset, seed)
     n_files = sum(len(s.devices) for s in segments)
@@ -1030,11 +1041,14 @@ def write_dataset(out, preset="default", seed=0, workers=None, progress=True, ov
         counts = _counts(segments)
         marker = dict(version=SYNTH_VERSION, preset=asdict(preset), seed=seed,
                       files=n_files, counts=counts)
-        with open(tmp / MARKER, "w", encoding="utf-8") as fh:
-            json.dump(marker, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        _replace_dir(tmp, out)
+        try:
+            with open(tmp / MARKER, "w", encoding="utf-8") as fh:
+                json.dump(marker, fh, indent=1, sort_keys=True)
+                fh.flush()
+                os.fsync(fh.fileno())
+            _replace_dir(tmp, out)
+        except OSError as exc:
+            raise write_error(out, exc) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -1107,12 +1121,17 @@ def ensure_default_dataset(preset="default", seed=0, progress=True, log=None):
     """Path of the default synthetic dataset, generated on first use (or when the one on
     disk is incomplete or from another generator version). `log`: callable for messages."""
     path = default_dataset_path(preset, seed)
-    if not is_complete(path, preset, seed):
-        if log is not None:
-            state = "incomplete or outdated, regenerating" if path.exists() else "first use"
-            log(f"synthetic dataset '{get_preset(preset).name}' (seed {seed}) at {path}: "
-                f"{state}")
-        summary = write_dataset(path, preset, seed, progress=progress, overwrite=True)
-        if log is not None:
-            log(f"generated {summary['files']} files in {summary['seconds']:.1f} s")
+    if is_complete(path, preset, seed):
+        return path
+    # One generator at a time: a second process waits here, then finds the dataset complete
+    # (generating it twice would replace the files under the first one's feature cache).
+    with exclusive_folder(path.parent):
+        if not is_complete(path, preset, seed):
+            if log is not None:
+                state = "incomplete or outdated, regenerating" if path.exists() else "first use"
+                log(f"synthetic dataset '{get_preset(preset).name}' (seed {seed}) at {path}: "
+                    f"{state}")
+            summary = write_dataset(path, preset, seed, progress=progress, overwrite=True)
+            if log is not None:
+                log(f"generated {summary['files']} files in {summary['seconds']:.1f} s")
     return path

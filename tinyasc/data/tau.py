@@ -12,7 +12,7 @@ raises DataError with a one-line message naming the file, the line and what to d
 """
 import csv
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 import soundfile as sf
@@ -87,6 +87,11 @@ class Dataset:
         return tuple(dict.fromkeys(self.train.filenames + self.test.filenames))
 
     def path(self, filename):
+        """The file `filename` names, which must lie inside the dataset folder."""
+        problem = outside_root(filename)
+        if problem:
+            raise DataError(f"{self.root}: file name {filename!r} {problem}; names must be relative paths "
+                            "inside the dataset folder, like 'audio/<scene>-<city>-<location>-<segment>-<device>.wav'")
         return self.root / filename
 
     def counts(self):
@@ -142,7 +147,29 @@ def _read_table(path, required, root):
     return out
 
 
+def outside_root(name):
+    """Why the file name `name` (from a CSV file) could reach outside the dataset folder, or "".
+
+    Names are confined to the folder lexically: no absolute path, no '..' component, no
+    backslash (a Windows separator) and no control character. Symbolic links inside the
+    folder are followed, so audio/ may live on another disk.
+    """
+    if PurePosixPath(name).is_absolute() or PureWindowsPath(name).drive:
+        return "is an absolute path"
+    if ".." in PurePosixPath(name).parts:
+        return "climbs out of the dataset folder with '..'"
+    if "\\" in name:
+        return "holds a backslash"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        return "holds a control character (a tab or newline?)"
+    return ""
+
+
 def _check_filename(name, csv_path, lineno):
+    problem = outside_root(name)
+    if problem:
+        raise DataError(f"{csv_path}: line {lineno}: file name {name!r} {problem}; names must be relative "
+                        "paths inside the dataset folder, like 'audio/<scene>-<city>-<location>-<segment>-<device>.wav'")
     stem = Path(name).stem
     if not name.endswith(".wav") or stem.count("-") < 4:
         raise DataError(f"{csv_path}: line {lineno}: file name {name!r} is not of the form "

@@ -5,14 +5,15 @@ random-generator states, metric history) as JSON text in the array `__meta__`. O
 means one atomic rename: a reader sees the old checkpoint or the new one, never half.
 """
 import json
-import os
-import tempfile
+import math
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from tinyasc.checks import first_nonfinite
 from tinyasc.errors import TinyAscError
+from tinyasc.fileio import atomic_write_bytes, atomic_write_text, atomic_write_texts  # noqa: F401 (re-exported)
 
 META_KEY = "__meta__"
 
@@ -21,28 +22,17 @@ class CheckpointError(TinyAscError):
     """A checkpoint cannot be read or does not fit the model."""
 
 
-def atomic_write_bytes(path, write):
-    """Call write(file) on a temporary file beside `path`, fsync, then rename over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+class NonFiniteWeights(CheckpointError):
+    """Weights to save or load hold NaN or infinity: the training that made them diverged."""
+
+    def __init__(self, message, array="", what=""):
+        super().__init__(message)
+        self.array, self.what = array, what
 
 
-def atomic_write_text(path, text):
-    atomic_write_bytes(path, lambda f: f.write(text.encode("utf-8")))
+# Deflate cannot expand data by more than about 1032 times; a zip member that claims more
+# is damaged or hostile, and its declared size must not be allocated.
+MAX_DEFLATE_RATIO = 1100
 
 
 def save_checkpoint(path, arrays, meta):
@@ -53,6 +43,10 @@ def save_checkpoint(path, arrays, meta):
         if array.dtype.kind not in "biuf":
             raise TypeError(f"checkpoint array {name} has dtype {array.dtype}; only numbers are stored")
         payload[name] = array
+    bad = first_nonfinite(payload)
+    if bad is not None:  # a diverged model is never written over a good checkpoint
+        raise NonFiniteWeights(f"{path}: not saved: {bad[0]} holds {bad[1]} (the training diverged); "
+                               "the previous file is kept. Try a lower --lr", *bad)
     payload[META_KEY] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     atomic_write_bytes(path, lambda f: np.savez(f, **payload))
 
@@ -65,6 +59,7 @@ def load_checkpoint(path):
     if not zipfile.is_zipfile(path):  # else np.load would take it for a pickle and blame "object arrays"
         raise CheckpointError(f"{path}: truncated or corrupt checkpoint (not an .npz archive); "
                               "delete it or resume from another run")
+    check_npz_headers(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
@@ -82,7 +77,40 @@ def load_checkpoint(path):
         meta = json.loads(arrays.pop(META_KEY).tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: checkpoint metadata is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: checkpoint metadata is not a JSON object; not a tinyasc file")
     return arrays, meta
+
+
+def check_npz_headers(path):
+    """Read the header of every array in the .npz and refuse, before anything is allocated,
+    object arrays and arrays whose declared shape does not match the bytes stored for them."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    raise CheckpointError(f"{path}: holds {info.filename!r}, which is not a .npy array; "
+                                          "not a tinyasc file")
+                if info.file_size > MAX_DEFLATE_RATIO * max(info.compress_size, 1) + 4096:
+                    raise CheckpointError(f"{path}: member {info.filename} claims {info.file_size:,} bytes from "
+                                          f"{info.compress_size:,} compressed; the file is damaged")
+                with zf.open(info) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read(fh)
+                    header = fh.tell()
+                if dtype.hasobject:
+                    raise CheckpointError(f"{path}: holds object arrays, which tinyasc never loads (pickle); "
+                                          "re-save it with plain numeric arrays")
+                declared = math.prod(shape) * dtype.itemsize
+                if header + declared != info.file_size:
+                    raise CheckpointError(f"{path}: array {info.filename[:-4]} declares shape {tuple(shape)} "
+                                          f"({declared:,} bytes) but stores {info.file_size - header:,} bytes; "
+                                          "the file is damaged: delete it or use another run")
+    except (ValueError, zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise CheckpointError(f"{path}: not a readable .npz checkpoint ({' '.join(str(exc).split())[:200]}); "
+                              "delete it or resume from another run") from None
 
 
 def split_prefix(arrays, prefix):
@@ -91,10 +119,57 @@ def split_prefix(arrays, prefix):
     return {k[len(head):]: v for k, v in arrays.items() if k.startswith(head)}
 
 
+def _listing(names, limit=3):
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def state_mismatch(model, state):
+    """A short description of how `state` does not fit `model` (names and shapes), or None."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} (checkpoint {tuple(np.shape(state[k]))}, model {own[k].shape})" for k in own
+              if k in state and tuple(np.shape(state[k])) != own[k].shape]
+    problems = []
+    if shapes:
+        problems.append(f"shape mismatch: {_listing(shapes)}")
+    if missing:
+        problems.append(f"missing keys: {_listing(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {_listing(unexpected)}")
+    return "; ".join(problems) or None
+
+
+def check_finite_state(arrays, source):
+    """Refuse weights (or optimizer state) holding NaN or infinity, naming the first such array."""
+    bad = first_nonfinite(arrays)
+    if bad is not None:
+        raise NonFiniteWeights(f"{source}: {bad[0]} holds {bad[1]}: the training that wrote it diverged; "
+                               "retrain with a lower --lr (or resume from a copy saved before it diverged)", *bad)
+
+
 def load_model_state(model, state, source):
-    """load_state_dict with a CheckpointError naming the file when the model does not fit."""
-    try:
-        model.load_state_dict(state, strict=True)
-    except ValueError as exc:
-        raise CheckpointError(f"{source}: checkpoint does not fit this model — {exc}. "
-                              "Use the same --model-width/--norm as the run that wrote it") from None
+    """load_state_dict, refusing (one line naming the file) weights that do not fit or are not finite."""
+    problem = state_mismatch(model, state)
+    if problem:
+        raise CheckpointError(f"{source}: checkpoint does not fit this model: {problem}. "
+                              "Use the same --arch/--model-width/--norm as the run that wrote it")
+    check_finite_state(state, source)
+    model.load_state_dict(state, strict=True)
+
+
+# The settings that decide a classifier's weights: a checkpoint written under others does not
+# belong to the run even where the array shapes agree (ResNorm and no norm have the same arrays).
+MODEL_FIELDS = ("arch", "width", "rho", "norm", "lam", "subbands")
+
+
+def check_same_model(saved_config, config, source):
+    """The checkpoint's own record of its settings (meta["config"]) against the run's."""
+    if not isinstance(saved_config, dict):
+        return  # written before checkpoints recorded their settings: only the shapes can be checked
+    differ = [f"{name} {saved_config.get(name)!r} there, {getattr(config, name)!r} in the run's config.json"
+              for name in MODEL_FIELDS if saved_config.get(name) != getattr(config, name)]
+    if differ:
+        raise CheckpointError(f"{source}: written by a run with other model settings ({'; '.join(differ)}); "
+                              "it belongs to another run: restore this run's own checkpoint or retrain")

@@ -26,7 +26,10 @@ from tinyasc.errors import TinyAscError
 from tinyasc.models import BCResNet, BCResNetMod, CPResNet
 from tinyasc.progress import Progress
 from tinyasc.train import evaluate, plots
-from tinyasc.train.checkpoint import (CheckpointError, atomic_write_text, load_checkpoint, load_model_state,
+from tinyasc.checks import check_frames
+from tinyasc.fileio import exclusive_folder
+from tinyasc.train.checkpoint import (CheckpointError, NonFiniteWeights, atomic_write_text, atomic_write_texts,
+                                      check_finite_state, check_same_model, load_checkpoint, load_model_state,
                                       save_checkpoint, split_prefix)
 from tinyasc.train.config import load_run_config
 from tinyasc.train.data import TrainingData
@@ -120,7 +123,9 @@ class Trainer:
         self.config = config.validate()
         self.run_dir = Path(run_dir)
         self.log, self.show_progress = log, progress
-        self.data = data if data is not None else TrainingData.load(config, log=log)
+        self.data = data if data is not None else TrainingData.load(config, log=log, progress=progress)
+        root = getattr(getattr(self.data, "dataset", None), "root", "the dataset")
+        check_frames(self.data.features.shape[-1], config.arch, f"the clips of {root}")
         if config.translator:
             self.data = self.data.with_translations(config.translator, log=log, progress=progress)
         # Models of other runs are built before seeding: building one draws from tinyasc.random.
@@ -146,6 +151,10 @@ class Trainer:
             self.distiller = compress.Distiller(teachers, config.kd_alpha, config.kd_temperature)
         train_clips = len(self.data.rows("train"))
         if train_clips < config.batch_size:
+            if config.val_fraction > 0:  # the held-out locations, not the batch size, are the likely cause
+                raise TinyAscError(f"holding out --val-fraction {config.val_fraction:g} of the training locations "
+                                   f"for validation leaves {train_clips} training clips, fewer than --batch-size "
+                                   f"{config.batch_size}; lower --val-fraction (Min Var's default is 0.1)")
             raise TinyAscError(f"the training split has {train_clips} clips, fewer than --batch-size "
                                f"{config.batch_size}: no full batch to train on; lower --batch-size")
         self.steps_per_epoch = self.data.steps_per_epoch(config.batch_size)
@@ -156,6 +165,7 @@ class Trainer:
         self.running = [0.0, 0, 0, 0.0]  # this epoch so far: loss sum, correct, seen, seconds
         self.history = []
         self.selected = None  # (epoch, spread) of the Min Var choice
+        self.saved = None     # (epoch, step) of the last checkpoint written or restored: the last good one
 
     # ---------------------------------------------------------- checkpoints
     def state_arrays(self):
@@ -174,7 +184,23 @@ class Trainer:
         digest = getattr(self.data, "translator_digest", None)
         if digest is not None:
             meta["translator_digest"] = digest
-        save_checkpoint(self.run_dir / name, self.state_arrays(), meta)
+        try:
+            save_checkpoint(self.run_dir / name, self.state_arrays(), meta)
+        except NonFiniteWeights as exc:
+            when = (f"by the end of epoch {self.epoch}" if self.step_in_epoch == 0
+                    else f"by epoch {self.epoch + 1}, step {self.step_in_epoch}")
+            raise TrainingDiverged(f"the weights became non-finite {when} ({exc.array} holds {exc.what}); "
+                                   f"{self.kept()}. Try a lower --lr") from None
+        if name == CHECKPOINT:
+            self.saved = (self.epoch, self.step_in_epoch)
+
+    def kept(self):
+        """What is on disk after a divergence: the last checkpoint that passed the finite check."""
+        if self.saved is None:
+            return "no checkpoint was saved before it diverged"
+        epoch, step = self.saved
+        where = f"end of epoch {epoch}" if step == 0 else f"epoch {epoch + 1}, step {step}"
+        return f"the last good checkpoint ({where}) is kept in {self.run_dir}"
 
     def restore(self, path):
         arrays, meta = load_checkpoint(path)
@@ -186,6 +212,8 @@ class Trainer:
                                   "with (retrained or replaced since), so resuming would not reproduce the run; "
                                   "start a new run, or train translators into new folders")
         load_model_state(self.model, split_prefix(arrays, "model"), path)
+        check_same_model(meta.get("config"), self.config, path)  # when the shapes agree, the settings may not
+        check_finite_state(arrays, path)  # the optimizer's momentum too
         if self.masks is not None:
             saved = compress.masks_from_state(split_prefix(arrays, "mask"))
             if set(saved) != set(self.masks):
@@ -203,6 +231,10 @@ class Trainer:
             self.epoch, self.step_in_epoch = int(meta["epoch"]), int(meta["step_in_epoch"])
             self.running = list(meta.get("running", [0.0, 0, 0, 0.0]))
             self.history, self.selected = list(meta["history"]), meta.get("selected")
+            if not (0 <= self.epoch <= self.config.epochs and 0 <= self.step_in_epoch <= self.steps_per_epoch):
+                raise ValueError(f"epoch {self.epoch}, step {self.step_in_epoch} is outside this run's "
+                                 f"{self.config.epochs} epochs of {self.steps_per_epoch} steps")
+            self.saved = (self.epoch, self.step_in_epoch)
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: checkpoint metadata is incomplete or malformed ({exc!r}); "
                                   "resume from another run") from None
@@ -241,10 +273,8 @@ class Trainer:
                 loss_fn = None if self.distiller is None else self.distiller.loss
                 loss, logits = train_step(self.model, self.optimizer, x, target, loss_fn)
                 if not math.isfinite(loss):
-                    kept = (f"the last good checkpoint (end of epoch {epoch}) is kept in {self.run_dir}"
-                            if epoch > 0 else "no epoch had finished, so there is no checkpoint")
-                    raise TrainingDiverged(f"loss became {loss} at epoch {epoch + 1}, step {step + 1}; {kept}. "
-                                           "Try a lower --lr")
+                    raise TrainingDiverged(f"loss became {loss} at epoch {epoch + 1}, step {step + 1}; "
+                                           f"{self.kept()}. Try a lower --lr")
                 self.schedule.step()
                 self.step_in_epoch = step + 1
                 labels = target.argmax(axis=1) if target.ndim == 2 else target  # Mixup: the larger share
@@ -299,7 +329,8 @@ class Trainer:
     def report(self):
         """Evaluate the selected model on the test split; write the tables; return the text."""
         if self.config.select == "minvar" and self.selected is not None:
-            arrays, _ = load_checkpoint(self.run_dir / SELECTED)
+            arrays, meta = load_checkpoint(self.run_dir / SELECTED)
+            check_same_model(meta.get("config"), self.config, self.run_dir / SELECTED)
             load_model_state(self.model, split_prefix(arrays, "model"), self.run_dir / SELECTED)
             which = f"Min Var selection: epoch {self.selected[0]} (device spread {self.selected[1]:.2f})"
         else:
@@ -310,13 +341,13 @@ class Trainer:
         table = evaluate.device_metrics(probs, labels, self.data.devices("test"))
         per_class = evaluate.class_accuracy(probs, labels)
         matrix = evaluate.confusion_matrix(probs, labels)
-        atomic_write_text(self.run_dir / "device_table.csv", evaluate.device_table_csv(table))
-        atomic_write_text(self.run_dir / "classes.csv", evaluate.class_csv(per_class, matrix))
         text = "\n".join([
             evaluate.format_device_table(table, f"Test split, {which}"), "",
             "per-class accuracy (%)", evaluate.format_class_table(per_class), "",
             f"model: {complexity(self.model).line()}"])
-        atomic_write_text(self.run_dir / "report.txt", text + "\n")
+        atomic_write_texts({self.run_dir / "device_table.csv": evaluate.device_table_csv(table),
+                            self.run_dir / "classes.csv": evaluate.class_csv(per_class, matrix),
+                            self.run_dir / "report.txt": text + "\n"})
         if plots.available() and self.history:
             plots.training_curves(self.history, self.run_dir / "curves.png")
             plots.confusion(matrix, self.run_dir / "confusion.png")
@@ -351,14 +382,24 @@ def _jsonable(value):
 
 
 def train(config, run_dir, resume=False, log=print, progress=True, data=None):
-    """Train (or resume) a run; returns (report text, device table)."""
+    """Train (or resume) a run; returns (report text, device table).
+
+    The run folder is held exclusively while the run lasts: a second run naming it stops at once.
+    """
     run_dir = Path(run_dir)
     if resume:
-        config = load_run_config(run_dir)
-    trainer = Trainer(config, run_dir, data=data, log=log, progress=progress)
-    if resume:
-        trainer.restore(run_dir / CHECKPOINT)
-        log(f"resuming {run_dir} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
-    if not trainer.fit():
-        return None, None
-    return trainer.report()
+        config = load_run_config(run_dir)  # before the folder is held (and so created): it must exist
+    else:
+        config.validate()
+    busy = (f"{run_dir} is in use by another tinyasc run; wait for it to finish, or pass another --out "
+            "(two runs in one folder would overwrite each other's checkpoint and metrics)")
+    with exclusive_folder(run_dir, busy):
+        if not resume and (run_dir / CHECKPOINT).exists():
+            raise TinyAscError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+        trainer = Trainer(config, run_dir, data=data, log=log, progress=progress)
+        if resume:
+            trainer.restore(run_dir / CHECKPOINT)
+            log(f"resuming {run_dir} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
+        if not trainer.fit():
+            return None, None
+        return trainer.report()

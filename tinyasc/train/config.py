@@ -6,6 +6,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
+from tinyasc.checks import MAX_FRAMES, MAX_WIDTH, NUM_BINS, SUBBANDS, check_finite, check_int, check_seed
 from tinyasc.errors import TinyAscError
 from tinyasc.models.bcresnet import INPUT_NORMS
 from tinyasc.models.bcresnet_mod import NORMS
@@ -93,6 +94,8 @@ class TrainConfig(JsonConfig):
             allowed = (int, float) if kind is float else (kind,)
             if isinstance(value, bool) and kind is not bool or not isinstance(value, allowed):
                 raise TinyAscError(f"config value {f.name}={value!r} should be a {kind.__name__}")
+            if kind is float:  # NaN slips through every comparison below, infinity through most
+                check_finite(value, f"--{f.name.replace('_', '-')}")
         checks = [(0 <= self.dropout < 1, f"--dropout must be in [0, 1), got {self.dropout}"),
                   (self.lr > 0, f"--lr must be positive, got {self.lr}"),
                   (self.lam >= 0, f"--lam must be >= 0, got {self.lam}"),
@@ -126,7 +129,27 @@ class TrainConfig(JsonConfig):
             self.val_fraction = 0.1
         if not 0 <= self.val_fraction < 1:
             raise TinyAscError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        self.check_outside_values()
         return self
+
+    def check_outside_values(self):
+        """Integers from the command line or config.json against what the code can build."""
+        check_seed(self.seed)
+        if self.arch in MAX_WIDTH:
+            check_int(self.width, "--model-width", 1, MAX_WIDTH[self.arch],
+                      f"the widest --arch {self.arch} tinyasc builds; wider needs gigabytes per batch")
+        if self.subbands not in SUBBANDS:
+            raise TinyAscError(f"subbands must be one of {', '.join(map(str, SUBBANDS))} (SubSpectralNorm splits "
+                               f"every stage's frequency bins, 32 in the last), got {self.subbands}")
+        check_int(self.freq_masks, "freq_masks", 0, 16)
+        check_int(self.time_masks, "time_masks", 0, 16)
+        check_int(self.freq_width, "freq_width", 0, NUM_BINS, "at most the mel bins")
+        check_int(self.time_width, "time_width", 0, MAX_FRAMES)
+        check_int(self.epochs, "--epochs", 1, 100_000)
+        check_int(self.batch_size, "--batch-size", 2, 100_000, "batch norm needs two clips")
+        if not 0 <= self.momentum < 1 or self.weight_decay < 0:
+            raise TinyAscError(f"momentum must be in [0, 1) and weight_decay >= 0, got {self.momentum} and "
+                               f"{self.weight_decay}")
 
     @property
     def warmup(self):

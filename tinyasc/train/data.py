@@ -18,14 +18,14 @@ class TrainingData:
         self.dataset, self.features, self.splits = dataset, features, splits
 
     @classmethod
-    def load(cls, config, log=print):
+    def load(cls, config, log=print, progress=True):
         if config.data:
             root = config.data
         else:
-            root = synth.ensure_default_dataset(preset=config.preset, log=log)
+            root = synth.ensure_default_dataset(preset=config.preset, progress=progress, log=log)
         dataset = load_dataset(root)
         log(dataset.summary())
-        featureset = cache.load_features(dataset, log=log)
+        featureset = cache.load_features(dataset, progress=progress, log=log)
         return cls.from_features(dataset, featureset, config.val_fraction, config.seed)
 
     @classmethod

@@ -103,9 +103,26 @@ def class_csv(accuracy, matrix):
     return buf.getvalue()
 
 
+_CONTROL_NAMES = {"\t": "a tab", "\n": "a newline", "\r": "a carriage return"}
+
+
+def tsv_field_problem(text):
+    """Why `text` cannot be one field of a tab-separated line (it holds a control character), or ""."""
+    for ch in text:
+        if ord(ch) < 32 or ord(ch) == 127:
+            return (f"holds {_CONTROL_NAMES.get(ch, f'the control character {ch!r}')}, which would break "
+                    "the tab-separated submission file")
+    return ""
+
+
 def submission_tsv(filenames, probs):
-    """The DCASE submission file: filename, scene_label, then one probability per scene."""
+    """The DCASE submission file: filename, scene_label, then one probability per scene.
+
+    The format has no quoting, so a name holding a tab or newline is refused (ValueError)."""
     lines = ["\t".join(("filename", "scene_label") + SCENES)]
     for name, p in zip(filenames, probs):
+        problem = tsv_field_problem(name)
+        if problem:
+            raise ValueError(f"{name!r}: {problem}")
         lines.append("\t".join([name, SCENES[int(np.argmax(p))]] + [f"{v:.6f}" for v in p]))
     return "\n".join(lines) + "\n"

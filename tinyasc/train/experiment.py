@@ -149,11 +149,25 @@ def _same_setting(key, saved, wanted):
 
 
 def _finished(run_dir, epochs):
-    path = Path(run_dir) / classifier.CHECKPOINT
-    if not (Path(run_dir) / "device_table.csv").is_file() or not path.is_file():
+    """True if the run trained all its epochs and wrote its device table.
+
+    The checkpoint says so where there is one. A folder of a finished run may also hold only
+    its small outputs (config.json, metrics.csv, device_table.csv: what is kept in git, while
+    checkpoints are not), and then metrics.csv's last epoch says so; such a folder is read
+    back, never resumed."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "device_table.csv").is_file():
         return False
-    _, meta = load_checkpoint(path)
-    return meta["epoch"] >= epochs
+    path = run_dir / classifier.CHECKPOINT
+    if path.is_file():
+        _, meta = load_checkpoint(path)
+        return meta["epoch"] >= epochs
+    metrics = run_dir / "metrics.csv"
+    if not metrics.is_file():
+        return False
+    with open(metrics, newline="") as f:
+        epochs_done = [row.get("epoch", "") for row in csv.DictReader(f)]
+    return bool(epochs_done) and epochs_done[-1].isdigit() and int(epochs_done[-1]) >= epochs
 
 
 def _read_device_table(run_dir):
@@ -215,7 +229,7 @@ def run_experiment(base_config, rows, seeds, out_dir, log=print, progress=True, 
     for row in rows:  # every row's settings are checked before the first run starts
         replace(base_config, arch=row.arch, width=row.width, norm=row.norm).validate()
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = TrainingData.load(base_config, log=log)
+    data = TrainingData.load(base_config, log=log, progress=progress)
     if translator:
         from tinyasc.translator.train import load_translator
 

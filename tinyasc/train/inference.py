@@ -6,7 +6,10 @@ import numpy as np
 from tinyasc import audio
 from tinyasc.errors import DataError, TinyAscError
 from tinyasc.train import evaluate
-from tinyasc.train.checkpoint import atomic_write_text, load_checkpoint, load_model_state, split_prefix
+from tinyasc.checks import check_frames
+from tinyasc.progress import Progress
+from tinyasc.train.checkpoint import (CheckpointError, atomic_write_text, atomic_write_texts, check_same_model,
+                                      load_checkpoint, load_model_state, split_prefix)
 from tinyasc.train.classifier import CHECKPOINT, SELECTED, build_model
 from tinyasc.train.config import TrainConfig, load_run_config
 from tinyasc.train.data import TrainingData
@@ -25,19 +28,25 @@ def load_run(run):
                                "write it with tinyasc compress")
         return TrainConfig.from_dict(meta["config"]).validate(), model
     config = load_run_config(run)
-    path = run / SELECTED if config.select == "minvar" and (run / SELECTED).is_file() else run / CHECKPOINT
+    path = run / SELECTED if config.select == "minvar" else run / CHECKPOINT
+    if config.select == "minvar" and not path.is_file() and (run / CHECKPOINT).is_file():
+        raise CheckpointError(f"{path}: missing, and this run selects its model by Min Var (--select minvar); "
+                              f"its last epoch is not the selected model. Restore {SELECTED}, or resume the run "
+                              f"to write it again (tinyasc train --resume {run})")
     arrays, meta = load_checkpoint(path)
     model = build_model(config)
     load_model_state(model, split_prefix(arrays, "model"), path)
+    check_same_model(meta.get("config"), config, path)  # when the shapes agree, the settings may not
     model.eval()
     return config, model
 
 
-def evaluate_run(run, data=None, log=print):
+def evaluate_run(run, data=None, log=print, progress=True):
     config, model = load_run(run)
     if data is not None:
         config.data = data
-    training_data = TrainingData.load(config, log=log)
+    training_data = TrainingData.load(config, log=log, progress=progress)
+    check_frames(training_data.features.shape[-1], config.arch, f"the clips of {training_data.dataset.root}")
     rows, labels = training_data.rows("test"), training_data.labels("test")
     probs = evaluate.predict_proba(model, training_data.features, rows)
     table = evaluate.device_metrics(probs, labels, training_data.devices("test"))
@@ -45,14 +54,11 @@ def evaluate_run(run, data=None, log=print):
     matrix = evaluate.confusion_matrix(probs, labels)
     run = Path(run)
     out_dir, prefix = (run.parent, f"{run.stem}_") if run.is_file() else (run, "")
-    atomic_write_text(out_dir / f"{prefix}eval_device_table.csv", evaluate.device_table_csv(table))
-    atomic_write_text(out_dir / f"{prefix}eval_classes.csv", evaluate.class_csv(per_class, matrix))
+    atomic_write_texts({out_dir / f"{prefix}eval_device_table.csv": evaluate.device_table_csv(table),
+                        out_dir / f"{prefix}eval_classes.csv": evaluate.class_csv(per_class, matrix)})
     return "\n".join([evaluate.format_device_table(table, f"Test split of {training_data.dataset.root}"), "",
                       "per-class accuracy (%)", evaluate.format_class_table(per_class), "",
                       "confusion matrix (rows: true, columns: predicted)", str(matrix)])
-
-
-MIN_FRAMES = 7  # the head's stride and two max-pools must leave at least one frame
 
 
 def _audio_files(paths):
@@ -67,27 +73,34 @@ def _audio_files(paths):
             files.append((p, str(p)))
         else:
             raise TinyAscError(f"{p}: no such file or folder")
+    for path, name in files:  # checked before any work: the submission file cannot hold these names
+        problem = evaluate.tsv_field_problem(name)
+        if problem:
+            raise DataError(f"{path}: the file name {problem}; rename the file")
     return files
 
 
-def predict_files(run, paths, out_file, batch_size=32, log=print):
-    _, model = load_run(run)
+def predict_files(run, paths, out_file, batch_size=32, log=print, progress=True):
+    if Path(out_file).is_dir():
+        raise TinyAscError(f"--out {out_file} is a folder; name the submission file to write, "
+                           f"e.g. {Path(out_file) / 'submission.tsv'}")
+    config, model = load_run(run)
     files = _audio_files(paths)
     names, probs = [], []
-    for start in range(0, len(files), batch_size):
-        chunk = files[start:start + batch_size]
-        feats = [audio.file_log_mel(path) for path, _ in chunk]
-        for (path, _), f in zip(chunk, feats):
-            if f.shape[1] < MIN_FRAMES:
-                raise DataError(f"{path}: {f.shape[1]} frames ({f.shape[1] * 0.03:.2f} s) is too short for "
-                                f"BC-ResNet-Mod, which needs at least {MIN_FRAMES} frames (0.21 s)")
-        lengths = {f.shape[1] for f in feats}
-        if len(lengths) > 1:  # different durations: one at a time
-            for f in feats:
-                probs.append(evaluate.predict_proba(model, f[None]))
-        else:
-            probs.append(evaluate.predict_proba(model, np.stack(feats)))
-        names.extend(name for _, name in chunk)
+    with Progress(len(files), "predict", unit="files", quiet=not progress) as bar:
+        for start in range(0, len(files), batch_size):
+            chunk = files[start:start + batch_size]
+            feats = [audio.file_log_mel(path) for path, _ in chunk]
+            for (path, _), f in zip(chunk, feats):
+                check_frames(f.shape[1], config.arch, str(path))
+            lengths = {f.shape[1] for f in feats}
+            if len(lengths) > 1:  # different durations: one at a time
+                for f in feats:
+                    probs.append(evaluate.predict_proba(model, f[None]))
+            else:
+                probs.append(evaluate.predict_proba(model, np.stack(feats)))
+            names.extend(name for _, name in chunk)
+            bar.update(len(chunk))
     probs = np.concatenate(probs)
     atomic_write_text(out_file, evaluate.submission_tsv(names, probs))
     return len(names)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyasc.data.tau import SCENES
+from tinyasc.fileio import pending
 from tinyasc.train.evaluate import DEVICE_COLUMNS
 
 
@@ -36,13 +37,8 @@ def temporary_png(path):
 
 def _save(fig, path, dpi=110):
     """Atomic PNG write: draw into a temporary file beside `path`, then rename."""
-    path = Path(path)
-    tmp = temporary_png(path)
-    try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with pending(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
 
 
 def _series(history, key):

@@ -7,13 +7,13 @@ written last, so an interrupted computation is never mistaken for a finished one
 """
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from tinyasc.data.tau import segment_of
 from tinyasc.errors import TinyAscError
+from tinyasc.fileio import pending, reserve
 from tinyasc.progress import Progress
 from tinyasc.train.checkpoint import atomic_write_text
 from tinyasc.translator.train import CHECKPOINT, load_translator, translate
@@ -63,9 +63,9 @@ def translated_features(translator_dir, features, rows, filenames, log=print, pr
             log(f"translations: {shape} from cache {npy_path}")
             return x, targets
     log(f"translations: {len(rows)} device-A clips x {len(targets)} devices ({', '.join(targets)}) into {npy_path}")
-    tmp = npy_path.with_name(f".{npy_path.name}.tmp-{os.getpid()}")
-    try:
+    with pending(npy_path) as tmp:  # a failure leaves no temporary; a full disk is one line naming the file
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+        reserve(tmp)
         rows = np.asarray(rows)
         with Progress(total=shape[0], desc="translations", unit="clips", quiet=not progress) as bar:
             for k in range(len(targets)):
@@ -77,10 +77,6 @@ def translated_features(translator_dir, features, rows, filenames, log=print, pr
                     bar.update(len(chunk))
         out.flush()
         del out
-        os.replace(tmp, npy_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     atomic_write_text(json_path, json.dumps({"key": key, **key_source, "targets": list(targets),
                                              "shape": list(shape)}, indent=2) + "\n")
     return np.load(npy_path, mmap_mode="r", allow_pickle=False), targets

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyasc.train.checkpoint import atomic_write_text
+from tinyasc.train.checkpoint import atomic_write_texts
 from tinyasc.translator.train import PairData, load_translator, translate
 
 DB_PER_NEPER = 10.0 / np.log(10.0)
@@ -102,8 +102,7 @@ def evaluate_translator(run_dir, data=None, log=print):
         data = PairData.load(config, log=log)
     rows = evaluation_table(generator, normalizer, data)
     text = format_table(rows)
-    atomic_write_text(run_dir / "evaluation.csv", table_csv(rows))
-    atomic_write_text(run_dir / "evaluation.md", text + "\n")
+    atomic_write_texts({run_dir / "evaluation.csv": table_csv(rows), run_dir / "evaluation.md": text + "\n"})
     from tinyasc.train import plots
 
     if plots.available():

@@ -12,6 +12,7 @@ step s's random time crops default_rng([seed, e, s]); the checkpoint (one atomic
 JSON inside) holds both networks, both optimizers and the step, so a run resumed after any
 step ends where an uninterrupted one would.
 """
+import dataclasses
 import json
 import math
 import time
@@ -24,12 +25,14 @@ from tinyasc import functional as F
 from tinyasc import optim
 from tinyasc import random as ta_random
 from tinyasc.autograd import Tensor, no_grad
+from tinyasc.checks import MAX_FRAMES, check_finite, check_int, check_seed
 from tinyasc.data import cache, synth
-from tinyasc.data.tau import load_dataset
+from tinyasc.data.tau import DEVICES, load_dataset
 from tinyasc.errors import TinyAscError
+from tinyasc.fileio import exclusive_folder
 from tinyasc.progress import Progress
-from tinyasc.train.checkpoint import (CheckpointError, atomic_write_text, load_checkpoint, load_model_state,
-                                      save_checkpoint, split_prefix)
+from tinyasc.train.checkpoint import (CheckpointError, atomic_write_text, check_finite_state, load_checkpoint,
+                                      load_model_state, save_checkpoint, split_prefix)
 from tinyasc.train.config import JsonConfig, read_json_object
 from tinyasc.translator.data import Normalizer, find_pairs
 from tinyasc.translator.model import PatchDiscriminator, UNetGenerator, check_bins, lsgan_loss
@@ -60,6 +63,24 @@ class TranslatorConfig(JsonConfig):
     seed: int = 0
 
     def validate(self):
+        for f in dataclasses.fields(self):  # config.json can hold anything: types first
+            value = getattr(self, f.name)
+            if f.name == "data" and value is None:
+                continue
+            kind = str if f.name == "data" else type(f.default)
+            if kind is float:
+                check_finite(value, f"--{f.name.replace('_', '-')}")
+            elif isinstance(value, bool) or not isinstance(value, kind):
+                raise TinyAscError(f"config value {f.name}={value!r} should be a {kind.__name__}")
+        check_seed(self.seed)
+        # Limits: four times the defaults of the widths (the paper's networks are far smaller),
+        # and 2^8 = 256 mel bins for the depth; beyond them the networks need gigabytes.
+        check_int(self.width, "--width", 1, 64)
+        check_int(self.disc_width, "--disc-width", 1, 128)
+        check_int(self.depth, "--depth", 0, 8, "each step halves the 256 mel bins")
+        check_int(self.res_blocks, "--res-blocks", 0, 64)
+        check_int(self.disc_layers, "--disc-layers", 1, 8)
+        check_int(self.crop_frames, "--crop-frames", 1, MAX_FRAMES)
         checks = [(self.width >= 1 and self.disc_width >= 1, "--width and --disc-width must be >= 1"),
                   (self.subbands >= 1, f"--subbands must be >= 1, got {self.subbands}"),
                   (self.depth >= 0 and self.res_blocks >= 0, "--depth and --res-blocks must be >= 0"),
@@ -136,10 +157,10 @@ class PairData:
         return (eq_offsets(self.features, self.train) / self.normalizer.std).astype(np.float32)
 
     @classmethod
-    def load(cls, config, log=print):
-        root = config.data or synth.ensure_default_dataset(preset=config.preset, log=log)
+    def load(cls, config, log=print, progress=True):
+        root = config.data or synth.ensure_default_dataset(preset=config.preset, progress=progress, log=log)
         dataset = load_dataset(root)
-        featureset = cache.load_features(dataset, log=log)
+        featureset = cache.load_features(dataset, progress=progress, log=log)
         return cls(dataset, featureset, config.target_list)
 
     def batch(self, pairs, index, crop, rng):
@@ -178,7 +199,7 @@ class TranslatorTrainer:
         self.config = config.validate()
         self.run_dir = Path(run_dir)
         self.log, self.show_progress = log, progress
-        self.data = data if data is not None else PairData.load(config, log=log)
+        self.data = data if data is not None else PairData.load(config, log=log, progress=progress)
         config.check_frames(min(config.crop_frames, self.data.features.shape[-1]))
         if len(self.data.train) < config.batch_size:
             raise TinyAscError(f"the training split has {len(self.data.train)} device pairs, fewer than --batch-size "
@@ -217,6 +238,7 @@ class TranslatorTrainer:
             raise CheckpointError(f"{path}: translates to {meta.get('targets')}, this data pairs {list(self.targets)}")
         load_model_state(self.generator, split_prefix(arrays, "generator"), path)
         load_model_state(self.discriminator, split_prefix(arrays, "discriminator"), path)
+        check_finite_state(arrays, path)  # both optimizers' moments too
         for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
             groups = opt.state_dict()["param_groups"]
             try:
@@ -329,8 +351,9 @@ def load_translator(run_dir):
     except (KeyError, TypeError, ValueError, AttributeError, TinyAscError) as exc:
         raise CheckpointError(f"{path}: translator checkpoint is incomplete or damaged ({exc!r}); "
                               "retrain it with tinyasc translator train") from None
-    if not targets:
-        raise CheckpointError(f"{path}: translator checkpoint names no target devices; retrain it")
+    if not targets or len(set(targets)) != len(targets) or not set(targets) <= set(DEVICES):
+        raise CheckpointError(f"{path}: translator checkpoint names the target devices {list(targets)[:10]}, not "
+                              f"distinct devices of {', '.join(DEVICES)}; retrain it")
     generator, _ = build_networks(config, len(targets))
     load_model_state(generator, split_prefix(arrays, "generator"), path)
     bins = generator.eq.shape[1]
@@ -343,17 +366,24 @@ def load_translator(run_dir):
 
 def train_translator(config, run_dir, resume=False, log=print, progress=True, data=None, stop=None):
     """Train (or resume) a translator run folder; returns the evaluation text, or None if stopped."""
-    from tinyasc.translator.evaluate import evaluate_translator
-
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise TinyAscError(f"{run_dir} is a file, not a folder; pass another --out")
+    if resume and not (run_dir / "config.json").is_file():
+        raise TinyAscError(f"{run_dir}: no config.json here; pass a folder written by tinyasc translator train")
+    if not resume:
+        config.validate()  # before the folder is made
+    busy = f"{run_dir} is in use by another tinyasc translator run; wait for it to finish, or pass another --out"
+    with exclusive_folder(run_dir, busy):
+        return _train_translator(config, run_dir, resume, log, progress, data, stop)
+
+
+def _train_translator(config, run_dir, resume, log, progress, data, stop):
+    from tinyasc.translator.evaluate import evaluate_translator
+
     if resume:
-        path = run_dir / "config.json"
-        if not path.is_file():
-            raise TinyAscError(f"{run_dir}: no config.json here; pass a folder written by tinyasc translator train")
         config = TranslatorConfig.from_dict(
-            read_json_object(path, "translator settings", "restore it or train into another --out"))
+            read_json_object(run_dir / "config.json", "translator settings", "restore it or train into another --out"))
     elif (run_dir / CHECKPOINT).is_file():
         raise TinyAscError(f"{run_dir} already holds a translator ({CHECKPOINT}); pass --resume to continue it, "
                            "or another --out")

@@ -1,0 +1,563 @@
+"""Reliability: what a demanding user does to the commands, and what each must answer.
+
+Every bad input or failed write ends in one line naming the file or value and the fix,
+exit code 1, no traceback, and nothing half-written or lost. A full disk is simulated by
+making a write raise OSError(ENOSPC); nothing here fills a real disk.
+"""
+import errno
+import fcntl
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from tinyasc.cli import main
+from tinyasc.data import cache, synth
+from tinyasc.data.tau import load_dataset
+from tinyasc.errors import DataError, TinyAscError
+from tinyasc.train import classifier
+from tinyasc.train.checkpoint import CheckpointError, load_checkpoint
+from tinyasc.train.classifier import Trainer, TrainingDiverged
+from tinyasc.train.config import TrainConfig
+from tinyasc.train.data import TrainingData
+
+QUIET = lambda *_: None  # noqa: E731
+
+
+def one_line_error(result, *needles):
+    """The command failed with exactly one `error:` line holding every needle, and no traceback."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)  # not an unhandled exception
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.output
+    for needle in needles:
+        assert str(needle) in errors[0], (needle, errors[0])
+    return errors[0]
+
+
+def dead_pid():
+    """The id of a process that has ended."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A TINYASC_HOME of this module with the tiny dataset D and a finished run R on it."""
+    home = tmp_path_factory.mktemp("home")
+    root = home / "D"
+    synth.write_dataset(root, preset="tiny", seed=0, progress=False)
+    old = os.environ.get("TINYASC_HOME")
+    os.environ["TINYASC_HOME"] = str(home)
+    try:
+        result = CliRunner().invoke(main, ["train", "--data", str(root), "--model-width", "4", "--epochs", "1",
+                                           "--batch-size", "8", "--out", str(home / "R"), "--quiet"])
+    finally:
+        if old is None:
+            del os.environ["TINYASC_HOME"]
+        else:
+            os.environ["TINYASC_HOME"] = old
+    assert result.exit_code == 0, result.output
+    return home, root, home / "R"
+
+
+@pytest.fixture
+def env(home, monkeypatch):
+    monkeypatch.setenv("TINYASC_HOME", str(home[0]))
+    return home
+
+
+@pytest.fixture(scope="module")
+def tiny_data(home):
+    dataset = load_dataset(home[1])
+    return TrainingData.from_features(dataset, cache.load_features(dataset, cache_dir=home[0] / "features",
+                                                                   progress=False))
+
+
+def copy_run(run, dest):
+    shutil.copytree(run, dest)
+    return dest
+
+
+def rewrite_checkpoint(path, change):
+    """Rewrite an .npz checkpoint with change(arrays, meta) applied, bypassing save_checkpoint's checks."""
+    arrays, meta = load_checkpoint(path)
+    change(arrays, meta)
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+# ------------------------------------------------------------- 1. divergence is a failure
+
+def _poison_last_step(monkeypatch, trainer, at_step):
+    """train_step that makes a weight NaN after step `at_step` (1-based, counted over the run)
+    while its loss stays finite: what a huge learning rate does on an epoch's last step."""
+    real_step, calls = classifier.train_step, {"n": 0}
+
+    def step(model, optimizer, x, y, loss_fn=None):
+        loss, logits = real_step(model, optimizer, x, y, loss_fn)
+        calls["n"] += 1
+        if calls["n"] == at_step:
+            model.head.conv.weight.data[...] = np.nan
+        return loss, logits
+
+    monkeypatch.setattr(classifier, "train_step", step)
+
+
+def test_weights_that_turn_nan_on_the_last_step_fail_the_run(tiny_data, tmp_path, monkeypatch):
+    config = TrainConfig(width=4, epochs=2, batch_size=8, seed=3)
+    trainer = Trainer(config, tmp_path / "run", data=tiny_data, log=QUIET, progress=False)
+    _poison_last_step(monkeypatch, trainer, 2 * trainer.steps_per_epoch)  # the run's very last step
+    with pytest.raises(TrainingDiverged, match=r"end of epoch 1\) is kept") as caught:
+        trainer.fit()
+    assert "head.conv.weight holds NaN" in str(caught.value) and "\n" not in str(caught.value)
+    arrays, meta = load_checkpoint(tmp_path / "run" / classifier.CHECKPOINT)
+    assert meta["epoch"] == 1  # the good checkpoint, not overwritten
+    assert all(np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f")
+
+
+def test_the_kept_checkpoint_after_a_nan_loss_is_finite(tiny_data, tmp_path, monkeypatch):
+    """NaN weights at the end of epoch 2, NaN loss at epoch 3: what is kept is epoch 1's."""
+    config = TrainConfig(width=4, epochs=3, batch_size=8, seed=3)
+    trainer = Trainer(config, tmp_path / "run", data=tiny_data, log=QUIET, progress=False)
+    _poison_last_step(monkeypatch, trainer, 2 * trainer.steps_per_epoch)
+    with pytest.raises(TrainingDiverged, match=r"end of epoch 1\) is kept"):
+        trainer.fit()
+    arrays, meta = load_checkpoint(tmp_path / "run" / classifier.CHECKPOINT)
+    assert meta["epoch"] == 1
+    assert all(np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f")
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict", "export", "resume", "teacher"])
+def test_every_command_refuses_nan_weights(env, tmp_path, command):
+    home, root, run = env
+    bad = copy_run(run, tmp_path / "bad")
+
+    def poison(arrays, meta):
+        arrays["model/head.conv.weight"][0, 0, 0, 0] = np.nan
+
+    rewrite_checkpoint(bad / classifier.CHECKPOINT, poison)
+    args = {"evaluate": ["evaluate", str(bad), "--quiet"],
+            "predict": ["predict", str(bad), str(root / "audio"), "--out", str(tmp_path / "s.tsv")],
+            "export": ["export", str(bad), "--onnx", str(tmp_path / "m.onnx"), "--no-check"],
+            "resume": ["train", "--resume", str(bad), "--quiet"],
+            "teacher": ["train", "--data", str(root), "--model-width", "2", "--epochs", "1", "--batch-size", "8",
+                        "--teacher", str(bad), "--out", str(tmp_path / "student"), "--quiet"]}[command]
+    one_line_error(CliRunner().invoke(main, args), "checkpoint.npz", "head.conv.weight holds NaN", "--lr")
+    assert not (tmp_path / "s.tsv").exists() and not (tmp_path / "m.onnx").exists()
+
+
+def test_nan_weights_are_never_saved(tmp_path):
+    from tinyasc.train.checkpoint import NonFiniteWeights, save_checkpoint
+
+    path = tmp_path / "c.npz"
+    save_checkpoint(path, {"w": np.ones(3)}, {"epoch": 1})
+    with pytest.raises(NonFiniteWeights, match="w holds infinity"):
+        save_checkpoint(path, {"w": np.array([1.0, np.inf, 0.0])}, {"epoch": 2})
+    assert load_checkpoint(path)[1] == {"epoch": 1}
+
+
+# ------------------------------------------------------------ 2. one run, one folder
+
+def test_runs_started_in_the_same_second_get_their_own_folders(env, tmp_path, monkeypatch):
+    home, root, _ = env
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("tinyasc.cli._default_run_dir", lambda: "runs/20240101-120000")
+    other = tmp_path / "runs" / "20240101-120000"
+    other.mkdir(parents=True)
+    (other / "config.json").write_text('{"the": "other run"}')  # the other run claimed it first
+    result = CliRunner().invoke(main, ["train", "--data", str(root), "--model-width", "2", "--epochs", "1",
+                                       "--batch-size", "8", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "run folder: runs/20240101-120000-2" in result.output
+    assert (other / "config.json").read_text() == '{"the": "other run"}'
+    assert sorted(os.listdir(other)) == ["config.json"]
+    assert (tmp_path / "runs" / "20240101-120000-2" / classifier.CHECKPOINT).is_file()
+
+
+def test_a_folder_in_use_by_another_run_is_refused(env, tmp_path):
+    home, root, _ = env
+    run = tmp_path / "busy"
+    run.mkdir()
+    fd = os.open(run, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # what the other tinyasc train holds while it runs
+    try:
+        result = CliRunner().invoke(main, ["train", "--data", str(root), "--model-width", "2", "--epochs", "1",
+                                           "--batch-size", "8", "--out", str(run), "--quiet"])
+        one_line_error(result, str(run), "in use by another tinyasc run")
+        assert os.listdir(run) == []  # not even its config.json
+        result = CliRunner().invoke(main, ["translator", "train", "--data", str(root), "--out", str(run), "--quiet"])
+        one_line_error(result, str(run), "in use")
+    finally:
+        os.close(fd)
+
+
+def test_first_use_generation_waits_for_the_other_process(tmp_path, monkeypatch):
+    """While a run waits for the lock, another process generates the dataset: the waiting run
+    must reuse it, not generate it a second time (which would orphan the first one's features)."""
+    import contextlib
+
+    monkeypatch.setenv("TINYASC_HOME", str(tmp_path))
+    path = synth.default_dataset_path("tiny", 0)
+    real_write, calls = synth.write_dataset, []
+
+    @contextlib.contextmanager
+    def lock_taken_while_the_other_generates(folder, busy=None):
+        folder.mkdir(parents=True, exist_ok=True)
+        real_write(path, "tiny", 0, progress=False)  # the other process, finishing while we wait
+        yield folder
+
+    monkeypatch.setattr(synth, "exclusive_folder", lock_taken_while_the_other_generates, raising=False)
+    monkeypatch.setattr(synth, "write_dataset", lambda *a, **k: calls.append(a) or real_write(*a, **k))
+    assert synth.ensure_default_dataset("tiny", 0, progress=False) == path
+    assert calls == [] and synth.is_complete(path, "tiny", 0)
+
+
+def test_the_folder_lock_excludes_a_second_holder(tmp_path):
+    from tinyasc.fileio import exclusive_folder, new_folder
+
+    with exclusive_folder(tmp_path / "run", "busy"):
+        with pytest.raises(TinyAscError, match="busy"):
+            with exclusive_folder(tmp_path / "run", "busy"):
+                pass
+    with exclusive_folder(tmp_path / "run", "busy"):  # released when the holder ends
+        pass
+    assert [new_folder(tmp_path / "x").name for _ in range(3)] == ["x", "x-2", "x-3"]
+
+
+# ------------------------------------------------- 3. CSV names stay inside the dataset
+
+@pytest.mark.parametrize("kind", ["dotdot", "absolute"])
+def test_csv_names_cannot_leave_the_dataset_folder(env, tmp_path, kind):
+    home, root, _ = env
+    data = tmp_path / "data"
+    shutil.copytree(root, data)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(next((data / "audio").glob("*-a.wav")), elsewhere / "airport-lyon-9-9-a.wav")
+    name = ("audio/../../elsewhere/airport-lyon-9-9-a.wav" if kind == "dotdot"
+            else str(elsewhere / "airport-lyon-9-9-a.wav"))
+    with open(data / "meta.csv", "a") as f:
+        f.write(f"{name}\tairport\tlyon-9\ta\n")
+    with open(data / "evaluation_setup" / "fold1_train.csv", "a") as f:
+        f.write(f"{name}\tairport\n")
+    with pytest.raises(DataError, match="meta.csv: line") as caught:
+        load_dataset(data)
+    assert "inside the dataset folder" in str(caught.value)
+    one_line_error(CliRunner().invoke(main, ["data-info", "--data", str(data)]), "meta.csv", name)
+
+
+# ------------------------------------------------------- 4. numbers from outside, checked
+
+@pytest.mark.parametrize("args, needle", [
+    (["train", "--seed", "-1"], "--seed"),
+    (["train", "--model-width", "100000"], "--model-width"),
+    (["train", "--kd-temperature", "inf"], "--kd-temperature"),
+    (["synth", "--preset", "tiny", "--seed", "-1"], "--seed"),
+    (["translator", "train", "--seed", "-5"], "--seed"),
+    (["translator", "train", "--width", "100000"], "--width"),
+    (["experiment", "--rows", "resnorm", "--seeds", "-1"], "--seeds"),
+    (["gradcheck", "--seed", "-1"], "--seed"),
+    (["bench", "--batch", "-1"], "--batch"),
+])
+def test_command_line_numbers_are_checked_before_use(env, tmp_path, args, needle):
+    home, root, _ = env
+    extra = [] if args[0] in ("gradcheck", "bench") else ["--out", str(tmp_path / "out")]
+    if args[0] in ("train", "translator", "experiment"):
+        extra += ["--data", str(root)]
+    result = CliRunner().invoke(main, args + extra)
+    one_line_error(result, needle)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("field, value", [("subbands", 0), ("subbands", 7), ("width", 10 ** 6), ("seed", -1),
+                                          ("freq_width", -3), ("lr", "nan")])
+def test_config_json_values_are_checked(env, tmp_path, field, value):
+    home, root, run = env
+    bad = copy_run(run, tmp_path / "bad")
+    config = json.loads((bad / "config.json").read_text())
+    config[field] = float(value) if value == "nan" else value
+    (bad / "config.json").write_text(json.dumps(config))
+    one_line_error(CliRunner().invoke(main, ["evaluate", str(bad), "--quiet"]), field.split("_")[0])
+
+
+def _npz_with_member(path, name, header_shape, data):
+    """An .npz whose member `name` declares `header_shape` (float32) but holds only `data`."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": header_shape})
+    meta = io.BytesIO()
+    np.lib.format.write_array(meta, np.frombuffer(b"{}", dtype=np.uint8))
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(name + ".npy", header.getvalue() + data)
+        zf.writestr("__meta__.npy", meta.getvalue())
+
+
+@pytest.mark.parametrize("epoch, step", [(-3, 0), (10 ** 9, 0), (0, 10 ** 9)])
+def test_checkpoint_positions_are_checked(env, tmp_path, epoch, step):
+    home, root, run = env
+    bad = copy_run(run, tmp_path / "bad")
+
+    def move(arrays, meta):
+        meta["epoch"], meta["step_in_epoch"] = epoch, step
+
+    rewrite_checkpoint(bad / classifier.CHECKPOINT, move)
+    one_line_error(CliRunner().invoke(main, ["train", "--resume", str(bad), "--quiet"]), "checkpoint.npz",
+                   "outside this run")
+
+
+def test_an_npz_header_declaring_a_huge_array_is_refused_before_allocating(tmp_path):
+    path = tmp_path / "checkpoint.npz"
+    _npz_with_member(path, "model/w", (10 ** 15,), b"\x00" * 16)
+    with pytest.raises(CheckpointError, match=r"declares shape \(1000000000000000,\)"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("change", ["huge width", "models not a list", "bits", "wrong tensor list", "num_bins"])
+def test_compressed_model_metadata_is_checked(tmp_path, change):
+    from tinyasc.compress import load_compressed, save_compressed
+    from tinyasc.models import BCResNetMod
+
+    path = tmp_path / "model.npz"
+    save_compressed(path, BCResNetMod(c=2), bits=8)
+
+    def edit(arrays, meta):
+        arch = meta["models"][0]["architecture"]
+        if change == "huge width":
+            arch["c"] = 10 ** 6
+        elif change == "models not a list":
+            meta["models"] = "x"
+        elif change == "bits":
+            meta["bits"] = 99
+        elif change == "wrong tensor list":
+            meta["models"][0]["convs"][0][1] = [10 ** 5, 10 ** 5, 5, 5]
+        else:
+            arch["num_bins"] = 10 ** 9
+
+    rewrite_checkpoint(path, edit)
+    with pytest.raises(CheckpointError, match=str(path)):
+        load_compressed(path)
+
+
+def test_min_frames_are_those_of_the_networks():
+    import tinyasc as ta
+    from tinyasc.checks import MIN_FRAMES
+
+    for arch, width in (("bcresnet-mod", 2), ("bcresnet", 1), ("cpresnet", 2)):
+        norm = "resnorm" if arch == "bcresnet-mod" else "none"
+        model = classifier.build_model(TrainConfig(arch=arch, width=width, norm=norm)).eval()
+        with ta.no_grad():
+            model(ta.Tensor(np.zeros((1, 1, 256, MIN_FRAMES[arch]), np.float32)))
+            if MIN_FRAMES[arch] > 1:
+                with pytest.raises(ValueError):
+                    model(ta.Tensor(np.zeros((1, 1, 256, MIN_FRAMES[arch] - 1), np.float32)))
+
+
+def test_clips_too_short_for_the_network_are_one_line(env, tmp_path):
+    home, root, run = env
+    short = tmp_path / "short"
+    shutil.copytree(root, short)
+    for wav in (short / "audio").glob("*.wav"):
+        sf.write(wav, np.zeros(1600, np.float32), 16000)  # 0.1 s: 4 frames, BC-ResNet-Mod needs 7
+    one_line_error(CliRunner().invoke(main, ["evaluate", str(run), "--data", str(short), "--quiet"]),
+                   "too short", "needs at least 7 frames")
+    one_line_error(CliRunner().invoke(main, ["train", "--data", str(short), "--model-width", "2", "--epochs", "1",
+                                             "--batch-size", "8", "--out", str(tmp_path / "r"), "--quiet"]),
+                   "too short")
+    one_line_error(CliRunner().invoke(main, ["export", str(run), "--onnx", str(tmp_path / "m.onnx"),
+                                             "--frames", str(10 ** 8)]), "--frames")
+
+
+# ----------------------------------------------------- 5. a checkpoint must fit its run
+
+def test_a_checkpoint_of_another_normalization_is_refused(env, tmp_path):
+    home, root, run = env
+    other = copy_run(run, tmp_path / "other")
+    config = json.loads((other / "config.json").read_text())
+    config["norm"] = "none"  # the same arrays as ResNorm: only the recorded settings tell them apart
+    (other / "config.json").write_text(json.dumps(config))
+    one_line_error(CliRunner().invoke(main, ["evaluate", str(other), "--quiet"]),
+                   "checkpoint.npz", "norm 'resnorm' there, 'none'")
+    one_line_error(CliRunner().invoke(main, ["train", "--resume", str(other), "--quiet"]), "norm 'resnorm' there")
+
+
+def test_a_min_var_run_without_its_selection_is_refused(env, tmp_path):
+    home, root, run = env
+    minvar = copy_run(run, tmp_path / "minvar")
+    config = json.loads((minvar / "config.json").read_text())
+    config.update(select="minvar", val_fraction=0.1)
+    (minvar / "config.json").write_text(json.dumps(config))
+    one_line_error(CliRunner().invoke(main, ["evaluate", str(minvar), "--quiet"]), "selected.npz", "Min Var")
+
+
+def test_a_checkpoint_that_does_not_fit_is_a_short_message(tiny_data, tmp_path, home):
+    other = Trainer(TrainConfig(width=6, epochs=1, batch_size=8), tmp_path / "o", data=tiny_data, log=QUIET,
+                    progress=False)
+    with pytest.raises(CheckpointError) as caught:
+        other.restore(home[2] / classifier.CHECKPOINT)
+    message = str(caught.value)
+    assert "shape mismatch: head.conv.weight" in message and "more" in message
+    assert len(message) < 500 and "\n" not in message
+
+
+# ------------------------------------------------------------------------ 6. full disk
+
+def _enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_stops_the_feature_cache_before_it_writes(env, tmp_path, monkeypatch):
+    home, root, _ = env
+    dataset = load_dataset(root)
+    monkeypatch.setattr(os, "posix_fallocate", _enospc, raising=False)
+    with pytest.raises(DataError, match="no space left for the feature cache") as caught:
+        cache.load_features(dataset, cache_dir=tmp_path / "features", progress=False)
+    assert str(tmp_path / "features") in str(caught.value)
+    assert [p.name for p in (tmp_path / "features").iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_a_full_disk_during_synth_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    def full(path, *args, **kwargs):
+        raise sf.LibsndfileError(0, f"Error opening {path!r}: ")
+
+    monkeypatch.setattr(sf, "write", full)
+    out = tmp_path / "data"
+    one_line_error(CliRunner().invoke(main, ["synth", "--preset", "tiny", "--out", str(out), "--quiet"]),
+                   ".wav", "cannot write")
+    assert os.listdir(tmp_path) == []
+
+
+def test_evaluate_writes_both_files_or_neither(env, tmp_path, monkeypatch):
+    home, root, run = env
+    mine = copy_run(run, tmp_path / "run")
+    for name in ("eval_device_table.csv", "eval_classes.csv"):
+        (mine / name).unlink(missing_ok=True)
+    real_fsync, calls = os.fsync, {"n": 0}
+
+    def fsync_fails_the_second_file(fd):
+        if os.path.isfile(f"/proc/self/fd/{fd}") and ".eval_" in os.readlink(f"/proc/self/fd/{fd}"):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_fails_the_second_file)
+    line = one_line_error(CliRunner().invoke(main, ["evaluate", str(mine), "--quiet"]), "eval_", "no space left")
+    assert "a file" not in line
+    assert not (mine / "eval_device_table.csv").exists() and not (mine / "eval_classes.csv").exists()
+    assert [p for p in os.listdir(mine) if ".tmp" in p] == []
+
+
+# ------------------------------------------------------------------------ 7. leftovers
+
+def test_stale_synth_temporaries_are_removed_on_the_next_start(tmp_path):
+    dead = tmp_path / f".data.tmp-{dead_pid()}-1"
+    (dead / "audio").mkdir(parents=True)
+    (dead / "audio" / "x.wav").write_bytes(b"\x00" * 1000)
+    alive = tmp_path / ".data.tmp-1-1"  # process 1 always runs: its folder may be in use
+    alive.mkdir()
+    result = CliRunner().invoke(main, ["synth", "--preset", "tiny", "--out", str(tmp_path / "data"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert not dead.exists() and alive.exists()
+
+
+def test_stale_checkpoint_temporaries_are_removed(tmp_path):
+    from tinyasc.train.checkpoint import save_checkpoint
+
+    stale = tmp_path / f".checkpoint.npz.tmp-{dead_pid()}-7"
+    stale.write_bytes(b"half a checkpoint")
+    save_checkpoint(tmp_path / "checkpoint.npz", {"w": np.ones(2)}, {})
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.npz"]
+
+
+def test_an_export_that_fails_its_check_leaves_no_file(env, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from tinyasc.compress import onnx_export
+
+    home, root, run = env
+    monkeypatch.setattr(onnx_export, "onnx_predict", lambda path, x: np.full((len(x), 10), 99.0, np.float32))
+    one_line_error(CliRunner().invoke(main, ["export", str(run), "--onnx", str(tmp_path / "m.onnx")]),
+                   "onnxruntime disagrees", "m.onnx was not written")
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_export_that_cannot_write_leaves_no_temporary(env, tmp_path, monkeypatch):
+    pytest.importorskip("onnx")
+    home, root, run = env
+    monkeypatch.setattr(os, "replace", _enospc)
+    one_line_error(CliRunner().invoke(main, ["export", str(run), "--onnx", str(tmp_path / "m.onnx"), "--no-check"]),
+                   "m.onnx", "no space left")
+    assert os.listdir(tmp_path) == []
+
+
+def test_predict_out_naming_a_folder_names_that_folder(env, tmp_path):
+    home, root, run = env
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    line = one_line_error(CliRunner().invoke(main, ["predict", str(run), str(root / "audio"), "--out", str(folder)]),
+                          str(folder), "is a folder")
+    assert ".tmp" not in line and os.listdir(folder) == []
+
+
+# --------------------------------------------------------- 8. output that others parse
+
+@pytest.mark.parametrize("bad", ["\t", "\n"])
+def test_predict_refuses_names_that_would_break_the_submission_file(env, tmp_path, bad):
+    home, root, run = env
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    shutil.copy(next((root / "audio").glob("*.wav")), clips / f"one{bad}two.wav")
+    result = CliRunner().invoke(main, ["predict", str(run), str(clips), "--out", str(tmp_path / "s.tsv")])
+    one_line_error(result, "rename the file")
+    assert not (tmp_path / "s.tsv").exists()
+    from tinyasc.train import evaluate
+    with pytest.raises(ValueError, match="tab-separated"):
+        evaluate.submission_tsv([f"a{bad}b.wav"], np.full((1, 10), 0.1))
+
+
+# ----------------------------------------------------------------------- 9. small ones
+
+def test_quiet_means_no_progress_bars(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYASC_HOME", str(tmp_path / "home"))  # first use: synth and features both run
+    runner = CliRunner()
+    run = tmp_path / "run"
+    result = runner.invoke(main, ["train", "--preset", "tiny", "--model-width", "2", "--epochs", "1",
+                                  "--batch-size", "8", "--out", str(run), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "%|" not in result.output
+    shutil.rmtree(tmp_path / "home" / "features")  # evaluate computes them again
+    result = runner.invoke(main, ["evaluate", str(run), "--quiet"])
+    assert result.exit_code == 0 and "%|" not in result.output, result.output
+    audio = synth.default_dataset_path("tiny", 0) / "audio"
+    result = runner.invoke(main, ["predict", str(run), str(audio), "--out", str(tmp_path / "s.tsv"), "--quiet"])
+    assert result.exit_code == 0 and "%|" not in result.output, result.output
+
+
+def test_a_large_val_fraction_asks_to_lower_it(home, tmp_path):
+    dataset = load_dataset(home[1])
+    features = cache.load_features(dataset, cache_dir=home[0] / "features", progress=False)
+    data = TrainingData.from_features(dataset, features, val_fraction=0.95, seed=0)
+    config = TrainConfig(width=2, epochs=1, batch_size=8, select="minvar", val_fraction=0.95)
+    with pytest.raises(TinyAscError, match="lower --val-fraction"):
+        Trainer(config, tmp_path / "run", data=data, log=QUIET, progress=False)
+
+
+# ------------------------------------------------------- 10. CI runs the reference tests
+
+def test_the_test_extra_installs_the_references():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    test = project["optional-dependencies"]["test"]
+    assert "torch==2.13.0" in test  # pinned: an unpinned torch pulls a multi-GB CUDA build
+    assert any(r.startswith("onnx>=") for r in test) and any(r.startswith("onnxruntime") for r in test)
