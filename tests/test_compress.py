@@ -15,7 +15,7 @@ from tinyasc import functional as F
 from tinyasc import nn
 from tinyasc import random as ta_random
 from tinyasc.autograd import Tensor, no_grad
-from tinyasc.compress import (Distiller, Ensemble, MaskedOptimizer, QuantizationAware, accounted_bytes,
+from tinyasc.compress import (Distiller, Ensemble, QuantizationAware, accounted_bytes,
                               apply_masks, compress_weights_, conv_weights, dequantize, distillation_loss,
                               ensemble_probabilities, fake_quantize, half_precision_, hold_masks,
                               load_compressed, magnitude_masks, mask_gradients, masks_from_state, masks_state,
@@ -23,7 +23,8 @@ from tinyasc.compress import (Distiller, Ensemble, MaskedOptimizer, Quantization
 from tinyasc.models import BCResNetMod
 from tinyasc.optim import SGD, Adam
 from tinyasc.testing.gradcheck import check_backward_properties
-from tinyasc.train.checkpoint import CheckpointError, save_checkpoint
+from tinyasc.run.checkpoint import CheckpointError, save_checkpoint
+from tinyasc.train.classifier import train_step
 
 X_SHAPE = (2, 1, 32, 16)  # the smallest input whose frequency bins every SubSpectralNorm can split in 4
 
@@ -104,12 +105,14 @@ def test_masks_hold_exactly_through_many_steps(make_optimizer):
         random_gradients()
         optimizer.step()
     masks = prune(model, 0.8)
-    masked = MaskedOptimizer(optimizer, model, masks)
+    hold_masks(model, masks, optimizer)  # the momentum from before pruning must not leak in
     weights = conv_weights(model)
     before = {n: weights[n].data.copy() for n in masks}
     for _ in range(300):
         random_gradients()  # pruned positions get non-zero gradients every step
-        masked.step()
+        mask_gradients(model, masks)  # as train_step does with masks
+        optimizer.step()
+        hold_masks(model, masks, optimizer)
     for name, mask in masks.items():
         p = weights[name]
         assert np.all(p.data[~mask] == 0), name
@@ -146,18 +149,17 @@ def test_momentum_and_gradients_would_revive_pruned_weights():
 def test_pruned_qat_training_steps_keep_zeros_and_learn():
     model = trained_like()
     masks = prune(model, 0.8)
-    optimizer = MaskedOptimizer(SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3), model, masks)
+    optimizer = SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3)
     rng = np.random.default_rng(3)
     x = rng.standard_normal(X_SHAPE).astype(np.float32)
     y = np.array([1, 7])
     losses = []
     with QuantizationAware(model, bits=8, masks=masks):
+        assert "QuantizedConv2d" in repr(model)  # QAT is visible in the model
         for _ in range(4):
-            loss = F.cross_entropy(model(Tensor(x)), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.data))
+            loss, _ = train_step(model, optimizer, x, y, masks=masks)
+            losses.append(loss)
+    assert "QuantizedConv2d" not in repr(model)
     assert min(losses[1:]) < losses[0]
     weights = conv_weights(model)
     assert all(np.all(weights[n].data[~m] == 0) for n, m in masks.items())

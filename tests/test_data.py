@@ -518,11 +518,10 @@ def test_spec_augment_masks_are_used():
     assert 0.05 < masked < 0.9                    # masks are drawn, not all empty or all
 
 
-def test_paper_transform_outputs_probabilities():
+def test_augment_outputs_probabilities():
     x = np.random.default_rng(0).standard_normal((8, 1, 32, 60)).astype(np.float32)
     y = np.arange(8) % 10
-    xt, yt = augment.paper_transform(max_shift=5, freq_width=4, time_width=8)(
-        x, y, np.random.default_rng(1))
+    xt, yt = augment.Augment(roll_frames=5, freq_width=4, time_width=8)(x, y, np.random.default_rng(1))
     assert xt.shape == x.shape and xt.dtype == np.float32 and yt.shape == (8, 10)
     np.testing.assert_allclose(yt.sum(1), 1, atol=1e-6)
 

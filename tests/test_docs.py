@@ -684,7 +684,7 @@ def test_figures_errors_are_one_line(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from tinyasc.cli import main
-    from tinyasc.train import plots
+    from tinyasc.run import plots
 
     runner = CliRunner()
     monkeypatch.setattr(plots, "available", lambda: False)

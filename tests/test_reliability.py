@@ -25,10 +25,11 @@ from tinyasc.data import cache, synth
 from tinyasc.data.tau import load_dataset
 from tinyasc.errors import DataError, TinyAscError
 from tinyasc.train import classifier
-from tinyasc.train.checkpoint import CheckpointError, load_checkpoint
+from tinyasc.run.checkpoint import CheckpointError, load_checkpoint
+from tinyasc.train.build import build_model
 from tinyasc.train.classifier import Trainer, TrainingDiverged
 from tinyasc.train.config import TrainConfig
-from tinyasc.train.data import TrainingData
+from tinyasc.data.training import TrainingData
 
 QUIET = lambda *_: None  # noqa: E731
 
@@ -106,8 +107,8 @@ def _poison_last_step(monkeypatch, trainer, at_step):
     while its loss stays finite: what a huge learning rate does on an epoch's last step."""
     real_step, calls = classifier.train_step, {"n": 0}
 
-    def step(model, optimizer, x, y, loss_fn=None):
-        loss, logits = real_step(model, optimizer, x, y, loss_fn)
+    def step(model, optimizer, x, y, loss_fn=None, masks=None):
+        loss, logits = real_step(model, optimizer, x, y, loss_fn, masks)
         calls["n"] += 1
         if calls["n"] == at_step:
             model.head.conv.weight.data[...] = np.nan
@@ -160,7 +161,7 @@ def test_every_command_refuses_nan_weights(env, tmp_path, command):
 
 
 def test_nan_weights_are_never_saved(tmp_path):
-    from tinyasc.train.checkpoint import NonFiniteWeights, save_checkpoint
+    from tinyasc.run.checkpoint import NonFiniteWeights, save_checkpoint
 
     path = tmp_path / "c.npz"
     save_checkpoint(path, {"w": np.ones(3)}, {"epoch": 1})
@@ -356,7 +357,7 @@ def test_min_frames_are_those_of_the_networks():
 
     for arch, width in (("bcresnet-mod", 2), ("bcresnet", 1), ("cpresnet", 2)):
         norm = "resnorm" if arch == "bcresnet-mod" else "none"
-        model = classifier.build_model(TrainConfig(arch=arch, width=width, norm=norm)).eval()
+        model = build_model(TrainConfig(arch=arch, width=width, norm=norm)).eval()
         with ta.no_grad():
             model(ta.Tensor(np.zeros((1, 1, 256, MIN_FRAMES[arch]), np.float32)))
             if MIN_FRAMES[arch] > 1:
@@ -473,7 +474,7 @@ def test_stale_synth_temporaries_are_removed_on_the_next_start(tmp_path):
 
 
 def test_stale_checkpoint_temporaries_are_removed(tmp_path):
-    from tinyasc.train.checkpoint import save_checkpoint
+    from tinyasc.run.checkpoint import save_checkpoint
 
     stale = tmp_path / f".checkpoint.npz.tmp-{dead_pid()}-7"
     stale.write_bytes(b"half a checkpoint")

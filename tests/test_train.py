@@ -10,10 +10,10 @@ from tinyasc.data import cache, synth
 from tinyasc.data.tau import load_dataset
 from tinyasc.fileio import WriteError
 from tinyasc.train import classifier
-from tinyasc.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from tinyasc.run.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from tinyasc.train.classifier import Trainer, TrainingDiverged
 from tinyasc.train.config import TrainConfig
-from tinyasc.train.data import TrainingData
+from tinyasc.data.training import TrainingData
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +39,13 @@ def _config(**kw):
 
 
 class _StopAfter:
-    """Stands in for Ctrl-C: `stop` turns true after n steps."""
+    """Stands in for Ctrl-C: true from the n-th time fit asks (it asks before each epoch and
+    after each step)."""
 
     def __init__(self, n):
         self.n = n
 
-    @property
-    def stop(self):
+    def __call__(self):
         self.n -= 1
         return self.n <= 0
 
@@ -58,8 +58,7 @@ def test_resume_mid_epoch_ends_with_the_same_weights(tiny_data, tmp_path):
     straight = Trainer(_config(), tmp_path / "a", data=tiny_data, log=lambda *_: None, progress=False)
     assert straight.fit()
     interrupted = Trainer(_config(), tmp_path / "b", data=tiny_data, log=lambda *_: None, progress=False)
-    interrupted.prepare_run_dir()
-    assert not interrupted._train_epoch(_StopAfter(2))  # stopped after step 2 of epoch 1
+    assert not interrupted.fit(stop=_StopAfter(3))  # asked before epoch 1, after step 1, after step 2: stopped
     interrupted.save()
     resumed = Trainer(_config(), tmp_path / "b", data=tiny_data, log=lambda *_: None, progress=False)
     resumed.restore(tmp_path / "b" / classifier.CHECKPOINT)
@@ -79,9 +78,9 @@ def test_resume_from_end_of_epoch_via_train(tiny_data, tmp_path):
     straight = Trainer(cfg, tmp_path / "a", data=tiny_data, log=lambda *_: None, progress=False)
     straight.fit()
     short = Trainer(_config(epochs=3), tmp_path / "b", data=tiny_data, log=lambda *_: None, progress=False)
-    short.prepare_run_dir()
-    assert short._train_epoch(_StopAfter(10**6))
-    short._end_epoch()
+    # asked before epoch 1, after each of its steps, then before epoch 2: stopped at the epoch boundary
+    assert not short.fit(stop=_StopAfter(short.steps_per_epoch + 2))
+    assert (short.epoch, short.step_in_epoch) == (1, 0)
     text, table = classifier.train(None, tmp_path / "b", resume=True, log=lambda *_: None, progress=False,
                                    data=tiny_data)
     arrays, meta = load_checkpoint(tmp_path / "b" / classifier.CHECKPOINT)
@@ -97,7 +96,7 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoint(tiny_data, tmp_
     calls = {"n": 0}
     steps = trainer.steps_per_epoch
 
-    def failing_step(model, optimizer, x, y, loss_fn=None):
+    def failing_step(model, optimizer, x, y, loss_fn=None, masks=None):
         calls["n"] += 1
         if calls["n"] == steps + 2:  # epoch 2, step 2
             return float("nan"), np.zeros((len(x), 10))

@@ -10,14 +10,17 @@ from tinyasc.cli import main
 from tinyasc.data import cache, synth
 from tinyasc.data.tau import load_dataset, segment_of
 from tinyasc.errors import TinyAscError
-from tinyasc.train.checkpoint import CheckpointError
+from tinyasc.run.checkpoint import CheckpointError
 from tinyasc.train.config import TrainConfig
-from tinyasc.train.data import StackedRows, TrainingData
+from tinyasc.data.training import StackedRows, TrainingData
 from tinyasc.train.experiment import parse_rows
 from tinyasc.translator.data import find_pairs
-from tinyasc.translator.evaluate import DB_PER_NEPER, eq_offsets, evaluation_table, lsd_db
+from tinyasc.translator.config import TranslatorConfig
+from tinyasc.translator.data import PairData, eq_offsets
+from tinyasc.translator.evaluate import DB_PER_NEPER, evaluation_table, lsd_db
+from tinyasc.translator.load import load_translator
 from tinyasc.translator.model import PatchDiscriminator, UNetGenerator
-from tinyasc.translator.train import PairData, TranslatorConfig, TranslatorTrainer, load_translator, lr_at
+from tinyasc.translator.train import TranslatorTrainer, lr_at
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +209,7 @@ def test_cli_errors_name_the_problem(tiny, tmp_path, monkeypatch):
 
 
 def test_a_classifier_checkpoint_is_not_a_translator(tiny, tmp_path):
-    from tinyasc.train.checkpoint import save_checkpoint
+    from tinyasc.run.checkpoint import save_checkpoint
     save_checkpoint(tmp_path / "translator.npz", {"w": np.zeros(2)}, {"kind": "tinyasc-classifier"})
     with pytest.raises(CheckpointError, match="not a translator checkpoint"):
         load_translator(tmp_path)
@@ -214,7 +217,7 @@ def test_a_classifier_checkpoint_is_not_a_translator(tiny, tmp_path):
 
 @pytest.mark.parametrize("damage", ["no normalizer", "no targets", "bad config value", "short normalizer"])
 def test_a_damaged_translator_checkpoint_is_one_line_naming_the_file(tiny, tmp_path, damage):
-    from tinyasc.train.checkpoint import load_checkpoint, save_checkpoint
+    from tinyasc.run.checkpoint import load_checkpoint, save_checkpoint
     _, _, dataset, features = tiny
     TranslatorTrainer(_config(epochs=1), tmp_path / "tr", data=PairData(dataset, features), log=_quiet,
                       progress=False).fit()
@@ -277,7 +280,7 @@ def test_training_set_gains_every_translation_and_the_cache_is_reused(tiny, tmp_
 
 def test_translations_follow_the_rows_given_and_a_cache_without_index_is_redone(tiny, tmp_path):
     from tinyasc.translator.augment import translated_features
-    from tinyasc.translator.train import translate
+    from tinyasc.translator.load import translate
     _, _, dataset, features = tiny
     TranslatorTrainer(_config(epochs=1), tmp_path, data=PairData(dataset, features), log=_quiet, progress=False).fit()
     _, generator, normalizer, targets, _ = load_translator(tmp_path)

@@ -192,10 +192,10 @@ def compress(runs, prune_ratio, bits, per_channel, teachers, epochs, lr, out_dir
     from pathlib import Path
 
     from tinyasc.compress import save_compressed
-    from tinyasc.train.checkpoint import atomic_write_text
+    from tinyasc.fileio import atomic_write_text
     from tinyasc.train.classifier import train as run_training
     from tinyasc.train.config import load_run_config
-    from tinyasc.train.inference import load_run
+    from tinyasc.train.build import load_run
 
     bits, out, models = int(bits), Path(out_dir), []
     for i, run in enumerate(runs):
@@ -306,16 +306,17 @@ def translator():
 def translator_train(data, preset, out_dir, targets, width, depth, res_blocks, subbands, disc_width, disc_layers,
                      epochs, batch_size, lr, l2_weight, adv_weight, crop_frames, seed, resume, quiet):
     """Train the translator on the paired training segments, then evaluate it on the test pairs."""
-    from tinyasc.train.classifier import _StopFlag
-    from tinyasc.translator.train import TranslatorConfig, train_translator
+    from tinyasc.run.folder import StopFlag
+    from tinyasc.translator.config import TranslatorConfig
+    from tinyasc.translator.train import train_translator
 
     config = TranslatorConfig(data=data, preset=preset, targets=targets, width=width, depth=depth,
                               res_blocks=res_blocks, subbands=subbands, disc_width=disc_width,
                               disc_layers=disc_layers, epochs=epochs, batch_size=batch_size, lr=lr,
                               l2_weight=l2_weight, adv_weight=adv_weight, crop_frames=crop_frames, seed=seed)
-    with _StopFlag() as flag:
+    with StopFlag() as flag:
         text = train_translator(config, out_dir, resume=resume, log=click.echo, progress=not quiet,
-                                stop=lambda: flag.stop)
+                                stop=flag)
     if text is None:
         sys.exit(130)
     click.echo(text)
@@ -467,7 +468,7 @@ def export(run, onnx_file, frames, check):
     from tinyasc.checks import check_frames
     from tinyasc.compress.onnx_export import export_onnx, onnx_predict
     from tinyasc.fileio import pending
-    from tinyasc.train.inference import load_run
+    from tinyasc.train.build import load_run
 
     config, model = load_run(run)
     if frames is not None:

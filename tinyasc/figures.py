@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 
 from tinyasc.errors import TinyAscError
-from tinyasc.train import plots
+from tinyasc.run import plots
 from tinyasc.train.evaluate import DEVICE_COLUMNS
 
 SPECTRA_PNG = "device_spectra.png"
@@ -95,7 +95,7 @@ def variant_of(run_name):
 def make_spectra_figure(config, out, log=print):
     """device_spectra.png from the test split of config's dataset; returns its path."""
     from tinyasc.spectra import device_spectra, paired_segments, summary_lines
-    from tinyasc.train.data import TrainingData
+    from tinyasc.data.training import TrainingData
 
     data = TrainingData.load(config, log=log)
     paired, n_segments = paired_segments(data.filenames("test"), data.devices("test"), data.rows("test"))

@@ -9,7 +9,7 @@ Per model i of the file (an ensemble stores several) four arrays:
   model{i}/scales     float32 quantization scales: one per conv, or one per output channel
   model{i}/half       every other parameter and buffer, float16, concatenated
 
-plus `__meta__`, JSON as bytes (as tinyasc/train/checkpoint.py stores it): the format, bits,
+plus `__meta__`, JSON as bytes (as tinyasc/run/checkpoint.py stores it): the format, bits,
 prune ratio, each model's architecture and tensor list, the training config and the
 accounted size. Positions as a bitmask cost a fixed 1 bit per conv weight (37.5 KB for the
 300,320 of BC-ResNet-Mod-8): less than 1-byte gaps between non-zeros below 87.5% sparsity,
@@ -33,8 +33,8 @@ from tinyasc.compress.quantize import HALF, check_bits, quantize, round_half
 from tinyasc.compress.complexity import Complexity, complexity
 from tinyasc.compress.size import model_size
 from tinyasc.models.bcresnet_mod import BCResNetMod
-from tinyasc.train.checkpoint import (META_KEY, CheckpointError, atomic_write_bytes, load_checkpoint,
-                                      load_model_state)
+from tinyasc.fileio import atomic_write_bytes
+from tinyasc.run.checkpoint import META_KEY, CheckpointError, load_checkpoint, load_model_state
 
 FORMAT = "tinyasc-compressed"
 VERSION = 1

@@ -136,9 +136,10 @@ def mask_gradients(model, masks):
 def hold_masks(model, masks, optimizer=None):
     """Zero the pruned weights and, at their positions, every optimizer state array.
 
-    Call after every optimizer.step(). With the gradients masked before the step as well
-    (see MaskedOptimizer) the pruned weights never leave zero; without, this still puts
-    them back to exactly zero after each step.
+    Call after every optimizer.step() (and once when the optimizer is made or its state
+    loaded: momentum from before pruning must not leak in). With the gradients masked
+    before the step as well (mask_gradients) the pruned weights never leave zero; without,
+    this still puts them back to exactly zero after each step.
     """
     weights = _check(model, masks)
     for name, mask in masks.items():
@@ -148,43 +149,6 @@ def hold_masks(model, masks, optimizer=None):
             for value in optimizer.state.get(id(p), {}).values():
                 if isinstance(value, np.ndarray) and value.shape == p.shape:
                     value[~mask] = 0
-
-
-class MaskedOptimizer:
-    """Wrap an optimizer so each step keeps the pruned weights of `model` at exactly zero.
-
-    step() = mask the gradients, the wrapped step, hold_masks. Everything else (param_groups
-    for the learning-rate schedule, zero_grad, state_dict) is the wrapped optimizer's, so it
-    replaces it in a training loop and in checkpoints unchanged.
-    """
-
-    def __init__(self, optimizer, model, masks):
-        _check(model, masks)
-        self.optimizer, self.model, self.masks = optimizer, model, masks
-        hold_masks(model, masks, optimizer)  # momentum from before pruning must not leak in
-
-    @property
-    def param_groups(self):
-        return self.optimizer.param_groups
-
-    @property
-    def state(self):
-        return self.optimizer.state
-
-    def zero_grad(self):
-        self.optimizer.zero_grad()
-
-    def step(self):
-        mask_gradients(self.model, self.masks)
-        self.optimizer.step()
-        hold_masks(self.model, self.masks, self.optimizer)
-
-    def state_dict(self):
-        return self.optimizer.state_dict()
-
-    def load_state_dict(self, state_dict):
-        self.optimizer.load_state_dict(state_dict)
-        hold_masks(self.model, self.masks, self.optimizer)
 
 
 def layer_sparsity(model):

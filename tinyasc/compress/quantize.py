@@ -28,8 +28,10 @@ classifier bias) through float16. bits=16 for the conv weights means the same (m
 import numpy as np
 
 from tinyasc import functional as F
+from tinyasc import nn
 from tinyasc.autograd.function import Function
 from tinyasc.compress.prune import conv_modules, conv_weights
+from tinyasc.nn.module import Module
 
 HALF = 16
 
@@ -107,42 +109,98 @@ def fake_quantize(weight, bits=8, per_channel=False, mask=None, scale=None):
     return FakeQuantize.apply(weight, scale=scale, limit=w.dtype.type(qmax(bits)), mask=mask)
 
 
+class QuantizedConv2d(nn.Conv2d):
+    """A Conv2d that computes with its fake-quantized weight: quantization-aware training (paper 2.4).
+
+    forward = conv2d(x, fake_quantize(weight), bias): the forward pass sees the integer-coded
+    weight the exported model will hold, the backward passes the gradient straight through to the
+    float weight (the STE of FakeQuantize), zero at pruned positions when a mask is given.
+    It holds the same Parameter objects as the conv it replaces, so the optimizer, the state-dict
+    names and the checkpoints do not change; `repr(model)` shows which convs are quantized.
+    """
+
+    def __init__(self, conv, bits=8, per_channel=False, mask=None):
+        Module.__init__(self)  # not Conv2d.__init__, which would draw new weights
+        self.in_channels, self.out_channels, self.groups = conv.in_channels, conv.out_channels, conv.groups
+        self.kernel_size, self.stride, self.dilation, self.padding = (conv.kernel_size, conv.stride, conv.dilation,
+                                                                      conv.padding)
+        self.weight, self.bias = conv.weight, conv.bias
+        self.training = conv.training
+        self.bits, self.per_channel, self.mask = bits, per_channel, mask
+        object.__setattr__(self, "float_conv", conv)  # not registered: its Parameters are this module's
+
+    def forward(self, x):
+        w = fake_quantize(self.weight, self.bits, self.per_channel, self.mask)
+        return F.conv2d(x, w, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def extra_repr(self):
+        return super().extra_repr() + f", bits={self.bits}" + (", per_channel=True" if self.per_channel else "")
+
+
+def _replace(model, weight_name, new):
+    """Put module `new` where the conv owning `weight_name` is, keeping the registration order
+    (and so the order of parameters, state dict and optimizer state)."""
+    path = weight_name[:-len(".weight")].split(".") if weight_name != "weight" else []
+    if not path:
+        raise ValueError("the model itself is a conv: wrap it in a module to quantize it")
+    parent = model
+    for part in path[:-1]:
+        parent = parent._modules[part]
+    parent._modules[path[-1]] = new
+    object.__setattr__(parent, path[-1], new)
+
+
+def quantize_convs_(model, bits=8, per_channel=False, masks=None):
+    """Replace every Conv2d of `model` by a QuantizedConv2d (in place); returns the model.
+
+    masks (from prune) zero the STE gradient of pruned weights, so the optimizer sees the same
+    zeros as after mask_gradients.
+    """
+    bits = check_bits(bits)
+    if bits == HALF:
+        raise ValueError("quantization-aware training needs integer bits 2..8; 16-bit needs no QAT")
+    masks = dict(masks or {})
+    convs = conv_modules(model)
+    unknown = set(masks) - set(convs)
+    if unknown:
+        raise KeyError(f"masks name no Conv2d weight: {sorted(unknown)}")
+    for name, conv in convs.items():
+        if isinstance(conv, QuantizedConv2d):
+            raise RuntimeError(f"{name}: this conv is quantized already (QAT applied twice?)")
+        _replace(model, name, QuantizedConv2d(conv, bits, bool(per_channel), masks.get(name)))
+    return model
+
+
+def float_convs_(model):
+    """Undo quantize_convs_: every QuantizedConv2d back to its plain Conv2d (in place)."""
+    for name, conv in conv_modules(model).items():
+        if isinstance(conv, QuantizedConv2d):
+            conv.float_conv.training = conv.training
+            _replace(model, name, conv.float_conv)
+    return model
+
+
 class QuantizationAware:
-    """Make every Conv2d of `model` compute with its fake-quantized weight (QAT).
+    """QAT for a block of code: quantize_convs_ on entry, float_convs_ on exit.
 
         with QuantizationAware(model, bits=8, masks=masks):
             ...any training or evaluation code...
-
-    Each conv gets an instance `forward` that calls conv2d with fake_quantize(weight) and
-    leaves the Parameter, its name in the state dict and the optimizer untouched; detach()
-    (or leaving the `with`) removes it. masks (from prune) zero the STE gradient of pruned
-    weights, so the optimizer sees the same zeros as after mask_gradients.
     """
 
     def __init__(self, model, bits=8, per_channel=False, masks=None):
-        self.model, self.bits, self.per_channel = model, check_bits(bits), bool(per_channel)
+        self.model, self.bits, self.per_channel, self.masks = model, check_bits(bits), bool(per_channel), masks
         if self.bits == HALF:
             raise ValueError("QuantizationAware needs integer bits 2..8; 16-bit needs no QAT")
-        self.masks = dict(masks or {})
-        self.convs = conv_modules(model)
-        unknown = set(self.masks) - set(self.convs)
+        unknown = set(masks or {}) - set(conv_modules(model))
         if unknown:
             raise KeyError(f"masks name no Conv2d weight: {sorted(unknown)}")
-        self.attached = False
 
     def attach(self):
-        for name, conv in self.convs.items():
-            if "forward" in conv.__dict__:
-                raise RuntimeError(f"{name}: this conv already has a substituted forward (QAT attached twice?)")
-            object.__setattr__(conv, "forward", _QATForward(conv, self.bits, self.per_channel, self.masks.get(name)))
-        self.attached = True
+        quantize_convs_(self.model, self.bits, self.per_channel, self.masks)
         return self
 
     def detach(self):
-        for conv in self.convs.values():
-            if isinstance(conv.__dict__.get("forward"), _QATForward):
-                object.__delattr__(conv, "forward")
-        self.attached = False
+        float_convs_(self.model)
         return self
 
     def __enter__(self):
@@ -151,18 +209,6 @@ class QuantizationAware:
     def __exit__(self, *exc):
         self.detach()
         return False
-
-
-class _QATForward:
-    """conv2d(x, fake_quantize(weight), bias, ...): a conv's forward during QAT."""
-
-    def __init__(self, conv, bits, per_channel, mask):
-        self.conv, self.bits, self.per_channel, self.mask = conv, bits, per_channel, mask
-
-    def __call__(self, x):
-        c = self.conv
-        w = fake_quantize(c.weight, self.bits, self.per_channel, self.mask)
-        return F.conv2d(x, w, c.bias, c.stride, c.padding, c.dilation, c.groups)
 
 
 def round_half(array):

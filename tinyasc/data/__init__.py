@@ -1,17 +1,18 @@
 """Data: the TAU layout reader, the synthetic dataset, the feature cache, augmentation and
-batching (paper 3.1; SPEC section 5). Data flows one way:
+batching (paper 3.1; docs/data.md). Data flows one way:
 
     tau.load_dataset / synth.write_dataset -> cache.load_features -> loader.BatchLoader
-                                                                    (augment.* as transform)
+                                                                    (augment.Augment as transform)
+                                                                    -> training.TrainingData
 """
-from tinyasc.data.augment import Compose, mixup, paper_transform, spec_augment, time_roll
+from tinyasc.data.augment import Augment, mixup, spec_augment, time_roll
 from tinyasc.data.cache import FeatureSet, default_cache_dir, load_features, tinyasc_home
 from tinyasc.data.loader import BatchLoader
 from tinyasc.data.synth import (PRESETS, default_dataset_path, ensure_default_dataset,
                                 write_dataset)
 from tinyasc.data.tau import CITIES, DEVICES, SCENES, Dataset, Split, load_dataset
 
-__all__ = ["BatchLoader", "CITIES", "Compose", "DEVICES", "Dataset", "FeatureSet", "PRESETS",
+__all__ = ["Augment", "BatchLoader", "CITIES", "DEVICES", "Dataset", "FeatureSet", "PRESETS",
            "SCENES", "Split", "default_cache_dir", "default_dataset_path",
            "ensure_default_dataset", "load_dataset", "load_features", "mixup",
-           "paper_transform", "spec_augment", "time_roll", "tinyasc_home", "write_dataset"]
+           "spec_augment", "time_roll", "tinyasc_home", "write_dataset"]

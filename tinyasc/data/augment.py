@@ -1,4 +1,4 @@
-"""Data augmentation of the training recipe (paper 3.1, SPEC section 4).
+"""Data augmentation of the training recipe (paper 3.1).
 
     time_roll      roll each clip in time by a random shift in [-1.5 s, 1.5 s], wrapping
     mixup          convex mixtures of pairs of clips and of their targets (alpha = 0.3)
@@ -93,25 +93,38 @@ def spec_augment(x, rng, freq_masks=2, freq_width=40, time_masks=2, time_width=8
     return np.where(mask, value, x).astype(x.dtype, copy=False)
 
 
-class Compose:
-    """Apply augmentations in order as one loader transform(x, y, rng) -> (x, y)."""
+PAPER_FRAMES = 334  # the paper's 10 s clips at the 30 ms hop
 
-    def __init__(self, *transforms):
-        self.transforms = transforms
+
+class Augment:
+    """The paper's training augmentation as one loader transform(x, y, rng) -> (x, y):
+    time roll, SpecAugment, then Mixup (which turns the labels into probabilities).
+
+    The time roll is the paper's +-1.5 s whatever the clip length (it wraps around, so it
+    never hides anything). Time-mask widths are the paper's for 10 s clips (334 frames);
+    shorter clips get them scaled by T / 334, so a mask hides the same share of a clip.
+    """
+
+    def __init__(self, roll_frames=50, specaugment=True, freq_masks=2, freq_width=40, time_masks=2,
+                 time_width=80, mixup_alpha=0.3, num_classes=10):
+        self.roll_frames, self.specaugment = roll_frames, specaugment
+        self.freq_masks, self.freq_width, self.time_masks, self.time_width = (freq_masks, freq_width, time_masks,
+                                                                              time_width)
+        self.mixup_alpha, self.num_classes = mixup_alpha, num_classes
+
+    @classmethod
+    def from_config(cls, config, num_classes=10):
+        """The augmentation a TrainConfig asks for (its roll_frames, specaugment, ... fields)."""
+        return cls(config.roll_frames, config.specaugment, config.freq_masks, config.freq_width, config.time_masks,
+                   config.time_width, config.mixup_alpha, num_classes)
 
     def __call__(self, x, y, rng):
-        for transform in self.transforms:
-            x, y = transform(x, y, rng)
+        scale = min(1.0, x.shape[-1] / PAPER_FRAMES)
+        if self.roll_frames:
+            x = time_roll(x, rng, self.roll_frames)
+        if self.specaugment:
+            x = spec_augment(x, rng, freq_masks=self.freq_masks, freq_width=self.freq_width,
+                             time_masks=self.time_masks, time_width=max(1, int(round(self.time_width * scale))))
+        if self.mixup_alpha > 0:
+            x, y = mixup(x, y, rng, alpha=self.mixup_alpha, num_classes=self.num_classes)
         return x, y
-
-
-def paper_transform(max_shift=50, alpha=0.3, num_classes=10, freq_masks=2, freq_width=40,
-                    time_masks=2, time_width=80):
-    """The paper's training augmentation as a loader transform: time roll, SpecAugment,
-    then mixup (targets become probabilities) — the order tinyasc's trainer uses."""
-    return Compose(
-        lambda x, y, rng: (time_roll(x, rng, max_shift), y),
-        lambda x, y, rng: (spec_augment(x, rng, freq_masks, freq_width, time_masks,
-                                        time_width), y),
-        lambda x, y, rng: mixup(x, y, rng, alpha, num_classes),
-    )

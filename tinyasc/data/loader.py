@@ -1,7 +1,7 @@
 """Batches for training and evaluation, prepared in a background thread.
 
     loader = BatchLoader(features.x, features.rows(split.filenames), split.labels,
-                         batch_size=64, shuffle=True, transform=paper_transform(), seed=0)
+                         batch_size=64, shuffle=True, transform=Augment(), seed=0)
     for epoch in range(start_epoch, epochs):
         for step, (xb, yb) in loader.epoch(epoch):     # xb float32 N x 1 x F x T
             ...

@@ -1,83 +1,58 @@
-"""Training BC-ResNet-Mod with the paper's recipe (section 3.1), resumable to the bit.
+"""Training a classifier with the paper's recipe (section 3.1), resumable to the bit.
+
+The whole loop reads top to bottom in `Trainer`: the data, the model (and, for compression,
+its pruning masks, quantized convs and teacher: paper 2.4), the optimizer and the schedule in
+`__init__`; then in `fit`, for each epoch and each batch, `train_step`: forward, loss,
+zero_grad, backward, step. What every run shares (folder, checkpoint, metrics.csv, Ctrl-C)
+comes from tinyasc/run/.
 
 Every random choice of step s of epoch e comes from np.random.default_rng([seed, e, s])
 (augmentation) or from the epoch's shuffle default_rng([seed, e]); dropout draws from
 tinyasc.random, whose state is checkpointed. So a run stopped after any step and
 resumed reproduces the uninterrupted run exactly.
 """
-import csv
-import io
 import json
 import math
-import signal
 import time
 from pathlib import Path
 
 import numpy as np
 
-from tinyasc import compress
 from tinyasc import functional as F
 from tinyasc import optim
 from tinyasc import random as ta_random
 from tinyasc.autograd import Tensor
-from tinyasc.compress.complexity import complexity
-from tinyasc.data import augment
-from tinyasc.errors import TinyAscError
-from tinyasc.models import BCResNet, BCResNetMod, CPResNet
-from tinyasc.progress import Progress
-from tinyasc.train import evaluate, plots
 from tinyasc.checks import check_frames
-from tinyasc.fileio import exclusive_folder
-from tinyasc.train.checkpoint import (CheckpointError, NonFiniteWeights, atomic_write_text, atomic_write_texts,
-                                      check_finite_state, check_same_model, load_checkpoint, load_model_state,
-                                      save_checkpoint, split_prefix)
+from tinyasc.compress import (Distiller, hold_masks, mask_gradients, masks_from_state, masks_state, prune,
+                              quantize_convs_)
+from tinyasc.compress.complexity import complexity
+from tinyasc.data.augment import Augment
+from tinyasc.data.training import TrainingData
+from tinyasc.errors import TinyAscError
+from tinyasc.fileio import atomic_write_texts
+from tinyasc.progress import Progress
+from tinyasc.run import plots
+from tinyasc.run.checkpoint import (CheckpointError, NonFiniteWeights, check_finite_state, check_same_model,
+                                    load_model_state, split_prefix)
+from tinyasc.run.folder import RunFolder, StopFlag
+from tinyasc.train import evaluate
+from tinyasc.train.build import CHECKPOINT, SELECTED, build_model, load_run
 from tinyasc.train.config import load_run_config
-from tinyasc.train.data import TrainingData
+from tinyasc.translator.augment import add_translations
 
-CHECKPOINT = "checkpoint.npz"
-SELECTED = "selected.npz"
+KIND = "tinyasc-classifier"
 
 
 class TrainingDiverged(TinyAscError):
     """The loss became NaN or infinite."""
 
 
-def build_model(config):
-    if config.arch == "bcresnet":
-        return BCResNet(tau=config.width, num_classes=10, subbands=config.subbands, dropout=config.dropout,
-                        norm=config.norm, lam=config.lam)
-    if config.arch == "cpresnet":
-        return CPResNet(c=config.width, rho=config.rho, num_classes=10, norm=config.norm, lam=config.lam)
-    return BCResNetMod(c=config.width, num_classes=10, norm=config.norm, lam=config.lam,
-                       subbands=config.subbands, dropout=config.dropout)
-
-
-PAPER_FRAMES = 334  # the paper's 10 s clips
-
-
-def augment_batch(x, y, config, rng, num_classes=10):
-    """Time roll, SpecAugment, then Mixup (which turns labels into probabilities).
-
-    The time roll is the paper's +-1.5 s whatever the clip length (it wraps around, so it
-    never hides anything). Time-mask widths are the paper's for 10 s clips (334 frames);
-    shorter clips get them scaled by T / 334, so a mask hides the same share of a clip.
-    """
-    scale = min(1.0, x.shape[-1] / PAPER_FRAMES)
-    if config.roll_frames:
-        x = augment.time_roll(x, rng, config.roll_frames)
-    if config.specaugment:
-        x = augment.spec_augment(x, rng, freq_masks=config.freq_masks, freq_width=config.freq_width,
-                                 time_masks=config.time_masks,
-                                 time_width=max(1, int(round(config.time_width * scale))))
-    if config.mixup_alpha > 0:
-        x, y = augment.mixup(x, y, rng, alpha=config.mixup_alpha, num_classes=num_classes)
-    return x, y
-
-
-def train_step(model, optimizer, x, y, loss_fn=None):
-    """Forward, loss, backward, optimizer step; returns (loss, logits array).
+def train_step(model, optimizer, x, y, loss_fn=None, masks=None):
+    """Forward, loss, zero_grad, backward, optimizer step; returns (loss, logits array).
 
     loss_fn(logits, y, x) defaults to cross-entropy; distillation passes Distiller.loss.
+    masks (from prune, paper 2.4): the pruned weights get no gradient and stay exactly zero,
+    momentum included.
     """
     logits = model(Tensor(x))
     loss = F.cross_entropy(logits, y) if loss_fn is None else loss_fn(logits, y, x)
@@ -86,69 +61,26 @@ def train_step(model, optimizer, x, y, loss_fn=None):
         return value, logits.data
     optimizer.zero_grad()
     loss.backward()
+    if masks is not None:
+        mask_gradients(model, masks)
     optimizer.step()
+    if masks is not None:
+        hold_masks(model, masks, optimizer)
     return value, logits.data
-
-
-class _StopFlag:
-    """SIGINT sets a flag checked between steps, so a checkpoint is never taken mid-update.
-
-    A second Ctrl-C interrupts at once.
-    """
-
-    def __init__(self):
-        self.stop = False
-        self._previous = None
-
-    def __enter__(self):
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread: no handler, Ctrl-C behaves as usual
-            self._previous = None
-        return self
-
-    def _handle(self, signum, frame):
-        if self.stop:
-            raise KeyboardInterrupt
-        self.stop = True
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-        return False
 
 
 class Trainer:
     def __init__(self, config, run_dir, data=None, log=print, progress=True):
         self.config = config.validate()
-        self.run_dir = Path(run_dir)
+        self.folder = RunFolder(run_dir, KIND, CHECKPOINT)
+        self.run_dir = self.folder.path
         self.log, self.show_progress = log, progress
+        # data: cached log-mels of the dataset's splits (+ the translator's clips, paper 3.2)
         self.data = data if data is not None else TrainingData.load(config, log=log, progress=progress)
         root = getattr(getattr(self.data, "dataset", None), "root", "the dataset")
         check_frames(self.data.features.shape[-1], config.arch, f"the clips of {root}")
         if config.translator:
-            self.data = self.data.with_translations(config.translator, log=log, progress=progress)
-        # Models of other runs are built before seeding: building one draws from tinyasc.random.
-        teachers = [_load_model(run) for run in config.teacher.split(",") if run.strip()]
-        start = _load_model(config.init_from) if config.init_from else None
-        ta_random.manual_seed(config.seed)
-        self.model = build_model(config)
-        if config.norm == "global":
-            self.model.input_norm.set_statistics(*self.data.frequency_statistics())
-        if start is not None:
-            load_model_state(self.model, start.state_dict(), config.init_from)
-        self.optimizer = optim.SGD(self.model.parameters(), lr=0.0, momentum=config.momentum,
-                                   weight_decay=config.weight_decay)
-        # Compression (paper 2.4): prune once, keep the pruned weights at zero in every step
-        # (the wrapper masks gradients and momentum), and run the convs fake-quantized (QAT).
-        self.masks = self.qat = self.distiller = None
-        if config.prune > 0:
-            self.masks = compress.prune(self.model, config.prune)
-            self.optimizer = compress.MaskedOptimizer(self.optimizer, self.model, self.masks)
-        if config.bits <= 8:
-            self.qat = compress.QuantizationAware(self.model, config.bits, config.per_channel, self.masks).attach()
-        if teachers:
-            self.distiller = compress.Distiller(teachers, config.kd_alpha, config.kd_temperature)
+            self.data = add_translations(self.data, config.translator, log=log, progress=progress)
         train_clips = len(self.data.rows("train"))
         if train_clips < config.batch_size:
             if config.val_fraction > 0:  # the held-out locations, not the batch size, are the likely cause
@@ -157,6 +89,30 @@ class Trainer:
                                    f"{config.batch_size}; lower --val-fraction (Min Var's default is 0.1)")
             raise TinyAscError(f"the training split has {train_clips} clips, fewer than --batch-size "
                                f"{config.batch_size}: no full batch to train on; lower --batch-size")
+        # model. Models of other runs are built before seeding: building one draws from tinyasc.random.
+        teachers = [load_run(run.strip())[1] for run in config.teacher.split(",") if run.strip()]
+        start = load_run(config.init_from.strip())[1] if config.init_from else None
+        ta_random.manual_seed(config.seed)
+        self.model = build_model(config)
+        if config.norm == "global":
+            self.model.input_norm.set_statistics(*self.data.frequency_statistics())
+        if start is not None:
+            load_model_state(self.model, start.state_dict(), config.init_from)
+        # optimizer: SGD with momentum and weight decay (paper 3.1)
+        self.optimizer = optim.SGD(self.model.parameters(), lr=0.0, momentum=config.momentum,
+                                   weight_decay=config.weight_decay)
+        # compression (paper 2.4): prune once, then train_step keeps the pruned weights at zero;
+        # the convs compute with fake-quantized weights (QAT: QuantizedConv2d in repr(model));
+        # distillation replaces the loss.
+        self.masks = self.distiller = None
+        if config.prune > 0:
+            self.masks = prune(self.model, config.prune)
+            hold_masks(self.model, self.masks, self.optimizer)
+        if config.bits <= 8:
+            quantize_convs_(self.model, config.bits, config.per_channel, self.masks)
+        if teachers:
+            self.distiller = Distiller(teachers, config.kd_alpha, config.kd_temperature)
+        # schedule: linear warm-up, then cosine to zero, per step
         self.steps_per_epoch = self.data.steps_per_epoch(config.batch_size)
         self.schedule = optim.WarmupCosine(self.optimizer, config.lr,
                                            int(round(config.warmup * self.steps_per_epoch)),
@@ -173,11 +129,11 @@ class Trainer:
         optim_state = self.optimizer.state_dict()
         arrays.update({f"optim/{k}": v for k, v in optim_state["state"].items()})
         if self.masks is not None:
-            arrays.update({f"mask/{k}": v for k, v in compress.masks_state(self.masks).items()})
+            arrays.update({f"mask/{k}": v for k, v in masks_state(self.masks).items()})
         return arrays
 
     def save(self, name=CHECKPOINT):
-        meta = {"kind": "tinyasc-classifier", "config": json.loads(self.config.to_json()),
+        meta = {"config": json.loads(self.config.to_json()),
                 "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "running": self.running,
                 "schedule": self.schedule.state_dict(), "random": _jsonable(ta_random.get_state()),
                 "history": self.history, "selected": self.selected}
@@ -185,7 +141,7 @@ class Trainer:
         if digest is not None:
             meta["translator_digest"] = digest
         try:
-            save_checkpoint(self.run_dir / name, self.state_arrays(), meta)
+            self.folder.save(self.state_arrays(), meta, name)
         except NonFiniteWeights as exc:
             when = (f"by the end of epoch {self.epoch}" if self.step_in_epoch == 0
                     else f"by epoch {self.epoch + 1}, step {self.step_in_epoch}")
@@ -203,9 +159,7 @@ class Trainer:
         return f"the last good checkpoint ({where}) is kept in {self.run_dir}"
 
     def restore(self, path):
-        arrays, meta = load_checkpoint(path)
-        if meta.get("kind") != "tinyasc-classifier":
-            raise CheckpointError(f"{path}: not a classifier checkpoint (kind {meta.get('kind')!r})")
+        arrays, meta = self.folder.load(path)
         saved_digest, digest = meta.get("translator_digest"), getattr(self.data, "translator_digest", None)
         if saved_digest is not None and saved_digest != digest:
             raise CheckpointError(f"{path}: the translator {self.config.translator} is not the one this run started "
@@ -215,16 +169,18 @@ class Trainer:
         check_same_model(meta.get("config"), self.config, path)  # when the shapes agree, the settings may not
         check_finite_state(arrays, path)  # the optimizer's momentum too
         if self.masks is not None:
-            saved = compress.masks_from_state(split_prefix(arrays, "mask"))
+            saved = masks_from_state(split_prefix(arrays, "mask"))
             if set(saved) != set(self.masks):
                 raise CheckpointError(f"{path}: the pruning masks in this checkpoint do not fit the run")
             for name, mask in saved.items():
-                self.masks[name][...] = mask  # in place: MaskedOptimizer and QAT hold these arrays
+                self.masks[name][...] = mask  # in place: the QuantizedConv2d modules hold these arrays
         groups = self.optimizer.state_dict()["param_groups"]
         try:
             self.optimizer.load_state_dict({"state": split_prefix(arrays, "optim"), "param_groups": groups})
         except (ValueError, IndexError) as exc:
             raise CheckpointError(f"{path}: optimizer state does not fit the model ({exc})") from None
+        if self.masks is not None:
+            hold_masks(self.model, self.masks, self.optimizer)
         try:
             self.schedule.load_state_dict(meta["schedule"])
             ta_random.set_state(meta["random"])
@@ -240,60 +196,65 @@ class Trainer:
                                   "resume from another run") from None
 
     # ------------------------------------------------------------- training
-    def prepare_run_dir(self):
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.run_dir / "config.json", self.config.to_json() + "\n")
+    def fit(self, stop=None):
+        """The loop: for each epoch, for each batch of augmented clips, one train_step; after each
+        epoch, evaluate, checkpoint and write metrics.csv.
 
-    def fit(self):
+        stop() is asked before each epoch and after each step (default: has Ctrl-C been pressed);
+        when it says so, the run saves a checkpoint and fit returns False.
+        """
         config = self.config
-        self.prepare_run_dir()
-        with _StopFlag() as flag:
+        self.folder.write_config(config)
+        augment = Augment.from_config(config)  # time roll, SpecAugment, Mixup (paper 3.1)
+        loss_fn = None if self.distiller is None else self.distiller.loss
+        with StopFlag() as ctrl_c:
+            stop = stop or ctrl_c
             while self.epoch < config.epochs:
-                if not self._train_epoch(flag):
-                    self.save()
-                    self.log(f"interrupted at epoch {self.epoch + 1}, step {self.step_in_epoch}; checkpoint saved. "
-                             f"Resume with: tinyasc train --resume {self.run_dir}")
-                    return False
-                self._end_epoch()
+                if stop():
+                    return self._interrupted()
+                if self.step_in_epoch == 0:
+                    self.running = [0.0, 0, 0, 0.0]
+                start = time.perf_counter() - self.running[3]
+                batches = self.data.train_batches(config.batch_size, config.seed, self.epoch, self.step_in_epoch,
+                                                  transform=augment)
+                desc = f"epoch {self.epoch + 1}/{config.epochs}"
+                with Progress(total=self.steps_per_epoch, desc=desc, unit="step", quiet=not self.show_progress) as bar:
+                    bar.update(self.step_in_epoch)
+                    for step, (x, y) in batches:
+                        loss, logits = train_step(self.model, self.optimizer, x, y, loss_fn, self.masks)
+                        if not math.isfinite(loss):
+                            raise TrainingDiverged(f"loss became {loss} at epoch {self.epoch + 1}, step {step + 1}; "
+                                                   f"{self.kept()}. Try a lower --lr")
+                        self.schedule.step()
+                        self.step_in_epoch = step + 1
+                        bar.update(1, **self._count(loss, logits, y, time.perf_counter() - start))
+                        if stop():
+                            return self._interrupted()
+                self._end_epoch(time.perf_counter() - start)
         return True
 
-    def _train_epoch(self, flag):
-        config, data = self.config, self.data
-        epoch = self.epoch
-        if self.step_in_epoch == 0:
-            self.running = [0.0, 0, 0, 0.0]
-        total_loss, total_correct, total_seen, before = self.running
-        start = time.perf_counter() - before
-        desc = f"epoch {epoch + 1}/{config.epochs}"
-        with Progress(total=self.steps_per_epoch, desc=desc, unit="step", quiet=not self.show_progress) as bar:
-            bar.update(self.step_in_epoch)
-            batches = data.train_batches(config.batch_size, config.seed, epoch, self.step_in_epoch,
-                                         transform=lambda x, y, rng: augment_batch(x, y, config, rng))
-            for step, (x, target) in batches:
-                loss_fn = None if self.distiller is None else self.distiller.loss
-                loss, logits = train_step(self.model, self.optimizer, x, target, loss_fn)
-                if not math.isfinite(loss):
-                    raise TrainingDiverged(f"loss became {loss} at epoch {epoch + 1}, step {step + 1}; "
-                                           f"{self.kept()}. Try a lower --lr")
-                self.schedule.step()
-                self.step_in_epoch = step + 1
-                labels = target.argmax(axis=1) if target.ndim == 2 else target  # Mixup: the larger share
-                total_loss += loss * len(labels)
-                total_correct += int(np.sum(logits.argmax(axis=1) == labels))
-                total_seen += len(labels)
-                elapsed = time.perf_counter() - start
-                self.running = [total_loss, total_correct, total_seen, elapsed]
-                bar.update(1, loss=total_loss / total_seen, acc=100.0 * total_correct / total_seen,
-                           clips_s=total_seen / max(elapsed, 1e-9))
-                if flag.stop:
-                    return False
-        self._epoch_train_stats = (total_loss / max(total_seen, 1), 100.0 * total_correct / max(total_seen, 1),
-                                   total_seen / max(time.perf_counter() - start, 1e-9))
-        return True
+    def _interrupted(self):
+        self.save()
+        self.log(f"interrupted at epoch {self.epoch + 1}, step {self.step_in_epoch}; checkpoint saved. "
+                 f"Resume with: tinyasc train --resume {self.run_dir}")
+        return False
 
-    def _end_epoch(self):
+    def _count(self, loss, logits, y, elapsed):
+        """Add a step to this epoch's running sums; return the running means for the progress bar."""
+        total_loss, total_correct, total_seen, _ = self.running
+        labels = y.argmax(axis=1) if y.ndim == 2 else y  # Mixup: the larger share
+        total_loss += loss * len(labels)
+        total_correct += int(np.sum(logits.argmax(axis=1) == labels))
+        total_seen += len(labels)
+        self.running = [total_loss, total_correct, total_seen, elapsed]
+        return {"loss": total_loss / total_seen, "acc": 100.0 * total_correct / total_seen,
+                "clips_s": total_seen / max(elapsed, 1e-9)}
+
+    def _end_epoch(self, seconds):
         config = self.config
-        loss, acc, speed = self._epoch_train_stats
+        total_loss, total_correct, total_seen, _ = self.running
+        loss, acc = total_loss / max(total_seen, 1), 100.0 * total_correct / max(total_seen, 1)
+        speed = total_seen / max(seconds, 1e-9)
         row = {"epoch": self.epoch + 1, "loss": loss, "train_acc": acc, "lr": self.optimizer.param_groups[0]["lr"],
                "clips_per_s": speed}
         # The test split is evaluated every eval_every epochs and after the last one: it is only
@@ -315,7 +276,7 @@ class Trainer:
             self.selected = (self.epoch, row["val_spread"])
             self.save(SELECTED)
         self.save()
-        atomic_write_text(self.run_dir / "metrics.csv", _history_csv(self.history))
+        self.folder.write_metrics(self.history)
         line = f"epoch {self.epoch}/{config.epochs}: loss {loss:.4f}, train acc {acc:.1f}%"
         if tested:
             line += f", test acc {test['overall']['accuracy']:.1f}% ({test['overall']['count']} clips)"
@@ -329,7 +290,7 @@ class Trainer:
     def report(self):
         """Evaluate the selected model on the test split; write the tables; return the text."""
         if self.config.select == "minvar" and self.selected is not None:
-            arrays, meta = load_checkpoint(self.run_dir / SELECTED)
+            arrays, meta = self.folder.load(self.run_dir / SELECTED)
             check_same_model(meta.get("config"), self.config, self.run_dir / SELECTED)
             load_model_state(self.model, split_prefix(arrays, "model"), self.run_dir / SELECTED)
             which = f"Min Var selection: epoch {self.selected[0]} (device spread {self.selected[1]:.2f})"
@@ -354,25 +315,6 @@ class Trainer:
         return text, table
 
 
-def _load_model(run):
-    """The trained model of another run folder (or compressed .npz), for a teacher or a start."""
-    from tinyasc.train.inference import load_run  # inference imports this module
-
-    return load_run(run.strip())[1]
-
-
-def _history_csv(history):
-    keys = []
-    for row in history:
-        keys.extend(k for k in row if k not in keys)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=keys)
-    writer.writeheader()
-    for row in history:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    return buf.getvalue()
-
-
 def _jsonable(value):
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
@@ -393,7 +335,7 @@ def train(config, run_dir, resume=False, log=print, progress=True, data=None):
         config.validate()
     busy = (f"{run_dir} is in use by another tinyasc run; wait for it to finish, or pass another --out "
             "(two runs in one folder would overwrite each other's checkpoint and metrics)")
-    with exclusive_folder(run_dir, busy):
+    with RunFolder(run_dir, KIND).hold(busy):
         if not resume and (run_dir / CHECKPOINT).exists():
             raise TinyAscError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
         trainer = Trainer(config, run_dir, data=data, log=log, progress=progress)

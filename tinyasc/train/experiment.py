@@ -24,9 +24,15 @@ from tinyasc.errors import TinyAscError
 from tinyasc.models.bcresnet import INPUT_NORMS
 from tinyasc.models.bcresnet_mod import NORMS
 from tinyasc.train import classifier
-from tinyasc.train.checkpoint import atomic_write_text, load_checkpoint
+from tinyasc.fileio import atomic_write_text
+from tinyasc.run.checkpoint import load_checkpoint
+from tinyasc.run.folder import StopFlag
 from tinyasc.train.config import DEFAULT_WIDTH, read_json_object
-from tinyasc.train.data import TrainingData
+from tinyasc.data.training import TrainingData
+from tinyasc.translator.config import TranslatorConfig
+from tinyasc.translator.load import CHECKPOINT as TRANSLATOR_CHECKPOINT
+from tinyasc.translator.load import load_translator
+from tinyasc.translator.train import train_translator
 from tinyasc.train.evaluate import DEVICE_COLUMNS
 
 ARCH_NAMES = {"bcresnet-mod": "BC-ResNet-Mod", "bcresnet": "BC-ResNet", "cpresnet": "CP-ResNet"}
@@ -176,33 +182,28 @@ def _read_device_table(run_dir):
 
 
 def default_translator_config(base_config):
-    from tinyasc.translator.train import TranslatorConfig
-
     return TranslatorConfig(data=base_config.data, preset=base_config.preset)
 
 
 def ensure_translator(base_config, out_dir, translator, log, progress):
     """The translator folder for '+translator' rows: `translator` if given, else one trained
     (or resumed, or reused) in out_dir/translator with the default settings."""
-    from tinyasc.train.classifier import _StopFlag
-    from tinyasc.translator.train import CHECKPOINT, load_translator, train_translator
-
     if translator:
         load_translator(translator)  # a wrong folder fails now, not after the other rows trained
         return str(translator)
     folder = Path(out_dir) / "translator"
     config = default_translator_config(base_config)
     _check_same_config(folder, config)  # a translator of other data or settings must not be reused
-    if (folder / CHECKPOINT).is_file():
+    if (folder / TRANSLATOR_CHECKPOINT).is_file():
         _, _, _, _, meta = load_translator(folder)
         if meta["epoch"] >= meta["config"]["epochs"]:
             return str(folder)
         log(f"--- translator: resuming {folder}")
     else:
         log(f"--- translator: training into {folder}")
-    with _StopFlag() as flag:
-        text = train_translator(config, folder, resume=(folder / CHECKPOINT).is_file(), log=log, progress=progress,
-                                stop=lambda: flag.stop)
+    with StopFlag() as flag:
+        text = train_translator(config, folder, resume=(folder / TRANSLATOR_CHECKPOINT).is_file(), log=log, progress=progress,
+                                stop=flag)
     if text is None:
         return None
     log(text)
@@ -231,8 +232,6 @@ def run_experiment(base_config, rows, seeds, out_dir, log=print, progress=True, 
     out_dir.mkdir(parents=True, exist_ok=True)
     data = TrainingData.load(base_config, log=log, progress=progress)
     if translator:
-        from tinyasc.translator.train import load_translator
-
         load_translator(translator)  # a wrong folder fails now, not after the other rows trained
     translator_dir = str(translator) if translator else str(out_dir / "translator")
     translator_ready = bool(translator)

@@ -5,40 +5,12 @@ import numpy as np
 
 from tinyasc import audio
 from tinyasc.errors import DataError, TinyAscError
-from tinyasc.train import evaluate
 from tinyasc.checks import check_frames
+from tinyasc.train import evaluate
 from tinyasc.progress import Progress
-from tinyasc.train.checkpoint import (CheckpointError, atomic_write_text, atomic_write_texts, check_same_model,
-                                      load_checkpoint, load_model_state, split_prefix)
-from tinyasc.train.classifier import CHECKPOINT, SELECTED, build_model
-from tinyasc.train.config import TrainConfig, load_run_config
-from tinyasc.train.data import TrainingData
-
-
-def load_run(run):
-    """(config, model) of a run folder, with the selected (Min Var) or last weights,
-    or of a compressed model file written by `tinyasc compress`."""
-    run = Path(run)
-    if run.is_file():
-        from tinyasc.compress import load_compressed
-
-        model, meta = load_compressed(run, return_meta=True)
-        if not isinstance(meta.get("config"), dict):
-            raise TinyAscError(f"{run}: this compressed model carries no training config; "
-                               "write it with tinyasc compress")
-        return TrainConfig.from_dict(meta["config"]).validate(), model
-    config = load_run_config(run)
-    path = run / SELECTED if config.select == "minvar" else run / CHECKPOINT
-    if config.select == "minvar" and not path.is_file() and (run / CHECKPOINT).is_file():
-        raise CheckpointError(f"{path}: missing, and this run selects its model by Min Var (--select minvar); "
-                              f"its last epoch is not the selected model. Restore {SELECTED}, or resume the run "
-                              f"to write it again (tinyasc train --resume {run})")
-    arrays, meta = load_checkpoint(path)
-    model = build_model(config)
-    load_model_state(model, split_prefix(arrays, "model"), path)
-    check_same_model(meta.get("config"), config, path)  # when the shapes agree, the settings may not
-    model.eval()
-    return config, model
+from tinyasc.data.training import TrainingData
+from tinyasc.fileio import atomic_write_text, atomic_write_texts
+from tinyasc.train.build import load_run
 
 
 def evaluate_run(run, data=None, log=print, progress=True):

@@ -13,10 +13,9 @@ import numpy as np
 
 from tinyasc.data.tau import segment_of
 from tinyasc.errors import TinyAscError
-from tinyasc.fileio import pending, reserve
+from tinyasc.fileio import atomic_write_text, pending, reserve
 from tinyasc.progress import Progress
-from tinyasc.train.checkpoint import atomic_write_text
-from tinyasc.translator.train import CHECKPOINT, load_translator, translate
+from tinyasc.translator.load import CHECKPOINT, load_translator, translate
 
 
 def file_digest(path):
@@ -80,3 +79,12 @@ def translated_features(translator_dir, features, rows, filenames, log=print, pr
     atomic_write_text(json_path, json.dumps({"key": key, **key_source, "targets": list(targets),
                                              "shape": list(shape)}, indent=2) + "\n")
     return np.load(npy_path, mmap_mode="r", allow_pickle=False), targets
+
+
+def add_translations(data, translator_dir, log=print, progress=True):
+    """`data` (a TrainingData) grown by every device-A training clip translated to every target
+    device of the translator in `translator_dir` (paper 3.2, "Device Translator" of Table 2)."""
+    rows, filenames = data.device_a_training_clips()
+    extra, targets = translated_features(translator_dir, data.features, rows, filenames, log=log, progress=progress,
+                                         held_out=data.filenames("test"))
+    return data.with_translations(extra, targets, file_digest(Path(translator_dir) / CHECKPOINT))

@@ -13,9 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinyasc.data.tau import segment_of
+from tinyasc.data import cache, synth
+from tinyasc.data.tau import load_dataset, segment_of
+from tinyasc.data.training import bin_statistics
 from tinyasc.errors import TinyAscError
-from tinyasc.train.data import bin_statistics
+
+CHUNK = 64  # clips in memory at once
 
 SOURCE = "a"
 
@@ -80,3 +83,53 @@ class Normalizer:
 
     def invert(self, z):
         return (np.asarray(z, np.float32) * self.std[:, None] + self.mean[:, None]).astype(np.float32)
+
+
+def eq_offsets(features, pairs):
+    """K x F: for each target device, the mean over its training pairs and frames of target - source."""
+    offsets = np.zeros((len(pairs.targets), features.shape[1]))
+    for k in range(len(pairs.targets)):
+        i = pairs.of_device(k)
+        for start in range(0, len(i), CHUNK):  # chunks: TAU has 750 pairs a device
+            j = i[start:start + CHUNK]
+            diff = np.asarray(features[pairs.target[j]], np.float64) - np.asarray(features[pairs.source[j]], np.float64)
+            offsets[k] += diff.sum(axis=(0, 2))
+        offsets[k] /= max(len(i), 1) * features.shape[2]
+    return offsets.astype(np.float32)
+
+
+class PairData:
+    """The dataset's features, the train and test pairs, and the normalizer."""
+
+    def __init__(self, dataset, featureset, targets=None):
+        self.dataset, self.features = dataset, featureset.x
+        self.featureset = featureset
+        self.train = find_pairs(dataset.train, featureset, targets)
+        self.test = find_pairs(dataset.test, featureset, self.train.targets)
+        a_rows = featureset.rows([f for f, d in zip(dataset.train.filenames, dataset.train.devices) if d == "a"])
+        self.normalizer = Normalizer.fit(self.features, a_rows)
+
+    def mean_offsets(self):
+        """K x F: mean normalized target - source over the training pairs of each target
+        device (the fixed equalizer the generator's `eq` starts from)."""
+        return (eq_offsets(self.features, self.train) / self.normalizer.std).astype(np.float32)
+
+    @classmethod
+    def load(cls, config, log=print, progress=True):
+        root = config.data or synth.ensure_default_dataset(preset=config.preset, progress=progress, log=log)
+        dataset = load_dataset(root)
+        featureset = cache.load_features(dataset, progress=progress, log=log)
+        return cls(dataset, featureset, config.target_list)
+
+    def batch(self, pairs, index, crop, rng):
+        """Normalized (source, target) N x 1 x F x T float32, cropped at random to `crop` frames."""
+        src = self.normalizer(self.features[pairs.source[index]])
+        tgt = self.normalizer(self.features[pairs.target[index]])
+        t = src.shape[-1]
+        if t > crop:
+            starts = rng.integers(0, t - crop + 1, len(index))
+            cols = starts[:, None] + np.arange(crop)
+            rows = np.arange(len(index))[:, None]
+            src = src.transpose(0, 2, 1)[rows, cols].transpose(0, 2, 1)
+            tgt = tgt.transpose(0, 2, 1)[rows, cols].transpose(0, 2, 1)
+        return np.ascontiguousarray(src[:, None]), np.ascontiguousarray(tgt[:, None])

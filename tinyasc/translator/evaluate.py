@@ -17,30 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyasc.train.checkpoint import atomic_write_texts
-from tinyasc.translator.train import PairData, load_translator, translate
+from tinyasc.fileio import atomic_write_texts
+from tinyasc.run import plots
+from tinyasc.translator.data import CHUNK, PairData, eq_offsets
+from tinyasc.translator.load import load_translator, translate
 
 DB_PER_NEPER = 10.0 / np.log(10.0)
-CHUNK = 64  # clips in memory at once
 
 
 def lsd_db(pred, real):
     """Per-clip log-spectral distance in dB of N x F x T natural-log power features."""
     diff = (np.asarray(pred, np.float64) - np.asarray(real, np.float64)) * DB_PER_NEPER
     return np.sqrt((diff ** 2).mean(axis=-2)).mean(axis=-1)
-
-
-def eq_offsets(features, pairs):
-    """K x F: for each target device, the mean over its training pairs and frames of target - source."""
-    offsets = np.zeros((len(pairs.targets), features.shape[1]))
-    for k in range(len(pairs.targets)):
-        i = pairs.of_device(k)
-        for start in range(0, len(i), CHUNK):  # chunks: TAU has 750 pairs a device
-            j = i[start:start + CHUNK]
-            diff = np.asarray(features[pairs.target[j]], np.float64) - np.asarray(features[pairs.source[j]], np.float64)
-            offsets[k] += diff.sum(axis=(0, 2))
-        offsets[k] /= max(len(i), 1) * features.shape[2]
-    return offsets.astype(np.float32)
 
 
 def translator_lsd(generator, normalizer, features, pairs, index):
@@ -103,8 +91,6 @@ def evaluate_translator(run_dir, data=None, log=print):
     rows = evaluation_table(generator, normalizer, data)
     text = format_table(rows)
     atomic_write_texts({run_dir / "evaluation.csv": table_csv(rows), run_dir / "evaluation.md": text + "\n"})
-    from tinyasc.train import plots
-
     if plots.available():
         save_translation_figure(run_dir, run_dir / "translation.png", data=data)
     return text
@@ -113,8 +99,6 @@ def evaluate_translator(run_dir, data=None, log=print):
 def save_translation_figure(run_dir, path, data=None, example=0):
     """A figure like the paper's Figure 1: a real device-A test clip, its translations to
     every target device, and the real recordings of those devices (needs the plot extra)."""
-    from tinyasc.train import plots
-
     config, generator, normalizer, targets, _ = load_translator(run_dir)
     if data is None:
         data = PairData.load(config, log=lambda *a: None)

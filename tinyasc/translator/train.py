@@ -12,11 +12,9 @@ step s's random time crops default_rng([seed, e, s]); the checkpoint (one atomic
 JSON inside) holds both networks, both optimizers and the step, so a run resumed after any
 step ends where an uninterrupted one would.
 """
-import dataclasses
 import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,104 +22,17 @@ import numpy as np
 from tinyasc import functional as F
 from tinyasc import optim
 from tinyasc import random as ta_random
-from tinyasc.autograd import Tensor, no_grad
-from tinyasc.checks import MAX_FRAMES, check_finite, check_int, check_seed
-from tinyasc.data import cache, synth
-from tinyasc.data.tau import DEVICES, load_dataset
+from tinyasc.autograd import Tensor
 from tinyasc.errors import TinyAscError
-from tinyasc.fileio import exclusive_folder
 from tinyasc.progress import Progress
-from tinyasc.train.checkpoint import (CheckpointError, atomic_write_text, check_finite_state, load_checkpoint,
-                                      load_model_state, save_checkpoint, split_prefix)
-from tinyasc.train.config import JsonConfig, read_json_object
-from tinyasc.translator.data import Normalizer, find_pairs
-from tinyasc.translator.model import PatchDiscriminator, UNetGenerator, check_bins, lsgan_loss
-
-CHECKPOINT = "translator.npz"
-KIND = "tinyasc-translator"
-
-
-@dataclass
-class TranslatorConfig(JsonConfig):
-    data: str = None          # dataset root; None = the embedded synthetic default
-    preset: str = "default"   # synthetic preset used when data is None
-    targets: str = ""         # comma-separated target devices ("" = every device paired with a in training)
-    width: int = 8            # generator channels at full resolution
-    depth: int = 3            # down-sampling steps (frequency and time halve each)
-    res_blocks: int = 6       # residual blocks in the middle (the paper: six)
-    subbands: int = 16        # SubSpectralNorm sub-bands (the paper: 16)
-    disc_width: int = 16
-    disc_layers: int = 3      # strided discriminator layers (3: 70x70 patches, as pix2pix)
-    epochs: int = 12
-    batch_size: int = 8
-    lr: float = 2e-4
-    beta1: float = 0.5
-    decay_start: float = 0.5  # share of the epochs after which the lr decays linearly to 0
-    l2_weight: float = 100.0  # reconstruction (L2) weight; pix2pix weighs its L1 by 100
-    adv_weight: float = 1.0   # LSGAN weight (0: a plain L2-trained U-Net)
-    crop_frames: int = 128    # random time crops of this many frames (longer clips only)
-    seed: int = 0
-
-    def validate(self):
-        for f in dataclasses.fields(self):  # config.json can hold anything: types first
-            value = getattr(self, f.name)
-            if f.name == "data" and value is None:
-                continue
-            kind = str if f.name == "data" else type(f.default)
-            if kind is float:
-                check_finite(value, f"--{f.name.replace('_', '-')}")
-            elif isinstance(value, bool) or not isinstance(value, kind):
-                raise TinyAscError(f"config value {f.name}={value!r} should be a {kind.__name__}")
-        check_seed(self.seed)
-        # Limits: four times the defaults of the widths (the paper's networks are far smaller),
-        # and 2^8 = 256 mel bins for the depth; beyond them the networks need gigabytes.
-        check_int(self.width, "--width", 1, 64)
-        check_int(self.disc_width, "--disc-width", 1, 128)
-        check_int(self.depth, "--depth", 0, 8, "each step halves the 256 mel bins")
-        check_int(self.res_blocks, "--res-blocks", 0, 64)
-        check_int(self.disc_layers, "--disc-layers", 1, 8)
-        check_int(self.crop_frames, "--crop-frames", 1, MAX_FRAMES)
-        checks = [(self.width >= 1 and self.disc_width >= 1, "--width and --disc-width must be >= 1"),
-                  (self.subbands >= 1, f"--subbands must be >= 1, got {self.subbands}"),
-                  (self.depth >= 0 and self.res_blocks >= 0, "--depth and --res-blocks must be >= 0"),
-                  (self.disc_layers >= 1, f"--disc-layers must be >= 1, got {self.disc_layers}"),
-                  (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
-                  (self.batch_size >= 2, f"--batch-size must be >= 2 (batch norm needs two), got {self.batch_size}"),
-                  (self.lr > 0, f"--lr must be positive, got {self.lr}"),
-                  (0 <= self.beta1 < 1, f"--beta1 must be in [0, 1), got {self.beta1}"),
-                  (0 <= self.decay_start <= 1, f"--decay-start must be in [0, 1], got {self.decay_start}"),
-                  (self.l2_weight >= 0 and self.adv_weight >= 0, "loss weights must be >= 0"),
-                  (self.l2_weight + self.adv_weight > 0, "at least one loss weight must be positive"),
-                  (self.crop_frames >= 2 ** self.depth,
-                   f"--crop-frames must be at least 2^depth = {2 ** self.depth}, got {self.crop_frames}")]
-        for ok, message in checks:
-            if not ok:
-                raise TinyAscError(message)
-        try:
-            check_bins(256, self.depth, self.subbands)
-        except ValueError as exc:
-            raise TinyAscError(str(exc)) from None
-        self.check_frames(self.crop_frames)
-        return self
-
-    def check_frames(self, frames):
-        """The discriminator must give at least one score over `frames` frames."""
-        n = frames
-        for _ in range(self.disc_layers):
-            n //= 2          # 4x4 conv, stride 2, padding 1
-        if n - 2 < 1:        # then two 4x4 convs at stride 1, padding 1
-            raise TinyAscError(f"{frames} frames are too few for --disc-layers {self.disc_layers}: the "
-                               "discriminator's patches would be empty; lower --disc-layers")
-        targets = self.target_list or ()
-        if len(set(targets)) != len(targets):
-            raise TinyAscError(f"--targets names a device twice: {self.targets!r}")
-
-    @property
-    def target_list(self):
-        names = tuple(d.strip().lower() for d in self.targets.split(",") if d.strip())
-        return names or None
-
-
+from tinyasc.run.checkpoint import CheckpointError, check_finite_state, load_model_state, split_prefix
+from tinyasc.run.folder import RunFolder
+from tinyasc.train.config import read_json_object
+from tinyasc.translator.config import TranslatorConfig
+from tinyasc.translator.data import PairData
+from tinyasc.translator.evaluate import evaluate_translator, translator_lsd
+from tinyasc.translator.load import CHECKPOINT, KIND, build_networks
+from tinyasc.translator.model import lsgan_loss
 
 def lr_at(config, epoch):
     """pix2pix's schedule: constant, then linear decay to zero (per epoch)."""
@@ -131,73 +42,11 @@ def lr_at(config, epoch):
     return config.lr * (1.0 - (epoch - start + 1) / (config.epochs - start + 1))
 
 
-def build_networks(config, num_targets):
-    generator = UNetGenerator(num_targets, width=config.width, depth=config.depth, res_blocks=config.res_blocks,
-                              subbands=config.subbands)
-    discriminator = PatchDiscriminator(num_targets, width=config.disc_width, layers=config.disc_layers)
-    return generator, discriminator
-
-
-class PairData:
-    """The dataset's features, the train and test pairs, and the normalizer."""
-
-    def __init__(self, dataset, featureset, targets=None):
-        self.dataset, self.features = dataset, featureset.x
-        self.featureset = featureset
-        self.train = find_pairs(dataset.train, featureset, targets)
-        self.test = find_pairs(dataset.test, featureset, self.train.targets)
-        a_rows = featureset.rows([f for f, d in zip(dataset.train.filenames, dataset.train.devices) if d == "a"])
-        self.normalizer = Normalizer.fit(self.features, a_rows)
-
-    def mean_offsets(self):
-        """K x F: mean normalized target - source over the training pairs of each target
-        device (the fixed equalizer the generator's `eq` starts from)."""
-        from tinyasc.translator.evaluate import eq_offsets  # evaluate imports this module
-
-        return (eq_offsets(self.features, self.train) / self.normalizer.std).astype(np.float32)
-
-    @classmethod
-    def load(cls, config, log=print, progress=True):
-        root = config.data or synth.ensure_default_dataset(preset=config.preset, progress=progress, log=log)
-        dataset = load_dataset(root)
-        featureset = cache.load_features(dataset, progress=progress, log=log)
-        return cls(dataset, featureset, config.target_list)
-
-    def batch(self, pairs, index, crop, rng):
-        """Normalized (source, target) N x 1 x F x T float32, cropped at random to `crop` frames."""
-        src = self.normalizer(self.features[pairs.source[index]])
-        tgt = self.normalizer(self.features[pairs.target[index]])
-        t = src.shape[-1]
-        if t > crop:
-            starts = rng.integers(0, t - crop + 1, len(index))
-            cols = starts[:, None] + np.arange(crop)
-            rows = np.arange(len(index))[:, None]
-            src = src.transpose(0, 2, 1)[rows, cols].transpose(0, 2, 1)
-            tgt = tgt.transpose(0, 2, 1)[rows, cols].transpose(0, 2, 1)
-        return np.ascontiguousarray(src[:, None]), np.ascontiguousarray(tgt[:, None])
-
-
-def translate(generator, normalizer, x, target, batch_size=16):
-    """Raw log-mels N x F x T of device A -> their translations to target index `target`
-    (an int or N ints)."""
-    x = np.asarray(x, np.float32)
-    target = np.broadcast_to(np.asarray(target, np.int64), (len(x),))
-    out = np.empty_like(x)
-    was_training = generator.training
-    generator.eval()
-    with no_grad():
-        for start in range(0, len(x), batch_size):
-            z = normalizer(x[start:start + batch_size])[:, None]
-            y = generator(Tensor(z), target[start:start + batch_size]).data[:, 0]
-            out[start:start + batch_size] = normalizer.invert(y)
-    generator.train(was_training)
-    return out
-
-
 class TranslatorTrainer:
     def __init__(self, config, run_dir, data=None, log=print, progress=True):
         self.config = config.validate()
-        self.run_dir = Path(run_dir)
+        self.folder = RunFolder(run_dir, KIND, CHECKPOINT)
+        self.run_dir = self.folder.path
         self.log, self.show_progress = log, progress
         self.data = data if data is not None else PairData.load(config, log=log, progress=progress)
         config.check_frames(min(config.crop_frames, self.data.features.shape[-1]))
@@ -223,17 +72,15 @@ class TranslatorTrainer:
         arrays.update({f"opt_g/{k}": v for k, v in self.opt_g.state_dict()["state"].items()})
         arrays.update({f"opt_d/{k}": v for k, v in self.opt_d.state_dict()["state"].items()})
         arrays["norm/mean"], arrays["norm/std"] = self.data.normalizer.mean, self.data.normalizer.std
-        meta = {"kind": KIND, "config": json.loads(self.config.to_json()), "targets": list(self.targets),
+        meta = {"config": json.loads(self.config.to_json()), "targets": list(self.targets),
                 "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "running": self.running,
                 "history": self.history,
                 # what it learned from: a classifier using it checks none of these is in its test split
                 "train_segments": sorted(set(self.data.train.segments))}
-        save_checkpoint(self.run_dir / CHECKPOINT, arrays, meta)
+        self.folder.save(arrays, meta)
 
     def restore(self, path):
-        arrays, meta = load_checkpoint(path)
-        if meta.get("kind") != KIND:
-            raise CheckpointError(f"{path}: not a translator checkpoint (kind {meta.get('kind')!r})")
+        arrays, meta = self.folder.load(path)
         if tuple(meta.get("targets", ())) != self.targets:
             raise CheckpointError(f"{path}: translates to {meta.get('targets')}, this data pairs {list(self.targets)}")
         load_model_state(self.generator, split_prefix(arrays, "generator"), path)
@@ -278,8 +125,7 @@ class TranslatorTrainer:
 
     def fit(self, stop=None):
         """Train to the configured epochs; False if `stop()` asked to stop (after saving)."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.run_dir / "config.json", self.config.to_json() + "\n")
+        self.folder.write_config(self.config)
         config, pairs = self.config, self.data.train
         while self.epoch < config.epochs:
             lr = lr_at(config, self.epoch)
@@ -314,8 +160,6 @@ class TranslatorTrainer:
         return True
 
     def _end_epoch(self, lr):
-        from tinyasc.translator.evaluate import translator_lsd  # evaluate imports this module
-
         l2, adv, d, n, seconds = self.running
         test = self.data.test
         lsd = float(translator_lsd(self.generator, self.data.normalizer, self.data.features, test,
@@ -326,42 +170,9 @@ class TranslatorTrainer:
         self.epoch += 1
         self.step_in_epoch = 0
         self.save()
-        keys = list(row)
-        lines = [",".join(keys)] + [",".join(f"{r[k]:.6g}" if isinstance(r[k], float) else str(r[k]) for k in keys)
-                                    for r in self.history]
-        atomic_write_text(self.run_dir / "metrics.csv", "\n".join(lines) + "\n")
+        self.folder.write_metrics(self.history)
         self.log(f"translator epoch {self.epoch}/{self.config.epochs}: L2 {row['l2']:.4f}, G adv {row['g_adv']:.4f}, "
                  f"D {row['d_loss']:.4f}, test LSD {lsd:.2f} dB, {seconds:.0f} s")
-
-
-def load_translator(run_dir):
-    """(config, generator in eval mode, normalizer, target names) of a trained translator folder."""
-    path = Path(run_dir)
-    if path.is_dir():
-        path = path / CHECKPOINT
-    arrays, meta = load_checkpoint(path)
-    if meta.get("kind") != KIND:
-        raise CheckpointError(f"{path}: not a translator checkpoint (kind {meta.get('kind')!r}); "
-                              "pass a folder written by tinyasc translator train")
-    try:  # a damaged file must give one line naming it, not a KeyError from deep inside
-        config = TranslatorConfig.from_dict(meta["config"]).validate()
-        targets = tuple(str(t) for t in meta["targets"])
-        mean, std = np.asarray(arrays["norm/mean"]), np.asarray(arrays["norm/std"])
-        int(meta["epoch"]), int(meta["step_in_epoch"])
-    except (KeyError, TypeError, ValueError, AttributeError, TinyAscError) as exc:
-        raise CheckpointError(f"{path}: translator checkpoint is incomplete or damaged ({exc!r}); "
-                              "retrain it with tinyasc translator train") from None
-    if not targets or len(set(targets)) != len(targets) or not set(targets) <= set(DEVICES):
-        raise CheckpointError(f"{path}: translator checkpoint names the target devices {list(targets)[:10]}, not "
-                              f"distinct devices of {', '.join(DEVICES)}; retrain it")
-    generator, _ = build_networks(config, len(targets))
-    load_model_state(generator, split_prefix(arrays, "generator"), path)
-    bins = generator.eq.shape[1]
-    if mean.shape != (bins,) or std.shape != (bins,):
-        raise CheckpointError(f"{path}: normalizer statistics have shapes {mean.shape} and {std.shape}, the "
-                              f"generator has {bins} mel bins; retrain it with tinyasc translator train")
-    generator.eval()
-    return config, generator, Normalizer(mean, std), targets, meta
 
 
 def train_translator(config, run_dir, resume=False, log=print, progress=True, data=None, stop=None):
@@ -374,13 +185,11 @@ def train_translator(config, run_dir, resume=False, log=print, progress=True, da
     if not resume:
         config.validate()  # before the folder is made
     busy = f"{run_dir} is in use by another tinyasc translator run; wait for it to finish, or pass another --out"
-    with exclusive_folder(run_dir, busy):
+    with RunFolder(run_dir, KIND).hold(busy):
         return _train_translator(config, run_dir, resume, log, progress, data, stop)
 
 
 def _train_translator(config, run_dir, resume, log, progress, data, stop):
-    from tinyasc.translator.evaluate import evaluate_translator
-
     if resume:
         config = TranslatorConfig.from_dict(
             read_json_object(run_dir / "config.json", "translator settings", "restore it or train into another --out"))

@@ -3,8 +3,6 @@
 The validation split (used by Min Var model selection) holds out whole recording
 locations of the training split, so it is as location-disjoint as the test split.
 """
-from pathlib import Path
-
 import numpy as np
 
 from tinyasc.data import cache, synth
@@ -74,17 +72,19 @@ class TrainingData:
                              seed=seed, shuffle=True, drop_last=True, transform=transform)
         return loader.epoch(epoch, start=start_step)
 
-    def with_translations(self, translator_dir, log=print, progress=True):
+    def with_translations(self, extra, targets, digest):
         """A copy whose training split also holds every device-A training clip translated to
-        every target device of the translator (paper 3.2); validation and test are untouched."""
-        from tinyasc.translator.augment import file_digest, translated_features
-        from tinyasc.translator.train import CHECKPOINT
+        every target device (paper 3.2); validation and test are untouched.
 
+        extra: the translations, (number of A clips x len(targets)) x F x T, target by target in
+        the order of the A clips of the training split (tinyasc.translator.augment makes them);
+        digest: which translator made them, so a resumed run checks it trains on the same ones.
+        """
         rows, labels, devices, names = self.splits["train"]
         is_a = devices == "a"
-        extra, targets = translated_features(translator_dir, self.features, rows[is_a],
-                                             [n for n, a in zip(names, is_a) if a], log=log, progress=progress,
-                                             held_out=self.filenames("test"))
+        if len(extra) != int(is_a.sum()) * len(targets):
+            raise ValueError(f"{len(extra)} translations for {int(is_a.sum())} device-A clips and "
+                             f"{len(targets)} target devices")
         base = len(self.features)
         splits = dict(self.splits)
         # np.full(n, d) takes d's own width: a '<U1' device column ('a', 'b') must not cut 's1' to 's'
@@ -94,9 +94,14 @@ class TrainingData:
                            tuple(names) + tuple(f"translated-{d}:{n}" for d in targets
                                                 for n, a in zip(names, is_a) if a))
         grown = TrainingData(self.dataset, StackedRows(self.features, extra), splits)
-        # which translator made them: a resumed run checks it still trains on the same translations
-        grown.translator_digest = file_digest(Path(translator_dir) / CHECKPOINT)
+        grown.translator_digest = digest
         return grown
+
+    def device_a_training_clips(self):
+        """(rows, filenames) of the device-A clips of the training split: what the translator translates."""
+        rows, _, devices, names = self.splits["train"]
+        is_a = devices == "a"
+        return rows[is_a], [n for n, a in zip(names, is_a) if a]
 
     def frequency_statistics(self, chunk=256):
         """Per-bin mean and std over the training clips and frames (Global FreqNorm)."""

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyasc.data.tau import SCENES
+from tinyasc.data.tau import DEVICES, SCENES
 from tinyasc.fileio import pending
-from tinyasc.train.evaluate import DEVICE_COLUMNS
+
+DEVICE_COLUMNS = tuple(d.upper() for d in DEVICES)  # the per-device columns of Table 2
 
 
 def available():
@@ -151,15 +152,12 @@ def experiment_curves(runs, path):
 def device_spectra(spectra, n_segments, lam, path):
     """Two rows by three views (raw, FreqIN, ResNorm): each device's mean log-mel spectrum over the
     same test segments, and its relative RMS distance to device A's recording (tinyasc.spectra)."""
-    from tinyasc.data.tau import DEVICES
-    from tinyasc.spectra import VIEWS
-
     plt = _pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(15, 7.5), sharex=True)
     colors = plt.get_cmap("tab10")
     styles = {d: ("-" if d in ("a", "b", "c", "s1", "s2", "s3") else "--") for d in DEVICES}
     titles = {"raw": "raw log-mel", "FreqIN": "FreqIN (eq. 1)", "ResNorm": f"ResNorm, lambda = {lam} (eq. 3)"}
-    for j, view in enumerate(VIEWS):
+    for j, view in enumerate(spectra["mean"]):  # raw, FreqIN, ResNorm (tinyasc.spectra.VIEWS)
         for i, device in enumerate(DEVICES):
             axes[0, j].plot(spectra["mean"][view][device], styles[device], color=colors(i), linewidth=1,
                             label=device.upper())

@@ -13,7 +13,7 @@ import numpy as np
 
 from tinyasc.checks import first_nonfinite
 from tinyasc.errors import TinyAscError
-from tinyasc.fileio import atomic_write_bytes, atomic_write_text, atomic_write_texts  # noqa: F401 (re-exported)
+from tinyasc.fileio import atomic_write_bytes
 
 META_KEY = "__meta__"
 

@@ -1,0 +1,92 @@
+"""The skeleton every training run shares: its folder, its stop flag, its metrics.
+
+The classifier (tinyasc/train/classifier.py) and the device translator
+(tinyasc/translator/train.py) differ in their step and their metrics; the rest is here:
+a folder held by one run at a time, config.json written first, the checkpoint (one atomic
+.npz, tinyasc/run/checkpoint.py) tagged with the kind of run that wrote it, metrics.csv
+rewritten after every epoch, and Ctrl-C turned into "stop after this step, save, exit".
+"""
+import csv
+import io
+import signal
+from pathlib import Path
+
+from tinyasc.fileio import atomic_write_text, exclusive_folder
+from tinyasc.run.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+
+class RunFolder:
+    """One run's folder. `kind` tags its checkpoints ("tinyasc-classifier", "tinyasc-translator"),
+    so a checkpoint of one kind is never resumed as the other."""
+
+    def __init__(self, path, kind, checkpoint="checkpoint.npz"):
+        self.path, self.kind, self.checkpoint = Path(path), kind, checkpoint
+
+    def hold(self, busy):
+        """Context manager: this process alone uses the folder (else TinyAscError(busy))."""
+        return exclusive_folder(self.path, busy)
+
+    def write_config(self, config):
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path / "config.json", config.to_json() + "\n")
+
+    def save(self, arrays, meta, name=None):
+        save_checkpoint(self.path / (name or self.checkpoint), arrays, {"kind": self.kind, **meta})
+
+    def load(self, path=None):
+        """(arrays, meta) of this folder's checkpoint (or `path`), refusing another kind of run's."""
+        path = Path(path) if path is not None else self.path / self.checkpoint
+        arrays, meta = load_checkpoint(path)
+        if meta.get("kind") != self.kind:
+            what = self.kind.replace("tinyasc-", "")
+            raise CheckpointError(f"{path}: not a {what} checkpoint (kind {meta.get('kind')!r})")
+        return arrays, meta
+
+    def write_metrics(self, history):
+        atomic_write_text(self.path / "metrics.csv", metrics_csv(history))
+
+
+def metrics_csv(history):
+    """One row per epoch; columns in order of first appearance, empty where an epoch has no value
+    (the test split is evaluated only every few epochs); floats to 6 significant digits."""
+    keys = []
+    for row in history:
+        keys.extend(k for k in row if k not in keys)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys)
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+class StopFlag:
+    """SIGINT sets a flag checked between steps, so a checkpoint is never taken mid-update.
+
+    A second Ctrl-C interrupts at once. Outside the main thread no handler can be installed and
+    Ctrl-C behaves as usual.
+    """
+
+    def __init__(self):
+        self.stop = False
+        self._previous = None
+
+    def __call__(self):
+        return self.stop
+
+    def __enter__(self):
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame):
+        if self.stop:
+            raise KeyboardInterrupt
+        self.stop = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
