@@ -24,10 +24,9 @@ from tinyasc.compress.complexity import complexity
 from tinyasc.data import augment
 from tinyasc.errors import TinyAscError
 from tinyasc.models import BCResNet, BCResNetMod, CPResNet
-from tinyasc.progress import Progress
 from tinyasc.train import evaluate, plots
 from tinyasc.checks import check_frames
-from tinyasc.fileio import exclusive_folder
+from tinyasc.fileio import exclusive_folder, progressbar
 from tinyasc.train.checkpoint import (CheckpointError, NonFiniteWeights, atomic_write_text, atomic_write_texts,
                                       check_finite_state, check_same_model, load_checkpoint, load_model_state,
                                       save_checkpoint, split_prefix)
@@ -265,7 +264,7 @@ class Trainer:
         total_loss, total_correct, total_seen, before = self.running
         start = time.perf_counter() - before
         desc = f"epoch {epoch + 1}/{config.epochs}"
-        with Progress(total=self.steps_per_epoch, desc=desc, unit="step", quiet=not self.show_progress) as bar:
+        with progressbar(self.steps_per_epoch, desc, quiet=not self.show_progress) as bar:
             bar.update(self.step_in_epoch)
             batches = data.train_batches(config.batch_size, config.seed, epoch, self.step_in_epoch,
                                          transform=lambda x, y, rng: augment_batch(x, y, config, rng))
@@ -283,8 +282,8 @@ class Trainer:
                 total_seen += len(labels)
                 elapsed = time.perf_counter() - start
                 self.running = [total_loss, total_correct, total_seen, elapsed]
-                bar.update(1, loss=total_loss / total_seen, acc=100.0 * total_correct / total_seen,
-                           clips_s=total_seen / max(elapsed, 1e-9))
+                bar.update(1, f"loss {total_loss / total_seen:.4g}, acc {100.0 * total_correct / total_seen:.1f}%, "
+                              f"{total_seen / max(elapsed, 1e-9):.0f} clips/s")
                 if flag.stop:
                     return False
         self._epoch_train_stats = (total_loss / max(total_seen, 1), 100.0 * total_correct / max(total_seen, 1),

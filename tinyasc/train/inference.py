@@ -7,7 +7,7 @@ from tinyasc import audio
 from tinyasc.errors import DataError, TinyAscError
 from tinyasc.train import evaluate
 from tinyasc.checks import check_frames
-from tinyasc.progress import Progress
+from tinyasc.fileio import progressbar
 from tinyasc.train.checkpoint import (CheckpointError, atomic_write_text, atomic_write_texts, check_same_model,
                                       load_checkpoint, load_model_state, split_prefix)
 from tinyasc.train.classifier import CHECKPOINT, SELECTED, build_model
@@ -87,7 +87,7 @@ def predict_files(run, paths, out_file, batch_size=32, log=print, progress=True)
     config, model = load_run(run)
     files = _audio_files(paths)
     names, probs = [], []
-    with Progress(len(files), "predict", unit="files", quiet=not progress) as bar:
+    with progressbar(len(files), "predict", quiet=not progress) as bar:
         for start in range(0, len(files), batch_size):
             chunk = files[start:start + batch_size]
             feats = [audio.file_log_mel(path) for path, _ in chunk]

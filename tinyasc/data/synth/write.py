@@ -25,8 +25,8 @@ from tinyasc.data.synth.plan import SR, get_preset, make_plan
 from tinyasc.data.synth.scenes import render_source
 from tinyasc.data.tau import DEVICES
 from tinyasc.errors import DataError
-from tinyasc.fileio import exclusive_folder, make_parent, remove_stale_temporaries, temporary_path, write_error
-from tinyasc.progress import Progress
+from tinyasc.fileio import (exclusive_folder, make_parent, progressbar, remove_stale_temporaries, temporary_path,
+                            write_error)
 
 SYNTH_VERSION = 1                 # bump when the generated audio changes
 MARKER = "tinyasc_synth.json"     # written last: a dataset without it is incomplete
@@ -84,8 +84,7 @@ def write_dataset(out, preset="default", seed=0, workers=None, progress=True, ov
         (tmp / "audio").mkdir(parents=True)
         (tmp / "evaluation_setup").mkdir()
         workers = workers or os.cpu_count() or 1
-        with Progress(n_files, f"synth {preset.name}", unit="files",
-                      quiet=not progress) as bar:
+        with progressbar(n_files, f"synth {preset.name}", quiet=not progress) as bar:
             with ThreadPoolExecutor(workers) as pool:
                 futures = [pool.submit(_render_segment, s, seed, preset.clip_seconds,
                                        tmp / "audio") for s in segments]
