@@ -1,6 +1,7 @@
 """Front end (tinyasc.audio) against an independent, deliberately plain NumPy computation,
 audio loading and its errors, and the progress bar."""
 import io
+import sys
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from tinyasc import audio
 from tinyasc.errors import DataError
-from tinyasc.progress import Progress
+from tinyasc.fileio import progressbar
 
 
 # ----------------------------------------------------------------------------------------
@@ -167,40 +168,33 @@ def test_load_audio_errors_name_the_file(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------
-# Progress
+# Progress (click's bar, through tinyasc.fileio.progressbar)
 
 class _Tty(io.StringIO):
     def isatty(self):
         return True
 
 
-def test_progress_silent_off_terminal_except_final_line():
-    out = io.StringIO()
-    with Progress(total=10, desc="epoch 1", unit="clips", file=out) as bar:
+def _draw(monkeypatch, stderr, quiet=False, env="1"):
+    monkeypatch.setattr(sys, "stderr", stderr)
+    monkeypatch.setenv("TINYASC_PROGRESS", env)
+    with progressbar(10, "epoch 1", quiet=quiet) as bar:
         for _ in range(10):
-            bar.update(1, loss=0.123456, acc=0.5)
-        assert out.getvalue() == ""
-    text = out.getvalue()
-    assert text.count("\n") == 1
+            bar.update(1, "loss 0.1235, acc 50.0%, 97 clips/s")
+    return stderr.getvalue()
+
+
+def test_progress_silent_off_a_terminal(monkeypatch):
+    assert _draw(monkeypatch, io.StringIO()) == ""           # logs, CI, pytest: nothing at all
+
+
+def test_progress_redraws_in_place_on_a_terminal(monkeypatch):
+    text = _draw(monkeypatch, _Tty())
+    assert text.count("\r") >= 3 and text.endswith("\n")
     assert "epoch 1" in text and "10/10" in text and "100%" in text
-    assert "loss=0.1235" in text and "acc=0.5" in text and "clips/s" in text
+    assert "loss 0.1235, acc 50.0%, 97 clips/s" in text
 
 
-def test_progress_redraws_in_place_on_a_terminal():
-    out = _Tty()
-    with Progress(total=4, desc="x", file=out, min_interval=0.0) as bar:
-        bar.update(2)
-        bar.write("hello")
-        bar.update(2)
-    text = out.getvalue()
-    assert text.count("\r") >= 3 and "hello\n" in text and text.endswith("\n")
-    assert "4/4" in text
-
-
-def test_progress_without_total_counts():
-    out = io.StringIO()
-    bar = Progress(desc="scan", file=out)
-    bar.update(3)
-    bar.close()
-    bar.close()                      # closing twice prints once
-    assert out.getvalue().count("\n") == 1 and "3 it" in out.getvalue()
+def test_quiet_and_the_environment_silence_the_terminal_bar(monkeypatch):
+    assert _draw(monkeypatch, _Tty(), quiet=True) == ""      # --quiet: no output at all
+    assert _draw(monkeypatch, _Tty(), env="0") == ""         # TINYASC_PROGRESS=0

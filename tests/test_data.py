@@ -303,8 +303,8 @@ def test_synth_refuses_to_overwrite_and_leaves_nothing_on_failure(tiny_root, tmp
             raise RuntimeError("disk on fire")
         return real(segment, *args)
 
-    real = synth._render_segment
-    monkeypatch.setattr(synth, "_render_segment", failing)
+    real = synth.write._render_segment
+    monkeypatch.setattr(synth.write, "_render_segment", failing)
     with pytest.raises(RuntimeError, match="disk on fire"):
         synth.write_dataset(tmp_path / "broken", "tiny", 3, workers=1, progress=False)
     assert list(tmp_path.iterdir()) == []                # no output, no temporary folder

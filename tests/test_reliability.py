@@ -220,8 +220,8 @@ def test_first_use_generation_waits_for_the_other_process(tmp_path, monkeypatch)
         real_write(path, "tiny", 0, progress=False)  # the other process, finishing while we wait
         yield folder
 
-    monkeypatch.setattr(synth, "exclusive_folder", lock_taken_while_the_other_generates, raising=False)
-    monkeypatch.setattr(synth, "write_dataset", lambda *a, **k: calls.append(a) or real_write(*a, **k))
+    monkeypatch.setattr(synth.write, "exclusive_folder", lock_taken_while_the_other_generates)
+    monkeypatch.setattr(synth.write, "write_dataset", lambda *a, **k: calls.append(a) or real_write(*a, **k))
     assert synth.ensure_default_dataset("tiny", 0, progress=False) == path
     assert calls == [] and synth.is_complete(path, "tiny", 0)
 

@@ -8,15 +8,19 @@ half. A failed write removes its temporary; one left by a process that was kille
 anything writes that name. A write error becomes one line naming the target file.
 
 Run folders are held with an exclusive lock (flock on the folder itself, released by the
-kernel however the process ends), so two runs cannot share one folder.
+kernel however the process ends), so two runs cannot share one folder. The long writes
+(datasets, feature caches, training epochs) show a `progressbar` on the terminal.
 """
 import contextlib
 import errno
 import fcntl
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
+
+import click
 
 from tinyasc.errors import TinyAscError
 
@@ -254,3 +258,13 @@ def new_folder(base):
             raise write_error(folder, exc) from None
         return folder
     raise WriteError(f"{base}: 10,000 folders of this name exist already; pass --out")
+
+
+def progressbar(length, label, quiet=False):
+    """click's progress bar on stderr, drawn only on a terminal: nothing at all when `quiet`
+    (--quiet), when stderr is a file or a pipe (logs, CI, pytest) or when TINYASC_PROGRESS=0.
+    `bar.update(n, text)` advances it and shows `text` (running loss, accuracy, ...) after the ETA.
+    """
+    hidden = quiet or not sys.stderr.isatty() or os.environ.get("TINYASC_PROGRESS", "1") == "0"
+    return click.progressbar(length=length, label=label, file=sys.stderr, hidden=hidden, show_pos=True,
+                             show_percent=True, item_show_func=lambda text: text)

@@ -27,9 +27,8 @@ import soundfile as sf
 
 from tinyasc.audio import DEFAULT_FRONTEND, file_log_mel
 from tinyasc.errors import DataError
-from tinyasc.fileio import (atomic_write_text, file_lock, remove_stale_temporaries, reserve, temporary_path,
-                            write_error)
-from tinyasc.progress import Progress
+from tinyasc.fileio import (atomic_write_text, file_lock, progressbar, remove_stale_temporaries, reserve,
+                            temporary_path, write_error)
 
 CACHE_VERSION = 1
 
@@ -170,7 +169,7 @@ def extract_features(paths, out, frontend=DEFAULT_FRONTEND, workers=None, progre
     def one(i):
         out[i] = fit_frames(file_log_mel(paths[i], frontend), n_frames)
 
-    with Progress(len(paths), desc, unit="clips", quiet=not progress) as bar:
+    with progressbar(len(paths), desc, quiet=not progress) as bar:
         with ThreadPoolExecutor(workers) as pool:
             futures = [pool.submit(one, i) for i in range(len(paths))]
             try:

@@ -29,8 +29,7 @@ from tinyasc.compress.complexity import complexity
 from tinyasc.data.augment import Augment
 from tinyasc.data.training import TrainingData
 from tinyasc.errors import TinyAscError
-from tinyasc.fileio import atomic_write_texts
-from tinyasc.progress import Progress
+from tinyasc.fileio import atomic_write_texts, progressbar
 from tinyasc.run import plots
 from tinyasc.run.checkpoint import (CheckpointError, NonFiniteWeights, check_finite_state, check_same_model,
                                     load_model_state, split_prefix)
@@ -218,7 +217,7 @@ class Trainer:
                 batches = self.data.train_batches(config.batch_size, config.seed, self.epoch, self.step_in_epoch,
                                                   transform=augment)
                 desc = f"epoch {self.epoch + 1}/{config.epochs}"
-                with Progress(total=self.steps_per_epoch, desc=desc, unit="step", quiet=not self.show_progress) as bar:
+                with progressbar(self.steps_per_epoch, desc, quiet=not self.show_progress) as bar:
                     bar.update(self.step_in_epoch)
                     for step, (x, y) in batches:
                         loss, logits = train_step(self.model, self.optimizer, x, y, loss_fn, self.masks)
@@ -227,7 +226,7 @@ class Trainer:
                                                    f"{self.kept()}. Try a lower --lr")
                         self.schedule.step()
                         self.step_in_epoch = step + 1
-                        bar.update(1, **self._count(loss, logits, y, time.perf_counter() - start))
+                        bar.update(1, self._count(loss, logits, y, time.perf_counter() - start))
                         if stop():
                             return self._interrupted()
                 self._end_epoch(time.perf_counter() - start)
@@ -240,15 +239,15 @@ class Trainer:
         return False
 
     def _count(self, loss, logits, y, elapsed):
-        """Add a step to this epoch's running sums; return the running means for the progress bar."""
+        """Add a step to this epoch's running sums; return the running means, for the progress bar."""
         total_loss, total_correct, total_seen, _ = self.running
         labels = y.argmax(axis=1) if y.ndim == 2 else y  # Mixup: the larger share
         total_loss += loss * len(labels)
         total_correct += int(np.sum(logits.argmax(axis=1) == labels))
         total_seen += len(labels)
         self.running = [total_loss, total_correct, total_seen, elapsed]
-        return {"loss": total_loss / total_seen, "acc": 100.0 * total_correct / total_seen,
-                "clips_s": total_seen / max(elapsed, 1e-9)}
+        return (f"loss {total_loss / total_seen:.4g}, acc {100.0 * total_correct / total_seen:.1f}%, "
+                f"{total_seen / max(elapsed, 1e-9):.0f} clips/s")
 
     def _end_epoch(self, seconds):
         config = self.config

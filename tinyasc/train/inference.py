@@ -7,9 +7,8 @@ from tinyasc import audio
 from tinyasc.errors import DataError, TinyAscError
 from tinyasc.checks import check_frames
 from tinyasc.train import evaluate
-from tinyasc.progress import Progress
 from tinyasc.data.training import TrainingData
-from tinyasc.fileio import atomic_write_text, atomic_write_texts
+from tinyasc.fileio import atomic_write_text, atomic_write_texts, progressbar
 from tinyasc.train.build import load_run
 
 
@@ -59,7 +58,7 @@ def predict_files(run, paths, out_file, batch_size=32, log=print, progress=True)
     config, model = load_run(run)
     files = _audio_files(paths)
     names, probs = [], []
-    with Progress(len(files), "predict", unit="files", quiet=not progress) as bar:
+    with progressbar(len(files), "predict", quiet=not progress) as bar:
         for start in range(0, len(files), batch_size):
             chunk = files[start:start + batch_size]
             feats = [audio.file_log_mel(path) for path, _ in chunk]

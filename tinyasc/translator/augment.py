@@ -13,8 +13,7 @@ import numpy as np
 
 from tinyasc.data.tau import segment_of
 from tinyasc.errors import TinyAscError
-from tinyasc.fileio import atomic_write_text, pending, reserve
-from tinyasc.progress import Progress
+from tinyasc.fileio import atomic_write_text, pending, progressbar, reserve
 from tinyasc.translator.load import CHECKPOINT, load_translator, translate
 
 
@@ -66,7 +65,7 @@ def translated_features(translator_dir, features, rows, filenames, log=print, pr
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
         reserve(tmp)
         rows = np.asarray(rows)
-        with Progress(total=shape[0], desc="translations", unit="clips", quiet=not progress) as bar:
+        with progressbar(shape[0], "translations", quiet=not progress) as bar:
             for k in range(len(targets)):
                 for start in range(0, len(rows), batch_size):
                     chunk = rows[start:start + batch_size]

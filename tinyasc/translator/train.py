@@ -24,7 +24,7 @@ from tinyasc import optim
 from tinyasc import random as ta_random
 from tinyasc.autograd import Tensor
 from tinyasc.errors import TinyAscError
-from tinyasc.progress import Progress
+from tinyasc.fileio import progressbar
 from tinyasc.run.checkpoint import CheckpointError, check_finite_state, load_model_state, split_prefix
 from tinyasc.run.folder import RunFolder
 from tinyasc.train.config import read_json_object
@@ -137,7 +137,7 @@ class TranslatorTrainer:
                 self.running = [0.0, 0.0, 0.0, 0, 0.0]
             start = time.perf_counter() - self.running[4]
             desc = f"translator epoch {self.epoch + 1}/{config.epochs}"
-            with Progress(total=self.steps_per_epoch, desc=desc, unit="step", quiet=not self.show_progress) as bar:
+            with progressbar(self.steps_per_epoch, desc, quiet=not self.show_progress) as bar:
                 bar.update(self.step_in_epoch)
                 for step in range(self.step_in_epoch, self.steps_per_epoch):
                     index = order[step * config.batch_size:(step + 1) * config.batch_size]
@@ -152,7 +152,7 @@ class TranslatorTrainer:
                                     time.perf_counter() - start]
                     self.step_in_epoch = step + 1
                     n = self.running[3]
-                    bar.update(1, l2=self.running[0] / n, g_adv=self.running[1] / n, d=self.running[2] / n)
+                    bar.update(1, f"l2 {self.running[0] / n:.4g}, g_adv {self.running[1] / n:.4g}, d {self.running[2] / n:.4g}")
                     if stop is not None and stop():
                         self.save()
                         return False
