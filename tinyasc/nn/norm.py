@@ -7,9 +7,6 @@
 - SubSpectralNorm (Chang et al. 2021): BatchNorm with separate statistics for S
   frequency sub-bands; channel c of sub-band s is normalizer c * S + s.
 - GlobalFreqNorm: the Table 2 baseline, a fixed per-bin standardisation from training data.
-
-FreqIN and ResNorm are one differentiable operation, `tinyasc.functional.freq_instance_norm`
-(its forward and backward: `FreqNormFunction`); the modules here only hold eps and lam.
 """
 import numpy as np
 
@@ -18,7 +15,11 @@ from tinyasc.nn.module import Module, Parameter
 
 
 class FreqIN(Module):
-    """Eq. 1 of the paper; no parameters."""
+    """Eq. 1 of the paper; no parameters.
+
+    FreqIN and ResNorm are one differentiable operation, `F.freq_instance_norm` (forward and
+    backward in `F.FreqNormFunction`, lam = 0 here); the modules only hold eps and lam.
+    """
 
     def __init__(self, eps=1e-5):
         super().__init__()
