@@ -205,7 +205,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
                     eps=1e-5):
-    """relu(batch_norm(...)) in one fused pass (a tinyasc extension; same numbers)."""
+    """relu(batch_norm(...)) in one fused pass (a tinyasc extension; same numbers); module: nn.BatchNormReLU2d."""
     return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps, relu=True)
 
 
