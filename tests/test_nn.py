@@ -213,7 +213,9 @@ def test_batch_norm2d_modes():
     assert list(free.parameters()) == [] and free.state_dict() == {}
     z = free(x).data  # no running statistics: batch statistics even in eval
     np.testing.assert_allclose(z.mean(axis=(0, 2, 3)), 0, atol=1e-12)
-    fused = layer(x, relu=True).data
+    fused_layer = nn.BatchNormReLU2d(2).double().eval()
+    fused_layer.load_state_dict(layer.state_dict())  # same parameter and buffer names
+    fused = fused_layer(x).data
     np.testing.assert_allclose(fused, np.maximum(y, 0), rtol=1e-12)
 
 

@@ -43,7 +43,7 @@ def _call_cost(record):
     """
     name, kind, _, cls, params, ins, outs, needs = record
     op = cls.__name__
-    if op == "Conv2d":
+    if op == "Conv2dFunction":
         x_shape, w_shape = (ins[0], ins[1]) if kind == "forward" else (ins[1], ins[2])
         y_shape = outs[0] if kind == "forward" else ins[0]
         per_output = 2 * w_shape[1] * w_shape[2] * w_shape[3]
@@ -60,18 +60,19 @@ def _call_cost(record):
         return flops, F32 * moved
     if kind == "forward":
         elements = sum(_size(s) for s in ins if s is not None) + sum(_size(s) for s in outs if s is not None)
-        if op == "MaxPool2d":  # also writes the int64 argmax indices
+        if op == "MaxPool2dFunction":  # also writes the int64 argmax indices
             elements += 2 * _size(outs[0])
         return 0, F32 * elements
     grad = ins[0]
     produced = [s for s in outs if s is not None]
-    if op == "BroadcastResidualReLU":  # gmasked is one array for x2 and x, plus gf1; reads out and g
+    if op == "BroadcastResidualReLUFunction":  # gmasked is one array for x2 and x, plus gf1; reads out and g
         return 0, F32 * (2 * _size(grad) + _size(grad) + _size(produced[1]))
-    if op == "MaxPool2d":  # reads g and the indices, writes gx
+    if op == "MaxPool2dFunction":  # reads g and the indices, writes gx
         return 0, F32 * (3 * _size(grad) + _size(produced[0]))
     if op in ("Mean", "Sum", "Reshape", "BroadcastTo"):  # a view or a tiny array
         return 0, F32 * (_size(grad) + (sum(_size(s) for s in produced) if op == "Sum" else 0))
-    reads_input = op in ("BatchNorm", "FreqInstanceNorm", "SiLU", "Sigmoid", "Tanh", "Mul", "Div")
+    reads_input = op in ("BatchNormFunction", "FreqNormFunction", "SiLUFunction", "SigmoidFunction", "TanhFunction",
+                         "Mul", "Div")
     elements = _size(grad) + sum(_size(s) for s in produced) + (_size(ins[1]) if reads_input else 0)
     return 0, F32 * elements
 

@@ -1,8 +1,13 @@
-"""torch.nn.functional for tinyasc: the layers' operations, same names and signatures.
+"""torch.nn.functional for tinyasc: every differentiable layer operation, same names and signatures.
 
-Each operation is a `Function` with its forward and backward together. The heavy
-loops (convolution, pooling) live in `tinyasc.kernels`, each beside a NumPy reference;
-this module only arranges arguments, adds biases and chains the gradients.
+Each operation is a `Function` subclass named `<Name>Function` (`Conv2dFunction`,
+`BatchNormFunction`, ...) with its forward and backward together; the lowercase function
+(`conv2d`, `batch_norm`, ...) checks the arguments and applies it, as in PyTorch. The
+paper's own operations are here too: FreqIN / ResNorm (section 2.2, `freq_instance_norm`)
+and the fake quantization of quantization-aware training (section 2.4, `fake_quantize`).
+The heavy loops (convolution, pooling, normalization) live in `tinyasc.kernels`, each
+beside a NumPy reference; this module only arranges arguments, adds biases and chains
+the gradients.
 """
 import numpy as np
 
@@ -16,7 +21,7 @@ from tinyasc.autograd.tensor import Tensor
 # ---------------------------------------------------------------- convolution
 
 
-class Conv2d(Function):
+class Conv2dFunction(Function):
     def forward(self, x, w, b, stride, padding, dilation, groups):
         self.x, self.w = x, w
         self.params = (stride, padding, dilation, groups)
@@ -60,8 +65,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
             raise ValueError(f"padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
     padding = as_pair(padding, "padding")
     _check_conv(input, weight, groups, "conv2d")
-    return Conv2d.apply(input, weight, bias, stride=stride, padding=padding, dilation=dilation,
-                        groups=int(groups))
+    return Conv2dFunction.apply(input, weight, bias, stride=stride, padding=padding, dilation=dilation,
+                                groups=int(groups))
 
 
 def _check_conv(input, weight, groups, name):
@@ -71,7 +76,7 @@ def _check_conv(input, weight, groups, name):
         raise ValueError(f"{name}: {input.shape[1]} input channels are not divisible by groups={groups}")
 
 
-class ConvTranspose2d(Function):
+class ConvTranspose2dFunction(Function):
     def forward(self, x, w, b, stride, padding, output_padding, dilation, groups):
         self.x, self.w = x, w
         self.params = (stride, padding, output_padding, dilation, groups)
@@ -98,14 +103,14 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     output_padding, dilation = as_pair(output_padding, "output_padding"), as_pair(dilation, "dilation")
     if any(op >= max(s, d) for op, s, d in zip(output_padding, stride, dilation)):
         raise ValueError(f"output_padding {output_padding} must be smaller than stride or dilation")
-    return ConvTranspose2d.apply(input, weight, bias, stride=stride, padding=padding,
-                                 output_padding=output_padding, dilation=dilation, groups=int(groups))
+    return ConvTranspose2dFunction.apply(input, weight, bias, stride=stride, padding=padding,
+                                         output_padding=output_padding, dilation=dilation, groups=int(groups))
 
 
 # -------------------------------------------------------------------- pooling
 
 
-class MaxPool2d(Function):
+class MaxPool2dFunction(Function):
     def forward(self, x, kernel_size, stride, padding, dilation, ceil_mode):
         self.shape = x.shape
         y, self.indices = kernels.max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode)
@@ -122,8 +127,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     padding = as_pair(padding, "padding")
     if any(2 * p > k for p, k in zip(padding, kernel_size)):
         raise ValueError(f"padding {padding} should be at most half of kernel_size {kernel_size}")
-    out = MaxPool2d.apply(input, kernel_size=kernel_size, stride=stride, padding=padding,
-                          dilation=as_pair(dilation, "dilation"), ceil_mode=bool(ceil_mode))
+    out = MaxPool2dFunction.apply(input, kernel_size=kernel_size, stride=stride, padding=padding,
+                                  dilation=as_pair(dilation, "dilation"), ceil_mode=bool(ceil_mode))
     if return_indices:
         # The indices are only reachable through the graph node; recompute when not recorded.
         indices = (out.grad_fn.indices if out.grad_fn is not None else
@@ -133,7 +138,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     return out
 
 
-class AvgPool2d(Function):
+class AvgPool2dFunction(Function):
     def forward(self, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
         self.shape = x.shape
         self.params = (kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
@@ -150,15 +155,15 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     padding = as_pair(padding, "padding")
     if any(2 * p > k for p, k in zip(padding, kernel_size)):
         raise ValueError(f"padding {padding} should be at most half of kernel_size {kernel_size}")
-    return AvgPool2d.apply(input, kernel_size=kernel_size, stride=stride, padding=padding,
-                           ceil_mode=bool(ceil_mode), count_include_pad=bool(count_include_pad),
-                           divisor_override=divisor_override)
+    return AvgPool2dFunction.apply(input, kernel_size=kernel_size, stride=stride, padding=padding,
+                                   ceil_mode=bool(ceil_mode), count_include_pad=bool(count_include_pad),
+                                   divisor_override=divisor_override)
 
 
 # ---------------------------------------------------------------- batch norm
 
 
-class BatchNorm(Function):
+class BatchNormFunction(Function):
     """Normalise each channel (axis 1) by batch statistics (training) or running ones.
 
     Training also updates the running statistics in place, as PyTorch does: the mean
@@ -200,7 +205,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
                     eps=1e-5):
-    """relu(batch_norm(...)) in one fused pass (a tinyasc extension; same numbers)."""
+    """relu(batch_norm(...)) in one fused pass (a tinyasc extension; same numbers); module: nn.BatchNormReLU2d."""
     return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps, relu=True)
 
 
@@ -211,11 +216,11 @@ def _batch_norm(input, running_mean, running_var, weight, bias, training, moment
         raise ValueError("batch_norm in eval mode needs running_mean and running_var")
     if input.ndim < 2:
         raise ValueError(f"batch_norm expects N x C [x ...] input, got shape {input.shape}")
-    return BatchNorm.apply(input, weight, bias, running_mean=rm, running_var=rv, training=bool(training),
-                           momentum=float(momentum), eps=float(eps), relu=relu)
+    return BatchNormFunction.apply(input, weight, bias, running_mean=rm, running_var=rv,
+                                   training=bool(training), momentum=float(momentum), eps=float(eps), relu=relu)
 
 
-class BroadcastResidualReLU(Function):
+class BroadcastResidualReLUFunction(Function):
     """relu(x2 + f1 + x) with f1 (N, C, 1, T) broadcast over frequency: BC-ResBlock's output."""
 
     def forward(self, x2, f1, x=None):
@@ -232,14 +237,43 @@ def broadcast_residual_relu(x2, f1, x=None):
     if f1.shape != x2.shape[:2] + (1, x2.shape[3]):
         raise ValueError(f"f1 must have shape {x2.shape[:2] + (1, x2.shape[3])}, got {f1.shape}")
     if x is None:
-        return BroadcastResidualReLU.apply(x2, f1)
-    return BroadcastResidualReLU.apply(x2, f1, x)
+        return BroadcastResidualReLUFunction.apply(x2, f1)
+    return BroadcastResidualReLUFunction.apply(x2, f1, x)
+
+
+# ---------------------------------------------- FreqIN and ResNorm (paper 2.2)
+
+
+class FreqNormFunction(Function):
+    """lam * x + (x - mu_nf) / sqrt(sigma_nf^2 + eps), statistics over axes C and T of N x C x F x T.
+
+    lam = 0 is FreqIN (eq. 1), lam > 0 is ResNorm (eq. 3). Backward is instance norm's:
+    with xhat = (x - mu) / sigma and means over (C, T),
+    dx = lam * g + (g - mean(g) - xhat * mean(g * xhat)) / sqrt(sigma^2 + eps).
+    The two streaming passes each way are in tinyasc/kernels/norm.py (`freq_norm_forward`:
+    the loop that accumulates s[f] and ss[f] computes mu_nf and sigma_nf^2 of eq. 2).
+    """
+
+    def forward(self, x, lam, eps):
+        self.x, self.lam = x, lam
+        out, self.mean, self.invstd = norm_kernels.freq_norm_forward(x, lam, eps)
+        return out
+
+    def backward(self, grad):
+        return norm_kernels.freq_norm_backward(self.x, grad, self.lam, self.mean, self.invstd)
+
+
+def freq_instance_norm(x, eps=1e-5, lam=0.0):
+    """FreqIN (eq. 1) with lam = 0, ResNorm (eq. 3) with lam > 0; the modules are nn.FreqIN and nn.ResNorm."""
+    if x.ndim != 4:
+        raise ValueError(f"FreqIN expects N x C x F x T input, got shape {x.shape}")
+    return FreqNormFunction.apply(x, lam=float(lam), eps=float(eps))
 
 
 # ---------------------------------------------------------------- activations
 
 
-class ReLU(Function):
+class ReLUFunction(Function):
     def forward(self, x):
         self.mask = x > 0
         return np.maximum(x, 0)  # not x * mask: -inf * 0 would be nan
@@ -249,10 +283,10 @@ class ReLU(Function):
 
 
 def relu(input):
-    return ReLU.apply(input)
+    return ReLUFunction.apply(input)
 
 
-class LeakyReLU(Function):
+class LeakyReLUFunction(Function):
     def forward(self, x, negative_slope):
         self.slope = np.where(x > 0, 1, negative_slope).astype(x.dtype)
         return x * self.slope
@@ -262,7 +296,7 @@ class LeakyReLU(Function):
 
 
 def leaky_relu(input, negative_slope=0.01):
-    return LeakyReLU.apply(input, negative_slope=float(negative_slope))
+    return LeakyReLUFunction.apply(input, negative_slope=float(negative_slope))
 
 
 def _sigmoid(x):
@@ -271,7 +305,7 @@ def _sigmoid(x):
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
-class Sigmoid(Function):
+class SigmoidFunction(Function):
     def forward(self, x):
         self.out = _sigmoid(x)
         return self.out
@@ -281,10 +315,10 @@ class Sigmoid(Function):
 
 
 def sigmoid(input):
-    return Sigmoid.apply(input)
+    return SigmoidFunction.apply(input)
 
 
-class Tanh(Function):
+class TanhFunction(Function):
     def forward(self, x):
         self.out = np.tanh(x)
         return self.out
@@ -294,10 +328,10 @@ class Tanh(Function):
 
 
 def tanh(input):
-    return Tanh.apply(input)
+    return TanhFunction.apply(input)
 
 
-class SiLU(Function):
+class SiLUFunction(Function):
     """x * sigmoid(x); d/dx = s * (1 + x * (1 - s))."""
 
     def forward(self, x):
@@ -309,10 +343,10 @@ class SiLU(Function):
 
 
 def silu(input):
-    return SiLU.apply(input)
+    return SiLUFunction.apply(input)
 
 
-class Softmax(Function):
+class SoftmaxFunction(Function):
     def forward(self, x, dim):
         self.dim = dim
         e = np.exp(x - x.max(axis=dim, keepdims=True))
@@ -324,7 +358,7 @@ class Softmax(Function):
 
 
 def softmax(input, dim):
-    return Softmax.apply(input, dim=dim)
+    return SoftmaxFunction.apply(input, dim=dim)
 
 
 def _log_softmax(x, dim):
@@ -332,7 +366,7 @@ def _log_softmax(x, dim):
     return shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
 
 
-class LogSoftmax(Function):
+class LogSoftmaxFunction(Function):
     def forward(self, x, dim):
         self.dim = dim
         self.out = _log_softmax(x, dim)
@@ -343,13 +377,13 @@ class LogSoftmax(Function):
 
 
 def log_softmax(input, dim):
-    return LogSoftmax.apply(input, dim=dim)
+    return LogSoftmaxFunction.apply(input, dim=dim)
 
 
 # -------------------------------------------------------------------- dropout
 
 
-class Dropout(Function):
+class DropoutFunction(Function):
     """Multiply by a kept/(1-p) mask; the mask's shape decides what is dropped together."""
 
     def forward(self, x, mask):
@@ -367,7 +401,7 @@ def _dropout(input, p, training, mask_shape):
         return input
     keep = ta_random.generator().random(mask_shape) >= p
     scale = 0.0 if p == 1 else 1.0 / (1 - p)
-    return Dropout.apply(input, mask=(keep * scale).astype(input.dtype))
+    return DropoutFunction.apply(input, mask=(keep * scale).astype(input.dtype))
 
 
 def dropout(input, p=0.5, training=True):
@@ -394,7 +428,7 @@ def _reduce(loss, reduction):
     raise ValueError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
 
 
-class CrossEntropy(Function):
+class CrossEntropyFunction(Function):
     """Cross-entropy from logits with per-sample, per-class coefficients A.
 
     Every target form reduces to loss_i = -sum_c A_ic log p_ic (p = softmax of the logits),
@@ -464,7 +498,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
             probs = probs * (1 - ls) + ls / num_classes
         coef = probs * w_c[None, :]
         denominator = n
-    return CrossEntropy.apply(input, coef=coef, denominator=dtype.type(denominator), reduction=reduction)
+    return CrossEntropyFunction.apply(input, coef=coef, denominator=dtype.type(denominator), reduction=reduction)
 
 
 def nll_loss(input, target, reduction="mean"):
@@ -473,7 +507,7 @@ def nll_loss(input, target, reduction="mean"):
     return _reduce(-picked, reduction)
 
 
-class KLDiv(Function):
+class KLDivFunction(Function):
     """Pointwise KL term t * (log t - x) for log-probabilities x, with 0 log 0 = 0."""
 
     def forward(self, x, t, log_target):
@@ -501,7 +535,7 @@ def kl_div(input, target, reduction="mean", log_target=False):
     """torch.nn.functional.kl_div: `input` is log-probabilities; 'batchmean' divides by N."""
     if not isinstance(target, Tensor):
         target = Tensor(np.asarray(target, dtype=input.dtype))
-    pointwise = KLDiv.apply(input, target, log_target=bool(log_target))
+    pointwise = KLDivFunction.apply(input, target, log_target=bool(log_target))
     if reduction == "batchmean":
         return pointwise.sum() / input.shape[0]
     return _reduce(pointwise, reduction)
@@ -522,3 +556,71 @@ def l1_loss(input, target, reduction="mean"):
 
 def pad(input, pad, mode="constant", value=0.0):
     return Pad.apply(input, pad=tuple(pad), mode=mode, value=value)
+
+
+# ------------------------------------------------ fake quantization (paper 2.4)
+# Symmetric b-bit quantization of the conv weights; tinyasc/compress/quantize.py builds
+# quantization-aware training, integer codes and half precision on these.
+
+HALF = 16  # conv "bits" that mean IEEE half precision (float16 values), not integer codes
+
+
+def check_bits(bits):
+    """Conv bit widths tinyasc stores: 2..8 (integer codes) or 16 (float16)."""
+    if bits != HALF and not (isinstance(bits, (int, np.integer)) and 2 <= bits <= 8):
+        raise ValueError(f"conv bits must be 2..8 (integer quantization) or 16 (half precision), got {bits!r}")
+    return int(bits)
+
+
+def qmax(bits):
+    """Q = 2^(b-1) - 1: the largest code of symmetric b-bit quantization."""
+    return 2 ** (int(bits) - 1) - 1
+
+
+def quantization_scale(w, bits=8, per_channel=False):
+    """s = max|w| / Q, as w's dtype: a 0-d array, or C x 1 x 1 x 1 per output channel.
+
+    A tensor (or channel) whose max|w| / Q is not a normal float (all zeros, or weights
+    below 1e-36 in float32) gets s = 1, so all its codes are 0.
+    """
+    w = np.asarray(w)
+    amax = np.max(np.abs(w), axis=tuple(range(1, w.ndim)), keepdims=True) if per_channel else np.max(np.abs(w))
+    scale = np.asarray(amax, dtype=w.dtype) / w.dtype.type(qmax(bits))
+    return np.where(scale >= np.finfo(w.dtype).tiny, scale, w.dtype.type(1)).astype(w.dtype)
+
+
+class FakeQuantizeFunction(Function):
+    """w_hat = clip(round(w / s), -Q, Q) * s [* mask], with Q = 2^(b-1) - 1 and the scale s given.
+
+    Backward is the straight-through estimator (STE) of quantization-aware training:
+    d w_hat / d w := 1 where round(w / s) lies in [-Q, Q] (not clipped), 0 where it is clipped
+    and 0 at pruned positions; s counts as a constant. docs/compression.md explains why.
+    """
+
+    def forward(self, w, scale, limit, mask):
+        codes = np.round(w / scale)
+        self.passes = np.abs(codes) <= limit
+        out = np.clip(codes, -limit, limit) * scale
+        if mask is not None:
+            out = out * mask
+            self.passes &= mask
+        return out + w.dtype.type(0)
+
+    def backward(self, grad):
+        return grad * self.passes
+
+
+def fake_quantize(weight, bits=8, per_channel=False, mask=None, scale=None):
+    """The fake-quantized weight as a differentiable Tensor (scale: default max|w| / Q)."""
+    bits = check_bits(bits)
+    if bits == HALF:
+        raise ValueError("QAT is for integer bit widths 2..8; 16-bit conv weights are float16 (round_half)")
+    w = weight.data
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != w.shape:
+            raise ValueError(f"mask has shape {mask.shape}, weight has {w.shape}")
+    if scale is None:  # from the kept weights only (the pruned ones are zero once masks are held)
+        scale = quantization_scale(w if mask is None else w * mask, bits, per_channel)
+    scale = np.asarray(scale, dtype=w.dtype)
+    return FakeQuantizeFunction.apply(weight, scale=scale, limit=w.dtype.type(qmax(bits)), mask=mask)

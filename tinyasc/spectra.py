@@ -24,7 +24,7 @@ import numpy as np
 from tinyasc.autograd import Tensor, no_grad
 from tinyasc.data.tau import DEVICES, segment_of
 from tinyasc.errors import TinyAscError
-from tinyasc.nn.norm import freq_instance_norm
+from tinyasc.functional import freq_instance_norm
 
 VIEWS = ("raw", "FreqIN", "ResNorm")
 

@@ -22,7 +22,8 @@ _calls = None  # when set (profile(record=True)): a list of per-call records, se
 
 
 class profile:
-    """Context manager that times every op's forward and backward, by op class.
+    """Context manager that times every op's forward and backward, by op class (named without
+    its `Function` suffix).
 
         with profile() as prof:
             loss = model(x).sum(); loss.backward()
@@ -71,7 +72,8 @@ def _timed(fn, kind, call, *args, inputs=()):
     start = time.perf_counter()
     out = call(*args)
     seconds = time.perf_counter() - start
-    name = getattr(fn, "profile_name", type(fn).__name__)
+    # "BatchNorm", not "BatchNormFunction": the table lists ops, every one of them is a Function.
+    name = getattr(fn, "profile_name", None) or type(fn).__name__.removesuffix("Function")
     entry = _profile[(name, kind)]
     entry[0] += 1
     entry[1] += seconds

@@ -16,7 +16,7 @@ accounted size. Positions as a bitmask cost a fixed 1 bit per conv weight (37.5 
 a little more at 89%, and nothing to escape when a gap is long. The archive is deflated.
 
 load_compressed rebuilds a BCResNetMod whose weights equal, bit for bit, the fake-quantized
-weights of the model that was saved (codes x float32 scale, the product FakeQuantize
+weights of the model that was saved (codes x float32 scale, the product fake_quantize
 computes), so its predictions equal the QAT model's with half-precision norms exactly.
 """
 import json

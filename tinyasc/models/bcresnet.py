@@ -73,8 +73,8 @@ def input_norm_module(norm, lam=0.1, num_bins=256):
     return nn.Identity()
 
 
-def stage_widths(tau):
-    """Channels: head, stages 1-4, the last 1x1 conv (16, 8, 12, 16, 20, 32 times tau)."""
+def bcresnet_channels(tau):
+    """BC-ResNet's channels from tau: head, stages 1-4, the last 1x1 conv (16, 8, 12, 16, 20, 32 times tau)."""
     b = int(8 * tau)
     return (2 * b, b, int(1.5 * b), 2 * b, int(2.5 * b), 4 * b)
 
@@ -87,10 +87,10 @@ class Tail(nn.Module):
         # No frequency padding (as in the original): 5 bins -> 1 for 40 mels, 32 -> 28 for 256.
         self.dw = nn.Conv2d(in_channels, in_channels, 5, padding=(0, 2), groups=in_channels, bias=False)
         self.pw = nn.Conv2d(in_channels, out_channels, 1, bias=False)
-        self.bn = nn.BatchNorm2d(out_channels)
+        self.bn = nn.BatchNormReLU2d(out_channels)
 
     def forward(self, x):
-        return self.bn(self.pw(self.dw(x)), relu=True)
+        return self.bn(self.pw(self.dw(x)))
 
 
 class BCResNet(nn.Module):
@@ -108,7 +108,7 @@ class BCResNet(nn.Module):
         super().__init__()
         self.tau, self.num_classes, self.subbands, self.norm, self.lam = tau, num_classes, subbands, norm, lam
         self.input_norm = input_norm_module(norm, lam, num_bins)
-        head, *widths, last = stage_widths(tau)
+        head, *widths, last = bcresnet_channels(tau)
         self.head = Head(head)
         _retune(self.head.conv, stride=(2, 1))  # halve frequency only: T stays whole
         stages, cin = [], head

@@ -22,10 +22,10 @@ class Head(nn.Module):
     def __init__(self, out_channels):
         super().__init__()
         self.conv = nn.Conv2d(1, out_channels, 5, stride=2, padding=2, bias=False)
-        self.bn = nn.BatchNorm2d(out_channels)
+        self.bn = nn.BatchNormReLU2d(out_channels)
 
     def forward(self, x):
-        return self.bn(self.conv(x), relu=True)
+        return self.bn(self.conv(x))
 
 
 class F2(nn.Module):
@@ -36,13 +36,13 @@ class F2(nn.Module):
         self.transition = transition
         if transition:
             self.pw = nn.Conv2d(in_channels, out_channels, 1, bias=False)
-            self.pw_bn = nn.BatchNorm2d(out_channels)
+            self.pw_bn = nn.BatchNormReLU2d(out_channels)
         self.dw = nn.Conv2d(out_channels, out_channels, (3, 1), padding=(1, 0), groups=out_channels, bias=False)
         self.ssn = nn.SubSpectralNorm(out_channels, subbands)
 
     def forward(self, x):
         if self.transition:
-            x = self.pw_bn(self.pw(x), relu=True)
+            x = self.pw_bn(self.pw(x))
         return self.ssn(self.dw(x))
 
 
@@ -80,8 +80,8 @@ class BCResBlock(nn.Module):
         return F.broadcast_residual_relu(x2, self.f1(x2), None if self.transition else x)
 
 
-def stage_widths(c):
-    """Channels of stages 1-4: c, int(1.5c), 2c, int(2.5c)."""
+def mod_stage_channels(c):
+    """BC-ResNet-Mod's channels of stages 1-4 from the base width c (Table 1): c, int(1.5c), 2c, int(2.5c)."""
     return (int(c), int(1.5 * c), int(2 * c), int(2.5 * c))
 
 
@@ -109,7 +109,7 @@ class BCResNetMod(nn.Module):
             self.input_norm = nn.ResNorm(lam)
         else:
             self.input_norm = nn.Identity()
-        w1, w2, w3, w4 = stage_widths(c)
+        w1, w2, w3, w4 = mod_stage_channels(c)
         self.head = Head(2 * c)
         blocks = [[(2 * c, w1), (w1, w1)], [(w1, w2), (w2, w2)], [(w2, w3), (w3, w3)],
                   [(w3, w4), (w4, w4), (w4, w4)]]

@@ -61,7 +61,7 @@ class BasicBlock(nn.Module):
         super().__init__()
         # Same padding; the released code writes it k // 3, which is k // 2 for k in {1, 3}.
         self.conv1 = nn.Conv2d(in_channels, out_channels, k1, padding=k1 // 2, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.bn1 = nn.BatchNormReLU2d(out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, k2, padding=k2 // 2, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
         if in_channels != out_channels:
@@ -72,7 +72,7 @@ class BasicBlock(nn.Module):
             self.shortcut = nn.Identity()
 
     def forward(self, x):
-        y = self.bn2(self.conv2(self.bn1(self.conv1(x), relu=True)))
+        y = self.bn2(self.conv2(self.bn1(self.conv1(x))))
         return F.relu(y + self.shortcut(x))
 
 
@@ -94,7 +94,7 @@ class CPResNet(nn.Module):
         self.norm, self.lam = norm, lam
         self.input_norm = input_norm_module(norm, lam, num_bins)
         self.head = nn.Conv2d(in_channels, c, 5, stride=2, padding=1, bias=False)
-        self.head_bn = nn.BatchNorm2d(c)
+        self.head_bn = nn.BatchNormReLU2d(c)
         stages, cin = [], c
         for width, stage in zip((c, 2 * c, 4 * c), kernel_sizes(rho)):
             blocks = []
@@ -109,7 +109,7 @@ class CPResNet(nn.Module):
             self.init_like_cpjku()
 
     def forward(self, x):
-        x = self.head_bn(self.head(self.input_norm(x)), relu=True)
+        x = self.head_bn(self.head(self.input_norm(x)))
         for s, stage in enumerate(self.stages):
             for b, block in enumerate(stage, start=1):
                 x = block(x)

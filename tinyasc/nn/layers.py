@@ -100,15 +100,28 @@ class BatchNorm2d(Module):
         else:
             self.running_mean = self.running_var = None
 
-    def forward(self, x, relu=False):
-        """relu=True fuses the ReLU that follows (tinyasc extension; same numbers as two steps)."""
+    def forward(self, x):
+        return self._normalize(F.batch_norm, x)
+
+    def _normalize(self, norm, x):
+        # Without running statistics there is nothing else to normalize with, even in eval.
         use_batch_stats = self.training or self.running_mean is None
-        norm = F.batch_norm_relu if relu else F.batch_norm
         return norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                     training=use_batch_stats, momentum=self.momentum, eps=self.eps)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+class BatchNormReLU2d(BatchNorm2d):
+    """ReLU(BatchNorm2d(x)) in one fused pass (a tinyasc module; same numbers as the two steps).
+
+    Its parameters and buffers are BatchNorm2d's, under the same names, so a state dict
+    saved from one loads into the other.
+    """
+
+    def forward(self, x):
+        return self._normalize(F.batch_norm_relu, x)
 
 
 class Dropout(Module):

@@ -11,45 +11,22 @@
 import numpy as np
 
 from tinyasc import functional as F
-from tinyasc.autograd.function import Function
-from tinyasc.kernels import norm as norm_kernels
 from tinyasc.nn.module import Module, Parameter
 
 
-class FreqInstanceNorm(Function):
-    """lam * x + (x - mu_nf) / sqrt(sigma_nf^2 + eps), statistics over axes C and T of N x C x F x T.
-
-    lam = 0 is FreqIN (eq. 1), lam > 0 is ResNorm (eq. 3). Backward is instance norm's:
-    with xhat = (x - mu) / sigma and means over (C, T),
-    dx = lam * g + (g - mean(g) - xhat * mean(g * xhat)) / sqrt(sigma^2 + eps).
-    The two streaming passes each way are in tinyasc/kernels/norm.py (`freq_norm_forward`:
-    the loop that accumulates s[f] and ss[f] computes mu_nf and sigma_nf^2 of eq. 2).
-    """
-
-    def forward(self, x, lam, eps):
-        self.x, self.lam = x, lam
-        out, self.mean, self.invstd = norm_kernels.freq_norm_forward(x, lam, eps)
-        return out
-
-    def backward(self, grad):
-        return norm_kernels.freq_norm_backward(self.x, grad, self.lam, self.mean, self.invstd)
-
-
-def freq_instance_norm(x, eps=1e-5, lam=0.0):
-    if x.ndim != 4:
-        raise ValueError(f"FreqIN expects N x C x F x T input, got shape {x.shape}")
-    return FreqInstanceNorm.apply(x, lam=float(lam), eps=float(eps))
-
-
 class FreqIN(Module):
-    """Eq. 1 of the paper; no parameters."""
+    """Eq. 1 of the paper; no parameters.
+
+    FreqIN and ResNorm are one differentiable operation, `F.freq_instance_norm` (forward and
+    backward in `F.FreqNormFunction`, lam = 0 here); the modules only hold eps and lam.
+    """
 
     def __init__(self, eps=1e-5):
         super().__init__()
         self.eps = eps
 
     def forward(self, x):
-        return freq_instance_norm(x, self.eps)
+        return F.freq_instance_norm(x, self.eps)
 
 
 class ResNorm(Module):
@@ -60,7 +37,7 @@ class ResNorm(Module):
         self.lam, self.eps = lam, eps
 
     def forward(self, x):
-        return freq_instance_norm(x, self.eps, lam=self.lam)
+        return F.freq_instance_norm(x, self.eps, lam=self.lam)
 
     def extra_repr(self):
         return f"lam={self.lam}"
