@@ -1,4 +1,4 @@
-"""BC-ResNet-Mod (SPEC section 2): sizes, names, the norm variants' equations, gradients."""
+"""BC-ResNet-Mod (paper Table 1; docs/model.md): sizes, names, the norm variants' equations, gradients."""
 import numpy as np
 import pytest
 
@@ -38,7 +38,7 @@ def test_state_dict_names_and_shapes():
         assert f"stages.{s}.{blocks}.f2.dw.weight" not in state
     assert state["classifier.weight"].shape == (k, 25, 1, 1)
     assert state["classifier.bias"].shape == (k,)
-    # Nothing beyond the SPEC's list: every key belongs to one of those modules.
+    # Nothing beyond that list: every key belongs to one of those modules.
     allowed = ("head.", "stages.", "classifier.")
     assert all(key.startswith(allowed) for key in state)
 

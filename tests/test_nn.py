@@ -2,8 +2,8 @@
 
 Each layer is gradient-checked against its input and all its parameters (float64 after
 `.double()`). SubSpectralNorm, FreqIN and ResNorm are checked against their definitions in
-the paper (section 2.2) written here in NumPy. The interoperability contract of SPEC
-section 2 is tested on a small net built from the same layers in both frameworks.
+the paper (section 2.2) written here in NumPy. The interoperability contract (same
+state dict, same outputs: docs/decisions.md) is tested on a small net built from the same layers in both frameworks.
 """
 import numpy as np
 import pytest

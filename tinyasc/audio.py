@@ -1,8 +1,8 @@
-"""Front end: audio file -> 256-band log-mel spectrogram (paper 3.1, SPEC section 3).
+"""Front end: audio file -> 256-band log-mel spectrogram (paper 3.1; docs/data.md).
 
 The paper downsamples to 16 kHz and uses 256 log-mel bands with a 130 ms window and a 30 ms
 hop. The exact recipe (torch.stft + torchaudio mel filterbank semantics) is pinned down by
-SPEC section 3 and reproduced here with plain NumPy:
+docs/decisions.md and reproduced here with plain NumPy:
 
     wave -> mono (channel mean) -> 16 kHz (polyphase) -> reflect-pad n_fft/2 each side
          -> frames every 480 samples -> periodic Hann(2080) -> |rfft_4096|^2
@@ -29,7 +29,7 @@ FRONTEND_VERSION = 1
 
 @dataclass(frozen=True)
 class FrontEnd:
-    """Settings of the log-mel front end; the defaults are the paper's (SPEC section 3)."""
+    """Settings of the log-mel front end; the defaults are the paper's (docs/decisions.md)."""
     sample_rate: int = 16000
     win_length: int = 2080      # 130 ms
     hop_length: int = 480       # 30 ms

@@ -1,4 +1,4 @@
-"""Reader of the TAU Urban Acoustic Scenes 2020 Mobile layout (paper 3.1, SPEC section 5).
+"""Reader of the TAU Urban Acoustic Scenes 2020 Mobile layout (paper 3.1; docs/data.md).
 
     root/audio/<scene>-<city>-<location>-<segment>-<device>.wav
     root/meta.csv                          filename scene_label identifier source_label
