@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 import tinyasc as ta
 from tinyasc import Tensor
 from tinyasc.testing import assert_gradients
-from tinyasc.testing import strategies as ts
+
+import strategies as ts  # tests/strategies.py: hypothesis strategies for the gradient checks
 
 
 def leaf(array):

@@ -49,7 +49,7 @@ def test_macs_agree_with_pytorchs_flop_counter():
     torch = pytest.importorskip("torch")
     from torch.utils.flop_counter import FlopCounterMode
 
-    from tinyasc.testing.torch_reference import BCResNetModTorch
+    from benchmarks.torch_reference import BCResNetModTorch
 
     for c, frames in ((10, 34), (8, 101)):
         reference = BCResNetModTorch(c).eval()

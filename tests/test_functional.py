@@ -21,7 +21,8 @@ import tinyasc as ta
 from tinyasc import Tensor
 from tinyasc import functional as F
 from tinyasc.testing import assert_gradients
-from tinyasc.testing import strategies as ts
+
+import strategies as ts  # tests/strategies.py: hypothesis strategies for the gradient checks
 
 
 def leaf(array, dtype=np.float64):

@@ -128,7 +128,7 @@ def test_whole_model_gradient_float64(norm):
 
 def test_same_state_dict_same_outputs_in_pytorch():
     torch = pytest.importorskip("torch")
-    from tinyasc.testing.torch_reference import BCResNetModTorch, tinyasc_to_torch_state
+    from benchmarks.torch_reference import BCResNetModTorch, tinyasc_to_torch_state
 
     ta.manual_seed(1)
     model = BCResNetMod(c=6)

@@ -412,15 +412,18 @@ def bench(what, widths, batch, repeats, no_torch, no_reference, out):
         check_int(w, "--widths", 1, MAX_WIDTH["bcresnet-mod"])
     check_int(batch, "--batch", 2, 4096)
     check_int(repeats, "--repeats", 1, 1000)
+    from importlib.util import find_spec
+    if not no_torch and find_spec("torch") is None:
+        raise TinyAscError("PyTorch is not installed: pip install torch==2.13.0 for the side-by-side, "
+                           "or pass --no-torch")
+    # the benchmarks package (benchmarks/ in the repository) is installed beside tinyasc, imported only here
+    from benchmarks import kernels as kernel_bench
+    from benchmarks import train_step as step_bench
     if what in ("kernels", "all"):
-        from tinyasc.bench import main as kernel_main
-        kernel_main(widths=width_list, batch=batch, repeats=repeats, torch=not no_torch,
-                    reference=not no_reference, jit=True, out=out)
+        kernel_bench.main(widths=width_list, batch=batch, repeats=repeats, torch=not no_torch,
+                          reference=not no_reference, jit=True, out=out)
     if what in ("train-step", "all"):
-        from tinyasc import bench_step
-        if no_torch:
-            bench_step.torch_available = lambda: False
-        bench_step.run(repeats=repeats, log=click.echo)
+        step_bench.run(repeats=repeats, log=click.echo, torch=not no_torch)
 
 
 @main.command()

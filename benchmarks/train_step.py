@@ -11,7 +11,12 @@ distort absolute times far more than this ratio; the report prints the load aver
 Also reported: the per-op breakdown of one tinyasc step (tinyasc.autograd.profile), with
 each op's FLOPs and bytes moved set against this machine's roofline (float32 matmul peak
 and copy bandwidth, measured in the same subprocess), and inference time per clip.
+
+    python -m benchmarks.train_step [--repeats 5] [--config 10,64,334 ...] [--json FILE]
+
+(`tinyasc bench --what train-step` runs the four CONFIGS.)
 """
+import argparse
 import json
 import os
 import subprocess
@@ -35,6 +40,14 @@ def _size(shape):
     return n
 
 
+def op_name(cls):
+    """The name _call_cost matches for an autograd Function class: a trailing "Function" dropped."""
+    name = cls.__name__
+    if name.endswith("Function") and name != "Function":
+        name = name[:-len("Function")]
+    return name
+
+
 def _call_cost(record):
     """(flops, bytes) of one recorded op call (tinyasc.autograd.profile(record=True)).
 
@@ -42,8 +55,8 @@ def _call_cost(record):
     FLOPs count the multiply-adds of convolutions (2 per tap); the rest are memory-bound.
     """
     name, kind, _, cls, params, ins, outs, needs = record
-    op = cls.__name__
-    if op == "Conv2dFunction":
+    op = op_name(cls)
+    if op == "Conv2d":
         x_shape, w_shape = (ins[0], ins[1]) if kind == "forward" else (ins[1], ins[2])
         y_shape = outs[0] if kind == "forward" else ins[0]
         per_output = 2 * w_shape[1] * w_shape[2] * w_shape[3]
@@ -60,18 +73,18 @@ def _call_cost(record):
         return flops, F32 * moved
     if kind == "forward":
         elements = sum(_size(s) for s in ins if s is not None) + sum(_size(s) for s in outs if s is not None)
-        if op == "MaxPool2dFunction":  # also writes the int64 argmax indices
+        if op == "MaxPool2d":  # also writes the int64 argmax indices
             elements += 2 * _size(outs[0])
         return 0, F32 * elements
     grad = ins[0]
     produced = [s for s in outs if s is not None]
-    if op == "BroadcastResidualReLUFunction":  # gmasked is one array for x2 and x, plus gf1; reads out and g
+    if op == "BroadcastResidualReLU":  # gmasked is one array for x2 and x, plus gf1; reads out and g
         return 0, F32 * (2 * _size(grad) + _size(grad) + _size(produced[1]))
-    if op == "MaxPool2dFunction":  # reads g and the indices, writes gx
+    if op == "MaxPool2d":  # reads g and the indices, writes gx
         return 0, F32 * (3 * _size(grad) + _size(produced[0]))
     if op in ("Mean", "Sum", "Reshape", "BroadcastTo"):  # a view or a tiny array
         return 0, F32 * (_size(grad) + (sum(_size(s) for s in produced) if op == "Sum" else 0))
-    reads_input = op in ("BatchNormFunction", "FreqNormFunction", "SiLUFunction", "SigmoidFunction", "TanhFunction",
+    reads_input = op in ("BatchNorm", "FreqNorm", "SiLU", "Sigmoid", "Tanh",
                          "Mul", "Div")
     elements = _size(grad) + sum(_size(s) for s in produced) + (_size(ins[1]) if reads_input else 0)
     return 0, F32 * elements
@@ -120,9 +133,10 @@ def _measure(width, batch, frames, repeats, threads, profile, use_torch):
 
     import tinyasc as ta
     from tinyasc.autograd import profile as op_profile
-    from tinyasc.bench import measure_peaks
     from tinyasc.models import BCResNetMod
-    from tinyasc.train.classifier import train_step
+    from tinyasc.train import train_step
+
+    from benchmarks.kernels import measure_peaks
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, 1, 256, frames)).astype(np.float32)
@@ -151,7 +165,7 @@ def _measure(width, batch, frames, repeats, threads, profile, use_torch):
         policy = os.environ.pop("OMP_WAIT_POLICY", None)
         import torch
 
-        from tinyasc.testing.torch_reference import BCResNetModTorch
+        from benchmarks.torch_reference import BCResNetModTorch
 
         if policy is not None:
             os.environ["OMP_WAIT_POLICY"] = policy
@@ -208,7 +222,7 @@ def _measure(width, batch, frames, repeats, threads, profile, use_torch):
 def run_one(width, batch, frames=334, repeats=5, threads=2, profile=False, use_torch=True):
     """Measure one configuration in a fresh Python process; returns its result dict."""
     env = dict(os.environ, NUMBA_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
-    code = ("import json; from tinyasc.bench_step import _measure; "
+    code = ("import json; from benchmarks.train_step import _measure; "
             f"print('RESULT' + json.dumps(_measure({width}, {batch}, {frames}, {repeats}, {threads}, "
             f"{profile}, {use_torch})))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
@@ -226,11 +240,12 @@ def torch_available():
         return False
 
 
-def run(configs=CONFIGS, repeats=5, threads=2, profile=True, log=print):
+def run(configs=CONFIGS, repeats=5, threads=2, profile=True, log=print, torch=True):
     """Measure each (width, batch, frames) configuration; log a report per configuration and a
-    summary table at the end. Returns the result dicts."""
-    use_torch = torch_available()
-    if not use_torch:
+    summary table at the end. torch=False leaves PyTorch out even when it is installed.
+    Returns the result dicts."""
+    use_torch = torch and torch_available()
+    if torch and not use_torch:
         log("PyTorch is not installed: tinyasc only (pip install torch==2.13.0 for the comparison)")
     rows = []
     for width, batch, frames in configs:
@@ -270,3 +285,21 @@ def format_summary(rows):
         theirs = f"{r['torch_step_s_median']:>10.3f}{r['ratio']:>7.2f}" if "ratio" in r else f"{'-':>10}{'-':>7}"
         lines.append(f"  {name:<28}{r['step_s_median']:>10.3f}{theirs}  {r['load_start']}")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", nargs="+", default=None, metavar="C,BATCH,FRAMES",
+                        help="width, batch and frames (default: all of CONFIGS)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    parser.add_argument("--no-profile", action="store_true", help="skip the per-op breakdown and roofline")
+    parser.add_argument("--json", default=None, help="also write the results here")
+    args = parser.parse_args()
+    configs = CONFIGS if not args.config else [tuple(int(v) for v in c.split(",")) for c in args.config]
+    rows = run(configs, repeats=args.repeats, threads=args.threads, profile=not args.no_profile,
+               torch=not args.no_torch)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)

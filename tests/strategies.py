@@ -1,4 +1,4 @@
-"""Hypothesis strategies for testing tinyasc's ops (public: reuse them for your own ops).
+"""Hypothesis strategies for testing tinyasc's ops (the gradient checks of docs/gradcheck.md).
 
 A gradient check is only meaningful where the function is smooth, so the strategies here
 build their values to stay clear of kinks: `away_from_zero` for ReLU and |x|, `distinct`
@@ -10,8 +10,9 @@ strided, reversed), which is how kernels that assume C order get caught. The con
 parameter strategies draw only valid combinations (output size at least 1, channels
 divisible by groups), each as a small dataclass that knows its input and weight shapes.
 
-Hypothesis is imported here and nowhere else in tinyasc, so the package itself never
-needs it.
+They live with the tests, not in the package, because they need hypothesis (a test
+dependency only). The tests import them as `import strategies as ts`: pytest puts tests/ on
+sys.path for the test modules beside it.
 """
 from dataclasses import dataclass
 

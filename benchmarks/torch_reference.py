@@ -1,8 +1,9 @@
-"""BC-ResNet-Mod written in PyTorch with tinyasc's state_dict names (SPEC section 2).
+"""BC-ResNet-Mod (paper Table 1; docs/model.md) written in PyTorch with tinyasc's state_dict names.
 
 Used only by tests and benchmarks, and only when PyTorch is installed (it is never a
 tinyasc dependency): it checks the interoperability contract — the same state dict in
-both frameworks gives the same outputs — and is the side-by-side speed reference.
+both frameworks gives the same outputs — and is the side-by-side speed reference of
+benchmarks/train_step.py. Importing it imports torch; nothing in tinyasc does.
 """
 import torch
 import torch.nn as tnn

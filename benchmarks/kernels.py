@@ -1,4 +1,4 @@
-"""Kernel benchmarks at the shapes BC-ResNet-Mod uses (paper Table 1; SPEC section 2).
+"""Kernel benchmarks at the shapes BC-ResNet-Mod uses (paper Table 1; docs/model.md).
 
 For each layer shape of the model (width c, batch 64, 256 x 334 input) and each array-level op
 (forward, input gradient, weight gradient), this times the tinyasc kernel, its NumPy reference
@@ -7,9 +7,15 @@ roofline: peak float32 matmul GFLOP/s and copy bandwidth, both measured in the s
 JIT compile time is measured separately, in fresh subprocesses: once with an empty Numba cache
 (the real compile) and once with the cache just written (what every later run pays).
 
-    from tinyasc.bench import run_kernel_benchmarks, format_table
+    from benchmarks.kernels import run_kernel_benchmarks, format_table
     print(format_table(run_kernel_benchmarks(widths=(10,), repeats=3)))
+
+or from a shell (`tinyasc bench --what kernels` runs the same):
+
+    python -m benchmarks.kernels                            # c = 10 and 80, batch 64
+    python -m benchmarks.kernels --widths 10 --repeats 3 --no-reference --out kernels.csv
 """
+import argparse
 import csv
 import json
 import os
@@ -253,7 +259,7 @@ def measure_jit_times(timeout=900):
     """{kernel: (cold compile s, cached load s)} from two fresh interpreters sharing a new,
     initially empty Numba cache directory. Helpers shared by several kernels are compiled
     with the first one that needs them."""
-    code = "from tinyasc.bench import _first_calls; _first_calls()"
+    code = "from benchmarks.kernels import _first_calls; _first_calls()"
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         runs = []
@@ -342,3 +348,17 @@ def main(widths=(10, 80), batch=64, repeats=5, torch=True, reference=True, jit=T
     if out:
         write_rows(rows, out)
     return rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--widths", type=int, nargs="+", default=[10, 80], help="BC-ResNet-Mod width c")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per kernel (the median is reported)")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    parser.add_argument("--no-reference", action="store_true", help="skip the (slow) NumPy references")
+    parser.add_argument("--no-jit", action="store_true", help="skip the cold/cached compile-time subprocesses")
+    parser.add_argument("--out", help="write the rows to this .csv or .json file")
+    a = parser.parse_args()
+    main(widths=tuple(a.widths), batch=a.batch, repeats=a.repeats, torch=not a.no_torch,
+         reference=not a.no_reference, jit=not a.no_jit, out=a.out)
