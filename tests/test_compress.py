@@ -15,7 +15,7 @@ from tinyasc import functional as F
 from tinyasc import nn
 from tinyasc import random as ta_random
 from tinyasc.autograd import Tensor, no_grad
-from tinyasc.compress import (Distiller, Ensemble, QuantizationAware, accounted_bytes,
+from tinyasc.compress import (Distiller, Ensemble, QuantizationAware, QuantizedConv2d, conv_modules, accounted_bytes,
                               apply_masks, compress_weights_, conv_weights, dequantize, distillation_loss,
                               ensemble_probabilities, fake_quantize, half_precision_, hold_masks,
                               load_compressed, magnitude_masks, mask_gradients, masks_from_state, masks_state,
@@ -238,20 +238,26 @@ def test_straight_through_estimator_is_the_defined_surrogate():
     assert np.array_equal(w.grad, u * mask)
 
 
-def test_quantization_aware_swaps_the_conv_forward_and_restores_it():
+def test_quantization_aware_swaps_the_convs_and_restores_them():
     model = trained_like()
     x = np.random.default_rng(5).standard_normal(X_SHAPE).astype(np.float32)
     plain = logits(model, x)
     names = list(model.state_dict())
+    params = [id(p) for p in model.parameters()]
+    convs = list(conv_modules(model).values())
     qat = QuantizationAware(model, bits=4)
     with qat:
         quantized = logits(model, x)
-        assert list(model.state_dict()) == names
+        assert list(model.state_dict()) == names              # same names, same order
+        assert [id(p) for p in model.parameters()] == params  # the optimizer's Parameters, unchanged
+        swapped = list(conv_modules(model).values())
+        assert all(isinstance(c, QuantizedConv2d) and c.bits == 4 for c in swapped)
+        assert repr(model).count("QuantizedConv2d") == len(convs)
         with pytest.raises(RuntimeError, match="already"):
             qat.attach()
     assert not np.array_equal(plain, quantized)
     assert np.array_equal(logits(model, x), plain)
-    assert all("forward" not in conv.__dict__ for conv in qat.convs.values())
+    assert list(conv_modules(model).values()) == convs and "QuantizedConv2d" not in repr(model)
     with pytest.raises(ValueError, match="bits"):
         QuantizationAware(model, bits=16)
 
