@@ -12,11 +12,9 @@ step s's random time crops default_rng([seed, e, s]); the checkpoint (one atomic
 JSON inside) holds both networks, both optimizers and the step, so a run resumed after any
 step ends where an uninterrupted one would.
 """
-import dataclasses
 import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +23,6 @@ from tinyasc import functional as F
 from tinyasc import optim
 from tinyasc import random as ta_random
 from tinyasc.autograd import Tensor, no_grad
-from tinyasc.checks import MAX_FRAMES, check_finite, check_int, check_seed
 from tinyasc.data import cache, synth
 from tinyasc.data.tau import DEVICES, load_dataset
 from tinyasc.errors import TinyAscError
@@ -33,94 +30,13 @@ from tinyasc.fileio import exclusive_folder
 from tinyasc.progress import Progress
 from tinyasc.train.checkpoint import (CheckpointError, atomic_write_text, check_finite_state, load_checkpoint,
                                       load_model_state, save_checkpoint, split_prefix)
-from tinyasc.train.config import JsonConfig, read_json_object
+from tinyasc.train.config import read_json_object
+from tinyasc.translator.config import TranslatorConfig
 from tinyasc.translator.data import Normalizer, find_pairs
-from tinyasc.translator.model import PatchDiscriminator, UNetGenerator, check_bins, lsgan_loss
+from tinyasc.translator.model import PatchDiscriminator, UNetGenerator, lsgan_loss
 
 CHECKPOINT = "translator.npz"
 KIND = "tinyasc-translator"
-
-
-@dataclass
-class TranslatorConfig(JsonConfig):
-    data: str = None          # dataset root; None = the embedded synthetic default
-    preset: str = "default"   # synthetic preset used when data is None
-    targets: str = ""         # comma-separated target devices ("" = every device paired with a in training)
-    width: int = 8            # generator channels at full resolution
-    depth: int = 3            # down-sampling steps (frequency and time halve each)
-    res_blocks: int = 6       # residual blocks in the middle (the paper: six)
-    subbands: int = 16        # SubSpectralNorm sub-bands (the paper: 16)
-    disc_width: int = 16
-    disc_layers: int = 3      # strided discriminator layers (3: 70x70 patches, as pix2pix)
-    epochs: int = 12
-    batch_size: int = 8
-    lr: float = 2e-4
-    beta1: float = 0.5
-    decay_start: float = 0.5  # share of the epochs after which the lr decays linearly to 0
-    l2_weight: float = 100.0  # reconstruction (L2) weight; pix2pix weighs its L1 by 100
-    adv_weight: float = 1.0   # LSGAN weight (0: a plain L2-trained U-Net)
-    crop_frames: int = 128    # random time crops of this many frames (longer clips only)
-    seed: int = 0
-
-    def validate(self):
-        for f in dataclasses.fields(self):  # config.json can hold anything: types first
-            value = getattr(self, f.name)
-            if f.name == "data" and value is None:
-                continue
-            kind = str if f.name == "data" else type(f.default)
-            if kind is float:
-                check_finite(value, f"--{f.name.replace('_', '-')}")
-            elif isinstance(value, bool) or not isinstance(value, kind):
-                raise TinyAscError(f"config value {f.name}={value!r} should be a {kind.__name__}")
-        check_seed(self.seed)
-        # Limits: four times the defaults of the widths (the paper's networks are far smaller),
-        # and 2^8 = 256 mel bins for the depth; beyond them the networks need gigabytes.
-        check_int(self.width, "--width", 1, 64)
-        check_int(self.disc_width, "--disc-width", 1, 128)
-        check_int(self.depth, "--depth", 0, 8, "each step halves the 256 mel bins")
-        check_int(self.res_blocks, "--res-blocks", 0, 64)
-        check_int(self.disc_layers, "--disc-layers", 1, 8)
-        check_int(self.crop_frames, "--crop-frames", 1, MAX_FRAMES)
-        checks = [(self.width >= 1 and self.disc_width >= 1, "--width and --disc-width must be >= 1"),
-                  (self.subbands >= 1, f"--subbands must be >= 1, got {self.subbands}"),
-                  (self.depth >= 0 and self.res_blocks >= 0, "--depth and --res-blocks must be >= 0"),
-                  (self.disc_layers >= 1, f"--disc-layers must be >= 1, got {self.disc_layers}"),
-                  (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
-                  (self.batch_size >= 2, f"--batch-size must be >= 2 (batch norm needs two), got {self.batch_size}"),
-                  (self.lr > 0, f"--lr must be positive, got {self.lr}"),
-                  (0 <= self.beta1 < 1, f"--beta1 must be in [0, 1), got {self.beta1}"),
-                  (0 <= self.decay_start <= 1, f"--decay-start must be in [0, 1], got {self.decay_start}"),
-                  (self.l2_weight >= 0 and self.adv_weight >= 0, "loss weights must be >= 0"),
-                  (self.l2_weight + self.adv_weight > 0, "at least one loss weight must be positive"),
-                  (self.crop_frames >= 2 ** self.depth,
-                   f"--crop-frames must be at least 2^depth = {2 ** self.depth}, got {self.crop_frames}")]
-        for ok, message in checks:
-            if not ok:
-                raise TinyAscError(message)
-        try:
-            check_bins(256, self.depth, self.subbands)
-        except ValueError as exc:
-            raise TinyAscError(str(exc)) from None
-        self.check_frames(self.crop_frames)
-        return self
-
-    def check_frames(self, frames):
-        """The discriminator must give at least one score over `frames` frames."""
-        n = frames
-        for _ in range(self.disc_layers):
-            n //= 2          # 4x4 conv, stride 2, padding 1
-        if n - 2 < 1:        # then two 4x4 convs at stride 1, padding 1
-            raise TinyAscError(f"{frames} frames are too few for --disc-layers {self.disc_layers}: the "
-                               "discriminator's patches would be empty; lower --disc-layers")
-        targets = self.target_list or ()
-        if len(set(targets)) != len(targets):
-            raise TinyAscError(f"--targets names a device twice: {self.targets!r}")
-
-    @property
-    def target_list(self):
-        names = tuple(d.strip().lower() for d in self.targets.split(",") if d.strip())
-        return names or None
-
 
 
 def lr_at(config, epoch):
