@@ -85,8 +85,8 @@ class TrainConfig(JsonConfig):
     warmup_epochs: float = setting(None, "Linear warm-up length. Default: 5% of --epochs (the paper: 5 of 100).")
     momentum: float = setting(0.9, "SGD momentum.")
     weight_decay: float = setting(1e-3, "SGD weight decay.")
-    roll_seconds: float = setting(1.5, "Switch off the random time roll (up to 1.5 s).", option="--no-roll",
-                                  flag_value=0.0)
+    roll_seconds: float = setting(1.5, "Switch off the random time roll (shifts of up to 1.5 s either way).",
+                                  option="--no-roll", flag_value=0.0)
     mixup_alpha: float = setting(0.3, "Switch off Mixup (alpha 0.3).", option="--no-mixup", flag_value=0.0)
     specaugment: bool = setting(True, "Switch off SpecAugment.", option="--no-specaugment", flag_value=False)
     freq_masks: int = setting(2, "SpecAugment: frequency masks per clip.")
