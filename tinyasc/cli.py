@@ -128,6 +128,11 @@ def gradcheck(select, seed, no_full):
     sys.exit(1 if failed else 0)
 
 
+def _default_run_dir():  # a function, so a test can name the second two runs start in
+    import time
+    return f"runs/{time.strftime('%Y%m%d-%H%M%S')}"
+
+
 @main.command()
 @config_options(TrainConfig)
 @click.option("--out", "run_dir", type=click.Path(), default=None, help="Run folder. Default: runs/<date-time>.")
@@ -137,7 +142,6 @@ def gradcheck(select, seed, no_full):
 @friendly_errors
 def train(config, run_dir, resume_dir, quiet):
     """Train BC-ResNet-Mod with the paper's recipe and print the per-device table."""
-    import time
     from pathlib import Path
 
     from tinyasc.fileio import new_folder
@@ -151,7 +155,7 @@ def train(config, run_dir, resume_dir, quiet):
     else:
         config.validate()  # before a folder is made for it
         if run_dir is None:  # runs/<date-time>, or -2, -3, ... if another run took it this second
-            run_dir = created = new_folder(f"runs/{time.strftime('%Y%m%d-%H%M%S')}")
+            run_dir = created = new_folder(_default_run_dir())
         if Path(run_dir).exists() and not Path(run_dir).is_dir():
             raise TinyAscError(f"--out {run_dir} is a file, not a folder; name a new folder for the run")
         if (Path(run_dir) / "checkpoint.npz").exists():
