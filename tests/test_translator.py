@@ -16,6 +16,7 @@ from tinyasc.data.training import StackedRows, TrainingData
 from tinyasc.train.experiment import parse_rows
 from tinyasc.translator.data import find_pairs
 from tinyasc.translator.config import TranslatorConfig
+from tinyasc.translator.augment import add_translations
 from tinyasc.translator.data import PairData, eq_offsets
 from tinyasc.translator.evaluate import DB_PER_NEPER, evaluation_table, lsd_db
 from tinyasc.translator.load import load_translator
@@ -265,7 +266,7 @@ def test_training_set_gains_every_translation_and_the_cache_is_reused(tiny, tmp_
                       progress=False).fit()
     base = TrainingData.from_features(dataset, features)
     logs = []
-    grown = base.with_translations(tmp_path / "tr", log=logs.append, progress=False)
+    grown = add_translations(base, tmp_path / "tr", log=logs.append, progress=False)
     n_a = int((base.devices("train") == "a").sum())
     assert len(grown.rows("train")) == len(base.rows("train")) + 5 * n_a
     assert list(grown.labels("test")) == list(base.labels("test"))
@@ -274,7 +275,7 @@ def test_training_set_gains_every_translation_and_the_cache_is_reused(tiny, tmp_
     batch = grown.features[extra[:3]]
     assert batch.shape == (3,) + features.x.shape[1:] and np.isfinite(batch).all()
     again = []
-    base.with_translations(tmp_path / "tr", log=again.append, progress=False)
+    add_translations(base, tmp_path / "tr", log=again.append, progress=False)
     assert "from cache" in again[-1] and "from cache" not in logs[-1]
 
 
@@ -304,7 +305,7 @@ def test_a_translator_trained_on_test_segments_is_refused(tiny, tmp_path):
     TranslatorTrainer(_config(epochs=1), tmp_path / "tr", data=leaky, log=_quiet, progress=False).fit()
     base = TrainingData.from_features(dataset, features)
     with pytest.raises(TinyAscError, match="trained on 10 segments of this dataset's test split"):
-        base.with_translations(tmp_path / "tr", log=_quiet, progress=False)
+        add_translations(base, tmp_path / "tr", log=_quiet, progress=False)
     assert not list((tmp_path / "tr").glob("translations-*"))
     # one trained on the training pairs passes the check and records what it learned from
     TranslatorTrainer(_config(epochs=1), tmp_path / "ok", data=PairData(dataset, features), log=_quiet,
@@ -312,7 +313,7 @@ def test_a_translator_trained_on_test_segments_is_refused(tiny, tmp_path):
     meta = load_translator(tmp_path / "ok")[4]
     assert set(meta["train_segments"]) == {segment_of(n) for n, d in zip(dataset.train.filenames,
                                                                           dataset.train.devices) if d != "a"}
-    base.with_translations(tmp_path / "ok", log=_quiet, progress=False)
+    add_translations(base, tmp_path / "ok", log=_quiet, progress=False)
 
 
 def test_translated_device_names_are_whole_when_the_training_split_has_only_one_letter_devices(tiny, tmp_path):
@@ -324,7 +325,7 @@ def test_translated_device_names_are_whole_when_the_training_split_has_only_one_
     keep = np.isin(devices, ["a", "b", "c"])
     base.splits["train"] = (rows[keep], labels[keep], devices[keep].astype("<U1"),
                             tuple(np.asarray(names)[keep]))
-    grown = base.with_translations(tmp_path / "tr", log=_quiet, progress=False)
+    grown = add_translations(base, tmp_path / "tr", log=_quiet, progress=False)
     assert sorted(set(grown.devices("train"))) == ["a", "b", "c", "s1", "s2", "s3"]
 
 

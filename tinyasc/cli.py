@@ -1,14 +1,19 @@
 """The `tinyasc` command: a thin click layer over functions you can call from Python.
 
 Errors a user can fix (`TinyAscError`) print one line and exit with code 1; anything
-else is a bug and keeps its traceback.
+else is a bug and keeps its traceback. The options of `tinyasc train` and `tinyasc translator
+train` are made from the fields of `TrainConfig` and `TranslatorConfig` (their defaults, choices
+and help), so a setting is defined once, in its config.
 """
+import dataclasses
 import functools
 import sys
 
 import click
 
 from tinyasc.errors import TinyAscError
+from tinyasc.train.config import DEFAULT_NORM, DEFAULT_WIDTH, NORMS, TrainConfig
+from tinyasc.translator.config import TranslatorConfig
 
 
 def one_line(text):
@@ -39,6 +44,55 @@ def friendly_errors(fn):
                        err=True)
             sys.exit(1)
     return wrapper
+
+
+def config_option(config_class, name, **overrides):
+    """The click option of one field of a config dataclass, from what `setting` stored in the field.
+
+    overrides (default, help) adapt it to a command that shares the field with another meaning.
+    """
+    field = next(f for f in dataclasses.fields(config_class) if f.name == name)
+    meta = {**field.metadata, **overrides}
+    default, text = meta.get("default", field.default), meta["help"]
+    decls = (meta.get("option", "--" + name.replace("_", "-")), name)
+    if "flag_value" in meta:
+        return click.option(*decls, flag_value=meta["flag_value"], default=default, help=text)
+    kind = click.Path() if meta.get("path") else field.type
+    if "choices" in meta:  # as text: click before 8.2 compares choices with the text typed
+        kind = click.Choice([str(c) for c in meta["choices"]])
+        default = None if default is None else str(default)
+    if "by_arch" in meta:
+        default = None  # resolved once --arch is known
+        if "help" not in overrides:
+            text += " Default by --arch: " + ", ".join(f"{v} ({a})" for a, v in meta["by_arch"].items()) + "."
+    if meta.get("multiple"):
+        default = ()
+    return click.option(*decls, type=kind, default=default, multiple=meta.get("multiple", False), help=text,
+                        show_default=default not in (None, "", ()))
+
+
+def config_options(config_class):
+    """Options for every field of `config_class` (but those another command sets); the command
+    receives the finished `config` instead of one argument per field."""
+    fields = [f for f in dataclasses.fields(config_class) if "command" not in f.metadata]
+
+    def value(field, values):  # the option's value as the field holds it
+        raw, meta = values[field.name], field.metadata
+        if meta.get("multiple"):
+            return ",".join(raw)
+        if raw is None and "by_arch" in meta:
+            return meta["by_arch"][values["arch"]]
+        return field.type(raw) if "choices" in meta and raw is not None else raw
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def command(**kwargs):
+            values = {f.name: kwargs.pop(f.name) for f in fields}
+            return fn(config=config_class(**{f.name: value(f, values) for f in fields}), **kwargs)
+        for field in reversed(fields):  # click lists options in the order the decorators are written
+            command = config_option(config_class, field.name)(command)
+        return command
+    return decorate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -74,73 +128,25 @@ def gradcheck(select, seed, no_full):
     sys.exit(1 if failed else 0)
 
 
-def _default_run_dir():
+def _default_run_dir():  # a function, so a test can name the second two runs start in
     import time
     return f"runs/{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 @main.command()
-@click.option("--data", type=click.Path(), default=None,
-              help="TAU 2020 Mobile dataset root. Default: the embedded synthetic dataset (created on first use).")
-@click.option("--preset", type=click.Choice(["tiny", "default", "full"]), default="default", show_default=True,
-              help="Size of the synthetic dataset when --data is not given.")
-@click.option("--arch", type=click.Choice(["bcresnet-mod", "bcresnet", "cpresnet"]), default="bcresnet-mod",
-              show_default=True, help="BC-ResNet-Mod (the paper's), or Table 2's BC-ResNet / CP-ResNet.")
-@click.option("--model-width", "width", type=int, default=None,
-              help="c of Table 1 (10 = BC-ResNet-Mod-1, 80 = -Mod-8); tau of BC-ResNet; c of CP-ResNet. "
-                   "Default: 10, 8, 64 by --arch.")
-@click.option("--norm", type=click.Choice(["none", "global", "freqin", "preresnorm", "resnorm"]),
-              default=None, help="Normalization variant of Table 2. Default: resnorm (BC-ResNet-Mod), none (others).")
-@click.option("--rho", type=int, default=5, show_default=True, help="CP-ResNet's receptive-field parameter.")
-@click.option("--lam", type=float, default=0.1, show_default=True, help="lambda of ResNorm (eq. 3).")
-@click.option("--epochs", type=int, default=100, show_default=True, help="Training epochs (the paper: 100).")
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--eval-every", type=int, default=5, show_default=True,
-              help="Evaluate the test split every this many epochs (and always after the last one).")
-@click.option("--lr", type=float, default=0.06, show_default=True, help="Peak learning rate.")
-@click.option("--warmup-epochs", type=float, default=None, help="Linear warm-up length. Default: 5% of --epochs.")
-@click.option("--dropout", type=float, default=0.1, show_default=True)
-@click.option("--no-roll", is_flag=True, help="Switch off the random time roll.")
-@click.option("--no-mixup", is_flag=True, help="Switch off Mixup.")
-@click.option("--no-specaugment", is_flag=True, help="Switch off SpecAugment.")
-@click.option("--select", type=click.Choice(["last", "minvar"]), default="last", show_default=True,
-              help="Model selection: the last epoch, or Min Var (smallest device spread on validation).")
-@click.option("--val-fraction", type=float, default=0.0, show_default=True,
-              help="Fraction of training locations held out for validation (minvar uses 0.1 if 0).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--teacher", "teachers", multiple=True, type=click.Path(),
-              help="Knowledge distillation from this run folder (repeat for an ensemble of teachers).")
-@click.option("--kd-alpha", type=float, default=0.5, show_default=True,
-              help="Weight of the cross-entropy; 1 - alpha weighs the teacher term T^2 KL.")
-@click.option("--kd-temperature", type=float, default=3.0, show_default=True, help="Distillation temperature T.")
-@click.option("--translator", "translator_dir", type=click.Path(), default="",
-              help="Translator folder (tinyasc translator train): add its translations of the device-A "
-                   "training clips to every target device to the training set.")
+@config_options(TrainConfig)
 @click.option("--out", "run_dir", type=click.Path(), default=None, help="Run folder. Default: runs/<date-time>.")
 @click.option("--resume", "resume_dir", type=click.Path(), default=None,
               help="Continue the run in this folder from its last checkpoint (its saved config is used).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
-def train(data, preset, arch, width, norm, rho, lam, epochs, batch_size, eval_every, lr, warmup_epochs, dropout, no_roll, no_mixup,
-          no_specaugment, select, val_fraction, seed, teachers, kd_alpha, kd_temperature, translator_dir, run_dir,
-          resume_dir, quiet):
+def train(config, run_dir, resume_dir, quiet):
     """Train BC-ResNet-Mod with the paper's recipe and print the per-device table."""
-    from tinyasc.train.classifier import train as run_training
-    from tinyasc.train.config import TrainConfig
-
-    from tinyasc.train.config import DEFAULT_NORM, DEFAULT_WIDTH
-
-    width = DEFAULT_WIDTH[arch] if width is None else width
-    norm = DEFAULT_NORM[arch] if norm is None else norm
-    config = TrainConfig(data=data, preset=preset, arch=arch, rho=rho, width=width, norm=norm, lam=lam, epochs=epochs,
-                         eval_every=eval_every, batch_size=batch_size, lr=lr, warmup_epochs=warmup_epochs, dropout=dropout,
-                         roll_seconds=0.0 if no_roll else 1.5, mixup_alpha=0.0 if no_mixup else 0.3,
-                         specaugment=not no_specaugment, select=select, val_fraction=val_fraction, seed=seed,
-                         teacher=",".join(teachers), kd_alpha=kd_alpha, kd_temperature=kd_temperature,
-                         translator=translator_dir)
     from pathlib import Path
 
     from tinyasc.fileio import new_folder
+    from tinyasc.train.classifier import train as run_training
+
     created = None
     if resume_dir:
         run_dir = resume_dir
@@ -168,26 +174,23 @@ def train(data, preset, arch, width, norm, rho, lam, epochs, batch_size, eval_ev
 
 @main.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path())
-@click.option("--prune", "prune_ratio", type=float, default=0.89, show_default=True,
-              help="Share of conv weights set to zero (Table 3: 0.89; model 4: 0.84).")
-@click.option("--bits", type=click.Choice(["2", "3", "4", "5", "6", "7", "8", "16"]), default="8", show_default=True,
-              help="Conv weight bits: 2-8 integer codes learned with QAT, or 16 (half precision).")
-@click.option("--per-channel", is_flag=True, help="One quantization scale per output channel instead of per conv.")
-@click.option("--teacher", "teachers", multiple=True, type=click.Path(),
-              help="Distil from this run while fine-tuning (repeat for an ensemble of teachers).")
-@click.option("--epochs", type=int, default=10, show_default=True, help="Fine-tuning epochs after pruning.")
-@click.option("--lr", type=float, default=None, help="Peak learning rate of the fine-tuning. Default: the run's / 10.")
+@config_option(TrainConfig, "prune", default=0.89)  # Table 3's recipe, not the plain training's defaults
+@config_option(TrainConfig, "bits", default=8)
+@config_option(TrainConfig, "per_channel")
+@config_option(TrainConfig, "teacher",
+               help="Distil from this run while fine-tuning (repeat for an ensemble of teachers).")
+@config_option(TrainConfig, "epochs", default=10, help="Fine-tuning epochs after pruning.")
+@config_option(TrainConfig, "lr", default=None, help="Peak learning rate of the fine-tuning. Default: the run's / 10.")
 @click.option("--out", "out_dir", type=click.Path(), required=True,
               help="Folder for the fine-tuning runs, model.npz and size.txt.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
-def compress(runs, prune_ratio, bits, per_channel, teachers, epochs, lr, out_dir, quiet):
+def compress(runs, prune, bits, per_channel, teacher, epochs, lr, out_dir, quiet):
     """Prune, fine-tune (QAT, KD) and export RUNS as one compressed model (paper 2.4, Table 3).
 
     Several RUNS (two seeds in Table 3) are fine-tuned one by one and stored as an ensemble.
     Re-running the same command resumes an interrupted fine-tuning.
     """
-    import dataclasses
     import json
     from pathlib import Path
 
@@ -202,8 +205,8 @@ def compress(runs, prune_ratio, bits, per_channel, teachers, epochs, lr, out_dir
         base = load_run_config(run)
         if base.arch != "bcresnet-mod":
             raise TinyAscError(f"{run}: tinyasc compress exports BC-ResNet-Mod; this run is --arch {base.arch}")
-        config = dataclasses.replace(base, init_from=str(run), prune=prune_ratio, bits=bits, per_channel=per_channel,
-                                     teacher=",".join(teachers), epochs=epochs, lr=lr or base.lr / 10,
+        config = dataclasses.replace(base, init_from=str(run), prune=prune, bits=bits, per_channel=per_channel,
+                                     teacher=",".join(teacher), epochs=epochs, lr=lr or base.lr / 10,
                                      warmup_epochs=0.0).validate()
         run_dir = out / f"finetune-{i}"
         resume = (run_dir / "checkpoint.npz").is_file()
@@ -213,7 +216,7 @@ def compress(runs, prune_ratio, bits, per_channel, teachers, epochs, lr, out_dir
             sys.exit(130)
         click.echo(text)
         models.append(load_run(run_dir)[1])
-    summary = save_compressed(out / "model.npz", models, bits, per_channel, prune_ratio,
+    summary = save_compressed(out / "model.npz", models, bits, per_channel, prune,
                               config=json.loads(config.to_json()))
     atomic_write_text(out / "size.txt", summary.text() + "\n")
     click.echo(summary.text())
@@ -222,7 +225,7 @@ def compress(runs, prune_ratio, bits, per_channel, teachers, epochs, lr, out_dir
 
 @main.command()
 @click.argument("run", type=click.Path())
-@click.option("--data", type=click.Path(), default=None, help="Dataset root. Default: the run's own dataset.")
+@config_option(TrainConfig, "data", help="Dataset root. Default: the run's own dataset.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
 def evaluate(run, data, quiet):
@@ -249,8 +252,8 @@ def predict(run, paths, out_file, quiet):
 
 @main.command()
 @click.option("--out", "out_dir", type=click.Path(), required=True, help="Folder to create (must not exist).")
-@click.option("--preset", type=click.Choice(["tiny", "default", "full"]), default="default", show_default=True,
-              help="Size: tiny (tests), default (minutes end to end), full (TAU-sized, 10 s clips).")
+@config_option(TrainConfig, "preset", help="Size: tiny (tests), default (minutes end to end), full (TAU-sized, "
+                                          "10 s clips).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
@@ -282,38 +285,19 @@ def translator():
 
 
 @translator.command("train")
-@click.option("--data", type=click.Path(), default=None, help="Dataset root. Default: the embedded synthetic dataset.")
-@click.option("--preset", type=click.Choice(["tiny", "default", "full"]), default="default", show_default=True)
-@click.option("--out", "out_dir", type=click.Path(), required=True, help="Translator folder (checkpoint, metrics, evaluation).")
-@click.option("--targets", default="", help="Comma-separated target devices. Default: every device paired with A in training.")
-@click.option("--width", type=int, default=8, show_default=True, help="Generator channels at full resolution.")
-@click.option("--depth", type=int, default=3, show_default=True, help="U-Net down-sampling steps.")
-@click.option("--res-blocks", type=int, default=6, show_default=True, help="Residual blocks in the middle.")
-@click.option("--subbands", type=int, default=16, show_default=True, help="SubSpectralNorm sub-bands.")
-@click.option("--disc-width", type=int, default=16, show_default=True)
-@click.option("--disc-layers", type=int, default=3, show_default=True, help="Strided PatchGAN layers (3: 70x70 patches).")
-@click.option("--epochs", type=int, default=12, show_default=True)
-@click.option("--batch-size", type=int, default=8, show_default=True)
-@click.option("--lr", type=float, default=2e-4, show_default=True)
-@click.option("--l2-weight", type=float, default=100.0, show_default=True, help="Weight of the L2 reconstruction loss.")
-@click.option("--adv-weight", type=float, default=1.0, show_default=True, help="Weight of the LSGAN loss (0: no GAN).")
-@click.option("--crop-frames", type=int, default=128, show_default=True, help="Random time crops for longer clips.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@config_options(TranslatorConfig)
+@click.option("--out", "out_dir", type=click.Path(), required=True,
+              help="Translator folder (checkpoint, metrics, evaluation).")
 @click.option("--resume", is_flag=True,
-              help="Continue the run in --out from its checkpoint, with its saved settings (other options are ignored).")
+              help="Continue the run in --out from its checkpoint, with its saved settings (other options are "
+                   "ignored).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
-def translator_train(data, preset, out_dir, targets, width, depth, res_blocks, subbands, disc_width, disc_layers,
-                     epochs, batch_size, lr, l2_weight, adv_weight, crop_frames, seed, resume, quiet):
+def translator_train(config, out_dir, resume, quiet):
     """Train the translator on the paired training segments, then evaluate it on the test pairs."""
     from tinyasc.run.folder import StopFlag
-    from tinyasc.translator.config import TranslatorConfig
     from tinyasc.translator.train import train_translator
 
-    config = TranslatorConfig(data=data, preset=preset, targets=targets, width=width, depth=depth,
-                              res_blocks=res_blocks, subbands=subbands, disc_width=disc_width,
-                              disc_layers=disc_layers, epochs=epochs, batch_size=batch_size, lr=lr,
-                              l2_weight=l2_weight, adv_weight=adv_weight, crop_frames=crop_frames, seed=seed)
     with StopFlag() as flag:
         text = train_translator(config, out_dir, resume=resume, log=click.echo, progress=not quiet,
                                 stop=flag)
@@ -333,39 +317,39 @@ def translator_evaluate(run):
 
 
 @main.command()
-@click.option("--data", type=click.Path(), default=None, help="Dataset root. Default: the embedded synthetic dataset.")
-@click.option("--preset", type=click.Choice(["tiny", "default", "full"]), default="default", show_default=True)
+@config_option(TrainConfig, "data", help="Dataset root. Default: the embedded synthetic dataset.")
+@config_option(TrainConfig, "preset")
 @click.option("--rows", default=None,
               help="'table2' (the whole of Table 2 at CPU scale) or comma-separated rows "
                    "[arch[@width]:]norm[+translator], e.g. resnorm,resnorm+translator,cpresnet@10:none. "
                    "Default: the normalization ablation of --arch.")
-@click.option("--arch", type=click.Choice(["bcresnet-mod", "bcresnet", "cpresnet"]), default="bcresnet-mod",
-              show_default=True, help="Architecture of --norms rows (ignored with --rows).")
-@click.option("--model-width", "width", type=int, default=None,
-              help="c of BC-ResNet-Mod rows given without an architecture (default 10); with --norms, the "
-                   "width of --arch (default 10, 8, 64 by architecture). Other rows: arch@width.")
+@config_option(TrainConfig, "arch", help="Architecture of --norms rows (ignored with --rows).")
+@config_option(TrainConfig, "width", help=f"c of BC-ResNet-Mod rows given without an architecture (default "
+                                           f"{DEFAULT_WIDTH['bcresnet-mod']}); with --norms, the width of --arch "
+                                           f"(default {', '.join(map(str, DEFAULT_WIDTH.values()))} by architecture). "
+                                           "Other rows: arch@width.")
 @click.option("--norms", default=None,
               help="Comma-separated normalization variants of --arch (instead of --rows). "
-                   "Default: none,global,freqin,preresnorm,resnorm for bcresnet-mod, none otherwise.")
+                   f"Default: {','.join(NORMS)} for bcresnet-mod, {DEFAULT_NORM['bcresnet']} otherwise.")
 @click.option("--translator", type=click.Path(), default=None,
               help="Translator folder for '+translator' rows. Default: train one in OUT/translator.")
 @click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds.")
-@click.option("--epochs", type=int, default=100, show_default=True, help="Training epochs of every run (the paper: 100).")
-@click.option("--batch-size", type=int, default=64, show_default=True)
+@config_option(TrainConfig, "epochs", help="Training epochs of every run (the paper: 100).")
+@config_option(TrainConfig, "batch_size")
 @click.option("--out", "out_dir", type=click.Path(), default="runs/experiment", show_default=True,
               help="Experiment folder; finished runs in it are reused, interrupted ones resumed.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
 def experiment(data, preset, rows, arch, width, norms, translator, seeds, epochs, batch_size, out_dir, quiet):
     """Run rows of Table 2 over several seeds and print the table (also table.md / table.csv)."""
-    from tinyasc.train.config import DEFAULT_NORM, DEFAULT_WIDTH, TrainConfig
+    from tinyasc.checks import check_seed
     from tinyasc.train.experiment import parse_rows, run_experiment
 
     if rows is not None and norms is not None:
         raise TinyAscError("give --rows or --norms, not both (--rows can name norms: resnorm,freqin,...)")
     if rows is None:
         if norms is None:
-            norms = "none,global,freqin,preresnorm,resnorm" if arch == "bcresnet-mod" else "none"
+            norms = ",".join(NORMS) if arch == "bcresnet-mod" else DEFAULT_NORM[arch]
         arch_width = DEFAULT_WIDTH[arch] if width is None else width
         rows = ",".join(f"{arch}@{arch_width}:{n.strip()}" for n in norms.split(",") if n.strip()) or " "
     row_list = parse_rows(rows, width)
@@ -378,7 +362,6 @@ def experiment(data, preset, rows, arch, width, norms, translator, seeds, epochs
         raise TinyAscError(f"--seeds must be comma-separated integers, got {seeds!r}") from None
     if not seed_list:
         raise TinyAscError("--seeds is empty; pass e.g. --seeds 0,1,2")
-    from tinyasc.checks import check_seed
     for s in seed_list:
         check_seed(s, "--seeds")
     config = TrainConfig(data=data, preset=preset, arch=row_list[0].arch, width=row_list[0].width,
@@ -433,11 +416,9 @@ def bench(what, widths, batch, repeats, no_torch, no_reference, out):
               help="Translator folder of tinyasc translator train, for the translation figure.")
 @click.option("--spectra", is_flag=True,
               help="Also draw each device's colouring of the same test segments, raw and after FreqIN / ResNorm.")
-@click.option("--data", type=click.Path(), default=None,
-              help="Dataset of --spectra. Default: the embedded synthetic dataset (--preset).")
-@click.option("--preset", type=click.Choice(["tiny", "default", "full"]), default="default", show_default=True,
-              help="Synthetic preset of --spectra when --data is not given.")
-@click.option("--lam", type=float, default=0.1, show_default=True, help="lambda of ResNorm in --spectra.")
+@config_option(TrainConfig, "data", help="Dataset of --spectra. Default: the embedded synthetic dataset (--preset).")
+@config_option(TrainConfig, "preset", help="Synthetic preset of --spectra when --data is not given.")
+@config_option(TrainConfig, "lam", help="lambda of ResNorm in --spectra.")
 @click.option("--out", "out_dir", type=click.Path(), default="docs/figures", show_default=True,
               help="Folder for the PNGs.")
 @friendly_errors
@@ -445,7 +426,6 @@ def figures(experiment, translator, spectra, data, preset, lam, out_dir):
     """PNGs of the results (needs the plot extra): Table 2 per-device bars, training curves, translator,
     device spectra."""
     from tinyasc.figures import make_figures
-    from tinyasc.train.config import TrainConfig
 
     spectra_config = TrainConfig(data=data, preset=preset, lam=lam).validate() if spectra else None
     make_figures(experiment, out_dir, translator=translator, spectra=spectra_config, log=click.echo)
@@ -464,8 +444,6 @@ def export(run, onnx_file, frames, check):
 
     Input "logmel" N x 1 x 256 x T, output "logits" N x 10 (an ensemble: log of the mean probabilities).
     """
-    import dataclasses
-
     import numpy as np
 
     from tinyasc.checks import check_frames

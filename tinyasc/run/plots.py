@@ -175,7 +175,7 @@ def device_spectra(spectra, n_segments, lam, path):
     axes[0, 2].text(0.5, 0.08, "lambda x keeps a tenth of the raw spectrum\n(the scene's envelope, and the device offset)"
                     if lam == 0.1 else f"lambda x keeps {lam} x the raw spectrum",
                     transform=axes[0, 2].transAxes, ha="center", fontsize=9)
-    top = max(spectra["distance"][v][d].max() for v in VIEWS for d in DEVICES if d != "a")
+    top = max(spectra["distance"][v][d].max() for v in spectra["distance"] for d in DEVICES if d != "a")
     for ax in axes[1]:
         ax.set_ylim(0, top * 1.05)
     axes[0, 0].set_ylabel("mean over segments and frames")

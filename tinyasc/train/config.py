@@ -1,89 +1,82 @@
 """The training configuration: the paper's recipe (section 3.1) as defaults, every part switchable.
 
-Saved as config.json in the run folder, so a run can be resumed or re-read exactly.
+Saved as config.json in the run folder, so a run can be resumed or re-read exactly. Each field
+also carries what the command line needs (help text, choices, the option's name when it is not
+the field's): `tinyasc train` builds its options from these fields, so a default or a choice list
+is written once, here.
 """
 import dataclasses
-import json
 from dataclasses import dataclass
 
 from tinyasc.checks import MAX_FRAMES, MAX_WIDTH, NUM_BINS, SUBBANDS, check_finite, check_int, check_seed
 from tinyasc.errors import TinyAscError
+from tinyasc.run.config import PRESET_NAMES, JsonConfig, read_json_object, setting  # noqa: F401 (re-exported)
 from tinyasc.models.bcresnet import INPUT_NORMS
 from tinyasc.models.bcresnet_mod import NORMS
 
 ARCHS = ("bcresnet-mod", "bcresnet", "cpresnet")
 DEFAULT_WIDTH = {"bcresnet-mod": 10, "bcresnet": 8, "cpresnet": 64}
 DEFAULT_NORM = {"bcresnet-mod": "resnorm", "bcresnet": "none", "cpresnet": "none"}
+SELECTS = ("last", "minvar")
+QAT_BITS = (2, 3, 4, 5, 6, 7, 8, 16)  # what tinyasc compress exports; 32 (float) means no quantization
 
 FRAME_SECONDS = 0.03  # hop 480 samples at 16 kHz
 
 
-def read_json_object(path, what, fix):
-    """The JSON object in `path` (a config.json), or a one-line error saying what is wrong and `fix`."""
-    try:
-        values = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TinyAscError(f"{path}: not valid JSON ({exc}); {fix}") from None
-    if not isinstance(values, dict):
-        raise TinyAscError(f"{path}: expected a JSON object of {what}; {fix}")
-    return values
-
-
-class JsonConfig:
-    """to_json / from_dict for a settings dataclass saved as config.json."""
-
-    def to_json(self):
-        return json.dumps(dataclasses.asdict(self), indent=2)
-
-    @classmethod
-    def from_dict(cls, values):
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise TinyAscError(f"config has unknown keys {sorted(unknown)}; was it written by another version?")
-        return cls(**values)
-
-
 @dataclass
 class TrainConfig(JsonConfig):
-    data: str = None            # dataset root; None = the embedded synthetic default
-    preset: str = "default"     # synthetic preset used when data is None
-    width: int = 10             # c of Table 1 (10 = BC-ResNet-Mod-1, 80 = BC-ResNet-Mod-8); tau of BC-ResNet
-    arch: str = "bcresnet-mod"  # bcresnet-mod | bcresnet (BC-ResNet-tau) | cpresnet (CP-ResNet, width = c)
-    rho: int = 5                # cpresnet only: the first rho switchable convs are 3x3
-    norm: str = "resnorm"
-    lam: float = 0.1
-    subbands: int = 4
-    dropout: float = 0.1
-    epochs: int = 100           # the paper's recipe: 100 epochs, 5 of them warm-up
-    batch_size: int = 64
-    lr: float = 0.06
-    warmup_epochs: float = None  # None: 5% of the epochs (the paper: 5 of 100)
-    momentum: float = 0.9
-    weight_decay: float = 1e-3
-    roll_seconds: float = 1.5   # 0 switches the time roll off
-    mixup_alpha: float = 0.3    # 0 switches Mixup off
-    specaugment: bool = True
-    freq_masks: int = 2
-    freq_width: int = 40
-    time_masks: int = 2
-    time_width: int = 80
-    select: str = "last"        # "last" or "minvar"
-    val_fraction: float = 0.0   # training locations held out for validation (minvar needs > 0)
-    seed: int = 0
-    eval_every: int = 5         # test-split evaluation every this many epochs (and always after the last)
+    data: str = setting(None, "TAU 2020 Mobile dataset root. Default: the embedded synthetic dataset (created on "
+                              "first use).", path=True)
+    preset: str = setting("default", "Size of the synthetic dataset when --data is not given.", choices=PRESET_NAMES)
+    width: int = setting(10, "c of Table 1 (10 = BC-ResNet-Mod-1, 80 = -Mod-8); tau of BC-ResNet; c of CP-ResNet.",
+                         option="--model-width", by_arch=DEFAULT_WIDTH)
+    arch: str = setting("bcresnet-mod", "BC-ResNet-Mod (the paper's), or Table 2's BC-ResNet / CP-ResNet.",
+                        choices=ARCHS)
+    rho: int = setting(5, "CP-ResNet's receptive-field parameter: its first rho switchable convs are 3x3.")
+    norm: str = setting("resnorm", "Normalization variant of Table 2 (other architectures than BC-ResNet-Mod take "
+                                   "the input-only ones).", choices=NORMS, by_arch=DEFAULT_NORM)
+    lam: float = setting(0.1, "lambda of ResNorm (eq. 3).")
+    subbands: int = setting(4, "SubSpectralNorm sub-bands (the paper: 4).", choices=SUBBANDS)
+    dropout: float = setting(0.1, "Dropout rate of the BC-ResBlocks.")
+    epochs: int = setting(100, "Training epochs (the paper: 100).")
+    batch_size: int = setting(64, "Clips per batch (the paper: 64).")
+    lr: float = setting(0.06, "Peak learning rate.")
+    warmup_epochs: float = setting(None, "Linear warm-up length. Default: 5% of --epochs (the paper: 5 of 100).")
+    momentum: float = setting(0.9, "SGD momentum.")
+    weight_decay: float = setting(1e-3, "SGD weight decay.")
+    roll_seconds: float = setting(1.5, "Switch off the random time roll (shifts of up to 1.5 s either way).",
+                                  option="--no-roll", flag_value=0.0)
+    mixup_alpha: float = setting(0.3, "Switch off Mixup (alpha 0.3).", option="--no-mixup", flag_value=0.0)
+    specaugment: bool = setting(True, "Switch off SpecAugment.", option="--no-specaugment", flag_value=False)
+    freq_masks: int = setting(2, "SpecAugment: frequency masks per clip.")
+    freq_width: int = setting(40, "SpecAugment: widths of the frequency masks are drawn below this (mel bins).")
+    time_masks: int = setting(2, "SpecAugment: time masks per clip.")
+    time_width: int = setting(80, "SpecAugment: widths of the time masks are drawn below this (frames).")
+    select: str = setting("last", "Model selection: the last epoch, or Min Var (smallest device spread on "
+                                  "validation).", choices=SELECTS)
+    val_fraction: float = setting(0.0, "Fraction of training locations held out for validation (minvar uses 0.1 "
+                                       "if 0).")
+    seed: int = setting(0, "Seed of the initialisation, the batch order, augmentation and dropout.")
+    eval_every: int = setting(5, "Evaluate the test split every this many epochs (and always after the last one).")
     # Knowledge distillation (paper 2.4, 3.3): teacher run folders, comma-separated ("" = none).
-    teacher: str = ""
-    kd_alpha: float = 0.5       # weight of the cross-entropy; 1 - kd_alpha weighs T^2 * KL
-    kd_temperature: float = 3.0
-    # Compression fine-tuning (paper 2.4): start from a run, prune, hold the masks, QAT.
-    init_from: str = ""         # run folder whose weights start this run ("" = fresh initialisation)
-    prune: float = 0.0          # share of conv weights pruned before training (Table 3: 0.89, 0.84)
-    bits: int = 32              # conv weights: 2..8 = QAT with integer codes, 16 = half, 32 = float
-    per_channel: bool = False   # one quantization scale per output channel instead of per conv
-    # Device translator (paper 2.3, 3.2): a folder written by `tinyasc translator train`; its
-    # translations of the device-A training clips join the training set ("" = none).
-    translator: str = ""
+    teacher: str = setting("", "Knowledge distillation from this run folder (repeat for an ensemble of teachers).",
+                           path=True, multiple=True)
+    kd_alpha: float = setting(0.5, "Weight of the cross-entropy; 1 - alpha weighs the teacher term T^2 KL.")
+    kd_temperature: float = setting(3.0, "Distillation temperature T.")
+    # Compression fine-tuning (paper 2.4): start from a run, prune, hold the masks, QAT. Set by
+    # tinyasc compress (init_from: each of its RUNS), whose own defaults are Table 3's.
+    init_from: str = setting("", "Run folder whose weights start this run (\"\" = fresh initialisation).",
+                             command="compress")
+    prune: float = setting(0.0, "Share of conv weights set to zero (Table 3: 0.89; model 4: 0.84).",
+                           command="compress")
+    bits: int = setting(32, "Conv weight bits: 2-8 integer codes learned with QAT, or 16 (half precision).",
+                        choices=QAT_BITS, command="compress")
+    per_channel: bool = setting(False, "One quantization scale per output channel instead of per conv.",
+                                flag_value=True, command="compress")
+    # Device translator (paper 2.3, 3.2): its translations of the device-A training clips join
+    # the training set ("" = none).
+    translator: str = setting("", "Translator folder (tinyasc translator train): add its translations of the "
+                                  "device-A training clips to every target device to the training set.", path=True)
 
     def validate(self):
         for f in dataclasses.fields(self):
@@ -123,7 +116,7 @@ class TrainConfig(JsonConfig):
             raise TinyAscError(f"--rho must be in 0..22, got {self.rho}")
         if self.epochs < 1 or self.batch_size < 2:
             raise TinyAscError(f"--epochs must be >= 1 and --batch-size >= 2, got {self.epochs} and {self.batch_size}")
-        if self.select not in ("last", "minvar"):
+        if self.select not in SELECTS:
             raise TinyAscError(f"--select must be 'last' or 'minvar', got {self.select!r}")
         if self.select == "minvar" and self.val_fraction <= 0:
             self.val_fraction = 0.1

@@ -1,36 +1,37 @@
-"""The translator's settings: pix2pix's recipe (Isola et al. 2017) and the paper's generator (section 2.3).
+"""The device translator's settings (paper 2.3; training recipe of pix2pix, section 3.1).
 
-Saved as config.json in the translator's folder, so a run can be resumed or re-read exactly.
+Saved as config.json in the translator folder and inside its checkpoint. Each field carries
+its help text for the command line: `tinyasc translator train` builds its options from them.
 """
 import dataclasses
 from dataclasses import dataclass
 
 from tinyasc.checks import MAX_FRAMES, check_finite, check_int, check_seed
 from tinyasc.errors import TinyAscError
-from tinyasc.train.config import JsonConfig
+from tinyasc.run.config import PRESET_NAMES, JsonConfig, setting
 from tinyasc.translator.model import check_bins
 
 
 @dataclass
 class TranslatorConfig(JsonConfig):
-    data: str = None          # dataset root; None = the embedded synthetic default
-    preset: str = "default"   # synthetic preset used when data is None
-    targets: str = ""         # comma-separated target devices ("" = every device paired with a in training)
-    width: int = 8            # generator channels at full resolution
-    depth: int = 3            # down-sampling steps (frequency and time halve each)
-    res_blocks: int = 6       # residual blocks in the middle (the paper: six)
-    subbands: int = 16        # SubSpectralNorm sub-bands (the paper: 16)
-    disc_width: int = 16
-    disc_layers: int = 3      # strided discriminator layers (3: 70x70 patches, as pix2pix)
-    epochs: int = 12
-    batch_size: int = 8
-    lr: float = 2e-4
-    beta1: float = 0.5
-    decay_start: float = 0.5  # share of the epochs after which the lr decays linearly to 0
-    l2_weight: float = 100.0  # reconstruction (L2) weight; pix2pix weighs its L1 by 100
-    adv_weight: float = 1.0   # LSGAN weight (0: a plain L2-trained U-Net)
-    crop_frames: int = 128    # random time crops of this many frames (longer clips only)
-    seed: int = 0
+    data: str = setting(None, "Dataset root. Default: the embedded synthetic dataset.", path=True)
+    preset: str = setting("default", "Size of the synthetic dataset when --data is not given.", choices=PRESET_NAMES)
+    targets: str = setting("", "Comma-separated target devices. Default: every device paired with A in training.")
+    width: int = setting(8, "Generator channels at full resolution.")
+    depth: int = setting(3, "U-Net down-sampling steps (frequency and time halve at each).")
+    res_blocks: int = setting(6, "Residual blocks in the middle (the paper: six).")
+    subbands: int = setting(16, "SubSpectralNorm sub-bands (the paper: 16).")
+    disc_width: int = setting(16, "Discriminator channels of its first layer.")
+    disc_layers: int = setting(3, "Strided PatchGAN layers (3: 70x70 patches, as pix2pix).")
+    epochs: int = setting(12, "Training epochs.")
+    batch_size: int = setting(8, "Pairs per batch.")
+    lr: float = setting(2e-4, "Adam learning rate of both networks (pix2pix: 2e-4).")
+    beta1: float = setting(0.5, "Adam beta1 (pix2pix: 0.5).")
+    decay_start: float = setting(0.5, "Share of the epochs after which the learning rate decays linearly to 0.")
+    l2_weight: float = setting(100.0, "Weight of the L2 reconstruction loss (pix2pix weighs its L1 by 100).")
+    adv_weight: float = setting(1.0, "Weight of the LSGAN loss (0: a plain L2-trained U-Net).")
+    crop_frames: int = setting(128, "Random time crops of this many frames (longer clips only).")
+    seed: int = setting(0, "Seed of the initialisation, the pair order and the crops.")
 
     def validate(self):
         for f in dataclasses.fields(self):  # config.json can hold anything: types first

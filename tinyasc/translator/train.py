@@ -27,12 +27,13 @@ from tinyasc.errors import TinyAscError
 from tinyasc.fileio import progressbar
 from tinyasc.run.checkpoint import CheckpointError, check_finite_state, load_model_state, split_prefix
 from tinyasc.run.folder import RunFolder
-from tinyasc.train.config import read_json_object
+from tinyasc.run.config import read_json_object
 from tinyasc.translator.config import TranslatorConfig
 from tinyasc.translator.data import PairData
 from tinyasc.translator.evaluate import evaluate_translator, translator_lsd
 from tinyasc.translator.load import CHECKPOINT, KIND, build_networks
 from tinyasc.translator.model import lsgan_loss
+
 
 def lr_at(config, epoch):
     """pix2pix's schedule: constant, then linear decay to zero (per epoch)."""
