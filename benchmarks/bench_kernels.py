@@ -6,8 +6,10 @@
 import argparse
 
 from tinyasc.bench import main
+from tinyasc.kernels.runtime import configure_runtime
 
 if __name__ == "__main__":
+    configure_runtime()  # the command line's thread and allocator settings (tinyasc/kernels/runtime.py)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--widths", type=int, nargs="+", default=[10, 80], help="BC-ResNet-Mod width c")
     parser.add_argument("--batch", type=int, default=64)

@@ -7,8 +7,10 @@ import argparse
 import json
 
 from tinyasc.bench_step import CONFIGS, run
+from tinyasc.kernels.runtime import configure_runtime
 
 if __name__ == "__main__":
+    configure_runtime()  # the command line's thread and allocator settings (tinyasc/kernels/runtime.py)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", nargs="+", default=None, metavar="C,BATCH,FRAMES",
                         help="width, batch and frames (default: all of CONFIGS)")

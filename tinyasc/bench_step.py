@@ -120,9 +120,11 @@ def _measure(width, batch, frames, repeats, threads, profile, use_torch):
     import tinyasc as ta
     from tinyasc.autograd import profile as op_profile
     from tinyasc.bench import measure_peaks
+    from tinyasc.kernels.runtime import configure_runtime
     from tinyasc.models import BCResNetMod
     from tinyasc.train.classifier import train_step
 
+    configure_runtime()  # this subprocess runs as `tinyasc` does
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, 1, 256, frames)).astype(np.float32)
     y = rng.integers(0, 10, batch)

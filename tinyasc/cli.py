@@ -9,6 +9,7 @@ import sys
 import click
 
 from tinyasc.errors import TinyAscError
+from tinyasc.kernels.runtime import configure_runtime
 
 
 def one_line(text):
@@ -46,6 +47,7 @@ def friendly_errors(fn):
 def main():
     """tinyasc: Residual Normalization for device-imbalanced acoustic scene classification,
     from scratch in NumPy and Numba (DCASE2021 Task 1A, Kim et al.)."""
+    configure_runtime()  # passive thread waits, one BLAS thread, freed memory kept: kernels/runtime.py
 
 
 @main.command()

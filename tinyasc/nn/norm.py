@@ -12,7 +12,7 @@ import numpy as np
 
 from tinyasc import functional as F
 from tinyasc.autograd.function import Function
-from tinyasc.kernels import norm as norm_kernels
+from tinyasc import kernels
 from tinyasc.nn.module import Module, Parameter
 
 
@@ -28,11 +28,11 @@ class FreqInstanceNorm(Function):
 
     def forward(self, x, lam, eps):
         self.x, self.lam = x, lam
-        out, self.mean, self.invstd = norm_kernels.freq_norm_forward(x, lam, eps)
+        out, self.mean, self.invstd = kernels.freq_norm_forward(x, lam, eps)
         return out
 
     def backward(self, grad):
-        return norm_kernels.freq_norm_backward(self.x, grad, self.lam, self.mean, self.invstd)
+        return kernels.freq_norm_backward(self.x, grad, self.lam, self.mean, self.invstd)
 
 
 def freq_instance_norm(x, eps=1e-5, lam=0.0):
