@@ -29,7 +29,7 @@ import numba
 import numpy as np
 
 from tinyasc import kernels as K
-from tinyasc.kernels import conv, pointwise
+from tinyasc.kernels import dispatch, pointwise
 
 F32 = 4  # bytes
 
@@ -149,15 +149,15 @@ def _conv_rows(c, batch, repeats, torch, reference, rng):
 
 
 def _conv_path(family, op, x_shape, w_shape, groups):
-    """The path conv.py dispatches this op to (mirrors its rules, for the table)."""
+    """The path dispatch.py sends this op to (its rules, asked for the table)."""
     N, Cin, H, W = x_shape
     Cout = w_shape[0]
     if family == "pointwise":
-        if pointwise._streams(N, Cin, Cout, H * W, F32):  # symmetric in Cin, Cout: holds for all 3 ops
-            return "streaming"
-        return "matmul" if pointwise._tiny(N, Cin, Cout, H * W) else "BLAS"
+        # symmetric in Cin, Cout: holds for all 3 ops
+        return {"streaming": "streaming", "numpy": "matmul"}.get(dispatch.pointwise_path(N, Cin, Cout, H * W, F32),
+                                                                 "BLAS")
     taps = (Cin // groups) * w_shape[2] * w_shape[3]
-    if family == "general" and op == "backward_weight" and taps <= conv._DOTS_MAX_TAPS:
+    if family == "general" and op == "backward_weight" and taps <= dispatch.DOTS_MAX_TAPS:
         return "dots"
     return "im2col+BLAS" if family == "general" else family
 
@@ -351,6 +351,9 @@ def main(widths=(10, 80), batch=64, repeats=5, torch=True, reference=True, jit=T
 
 
 if __name__ == "__main__":
+    from tinyasc.kernels.runtime import configure_runtime
+
+    configure_runtime()  # the settings the command line applies (tinyasc/kernels/runtime.py)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--widths", type=int, nargs="+", default=[10, 80], help="BC-ResNet-Mod width c")
     parser.add_argument("--batch", type=int, default=64)

@@ -133,11 +133,13 @@ def _measure(width, batch, frames, repeats, threads, profile, use_torch):
 
     import tinyasc as ta
     from tinyasc.autograd import profile as op_profile
+    from tinyasc.kernels.runtime import configure_runtime
     from tinyasc.models import BCResNetMod
     from tinyasc.train import train_step
 
     from benchmarks.kernels import measure_peaks
 
+    configure_runtime()  # this subprocess runs as `tinyasc` does
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, 1, 256, frames)).astype(np.float32)
     y = rng.integers(0, 10, batch)
@@ -288,6 +290,9 @@ def format_summary(rows):
 
 
 if __name__ == "__main__":
+    from tinyasc.kernels.runtime import configure_runtime
+
+    configure_runtime()  # the settings the command line applies (tinyasc/kernels/runtime.py)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", nargs="+", default=None, metavar="C,BATCH,FRAMES",
                         help="width, batch and frames (default: all of CONFIGS)")

@@ -1,4 +1,5 @@
-"""Shared test setup: a reproducible hypothesis profile, kernel warm-up, the optional torch.
+"""Shared test setup: the command line's runtime settings, a reproducible hypothesis profile,
+kernel warm-up, the optional torch.
 
 Hypothesis runs derandomized (the same examples on every run and machine) with no deadline:
 the first call of a Numba kernel loads or compiles it, which is not the op's speed. Set
@@ -10,11 +11,17 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tinyasc.kernels.runtime import configure_runtime
+
 settings.register_profile("default", deadline=None, max_examples=25, derandomize=True, print_blob=True,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("thorough", deadline=None, max_examples=300, derandomize=False,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+# the same process settings as the command line (passive thread waits, one BLAS thread, freed
+# memory kept), so that the suite runs the kernels the way `tinyasc` does
+configure_runtime()
 
 
 @pytest.fixture(scope="session", autouse=True)

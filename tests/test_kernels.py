@@ -10,7 +10,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tinyasc import kernels as K
-from tinyasc.kernels import conv as conv_module
+from tinyasc.kernels import dispatch
 from tinyasc.kernels import pointwise as PW
 
 # examples per test come from the hypothesis profile (tests/conftest.py): 25, or 300 when thorough
@@ -129,12 +129,12 @@ def test_conv2d_general_matches_reference(case, dtype, seed):
 def test_conv2d_blas_weight_gradient_and_row_tiles_match_reference(case, seed):
     """Small layers take the dot-product weight-gradient kernel; forcing BLAS and a tiny im2col
     budget checks the path of wide layers, with the one-sample, few-rows tiles of large ones."""
-    budget, taps = conv_module._COL_BUDGET, conv_module._DOTS_MAX_TAPS
-    conv_module._COL_BUDGET, conv_module._DOTS_MAX_TAPS = 8, 0
+    budget, taps = dispatch.COL_BUDGET, dispatch.DOTS_MAX_TAPS
+    dispatch.COL_BUDGET, dispatch.DOTS_MAX_TAPS = 8, 0
     try:
         _check_conv(case, np.float64, seed)
     finally:
-        conv_module._COL_BUDGET, conv_module._DOTS_MAX_TAPS = budget, taps
+        dispatch.COL_BUDGET, dispatch.DOTS_MAX_TAPS = budget, taps
 
 
 @st.composite
@@ -159,18 +159,18 @@ def test_conv2d_dots_weight_gradient_matches_reference(case, dtype, seed, one_ro
     """The dot-product weight gradient (the head conv's path), with whole-sample tiles or one
     output row per tile, against the reference."""
     x_shape, w_shape, stride, padding, dilation, groups = case
-    assert w_shape[1] * w_shape[2] * w_shape[3] <= conv_module._DOTS_MAX_TAPS
+    assert w_shape[1] * w_shape[2] * w_shape[3] <= dispatch.DOTS_MAX_TAPS
     rng = np.random.default_rng(seed)
     x = _rand(rng, x_shape, dtype)
     y_shape = (x_shape[0], w_shape[0]) + tuple(K.conv2d_output_size(x_shape[2 + a], w_shape[2 + a], stride[a],
                                                                     padding[a], 1) for a in range(2))
     gy = _rand(rng, y_shape, dtype)
-    budget = conv_module._DOTS_COL_BUDGET
-    conv_module._DOTS_COL_BUDGET = 1 if one_row else budget
+    budget = dispatch.DOTS_COL_BUDGET
+    dispatch.DOTS_COL_BUDGET = 1 if one_row else budget
     try:
         gw = K.conv2d_backward_weight(x, gy, w_shape, stride, padding, dilation, groups)
     finally:
-        conv_module._DOTS_COL_BUDGET = budget
+        dispatch.DOTS_COL_BUDGET = budget
     x64, g64 = x.astype(np.float64), gy.astype(np.float64)
     assert_matches(gw, K.conv2d_backward_weight_ref(x64, g64, w_shape, stride, padding, dilation, groups),
                    K.conv2d_backward_weight_ref(abs(x64), abs(g64), w_shape, stride, padding, dilation, groups), dtype)
@@ -491,6 +491,7 @@ def test_avg_pool2d_matches_torch(case, seed):
 _STEP_SCRIPT = """
 import hashlib, numpy as np, tinyasc as ta
 from tinyasc import functional as F
+ta.kernels.configure_runtime()
 from tinyasc.models import BCResNetMod
 ta.manual_seed(0)
 model = BCResNetMod(c=8, num_bins=64)

@@ -3,7 +3,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyasc.kernels import norm as K
+from tinyasc import kernels as K
+from tinyasc.kernels import norm as NK
 
 shapes = st.tuples(st.integers(1, 4), st.integers(1, 5), st.integers(1, 6), st.integers(1, 7))
 dtypes = st.sampled_from([np.float32, np.float64])
@@ -23,15 +24,15 @@ def test_batch_norm_kernels_equal_reference(shape, dtype, seed, relu, training, 
     x, rng = _draw(seed, shape, dtype, offset)
     g = rng.standard_normal(shape).astype(dtype)
     w, b = rng.uniform(0.5, 2, shape[1]), rng.standard_normal(shape[1])
-    mean, var = K.batch_norm_stats_kernel(np.ascontiguousarray(x.reshape(shape[0], shape[1], -1)))
+    mean, var = NK.batch_norm_stats_kernel(np.ascontiguousarray(x.reshape(shape[0], shape[1], -1)))
     np.testing.assert_allclose(mean, x.astype(np.float64).mean(axis=(0, 2, 3)), rtol=1e-6, atol=1e-6 * (1 + abs(offset)))
     np.testing.assert_allclose(var, x.astype(np.float64).var(axis=(0, 2, 3)), rtol=1e-4, atol=1e-6)
     y, invstd = K.batch_norm_forward(x, w, b, mean, var, 1e-5, relu)
-    y_ref, invstd_ref = K.batch_norm_forward_ref(x, w, b, mean, var, 1e-5, relu)
+    y_ref, invstd_ref = NK.batch_norm_forward_ref(x, w, b, mean, var, 1e-5, relu)
     tol = TOL[dtype] * (1 + abs(offset))
     np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol)
     got = K.batch_norm_backward(x, g, mean, invstd, w, b, training, relu)  # the ReLU mask recomputed from x
-    want = K.batch_norm_backward_ref(x, y, g, mean, invstd_ref, w, training, relu)
+    want = NK.batch_norm_backward_ref(x, y, g, mean, invstd_ref, w, training, relu)
     scale = max(1.0, float(np.abs(want[1]).max()), float(np.abs(want[2]).max()))
     for a, e in zip(got, want):
         assert a.dtype == dtype
@@ -44,12 +45,12 @@ def test_freq_norm_kernels_equal_reference(shape, dtype, seed, lam):
     x, rng = _draw(seed, shape, dtype, offset=3.0)
     g = rng.standard_normal(shape).astype(dtype)
     out, mean, invstd = K.freq_norm_forward(x, lam, 1e-5)
-    out_ref, mean_ref, invstd_ref = K.freq_norm_forward_ref(x, lam, 1e-5)
+    out_ref, mean_ref, invstd_ref = NK.freq_norm_forward_ref(x, lam, 1e-5)
     tol = TOL[dtype] * 10
     np.testing.assert_allclose(mean, mean_ref, rtol=tol, atol=tol)
     np.testing.assert_allclose(out, out_ref, rtol=tol, atol=tol * 10)
     gx = K.freq_norm_backward(x, g, lam, mean, invstd)
-    np.testing.assert_allclose(gx, K.freq_norm_backward_ref(x, g, lam, mean_ref, invstd_ref),
+    np.testing.assert_allclose(gx, NK.freq_norm_backward_ref(x, g, lam, mean_ref, invstd_ref),
                                rtol=tol, atol=tol * float(np.abs(invstd).max()) * 10)
 
 
@@ -60,16 +61,16 @@ def test_broadcast_residual_relu_equals_reference(shape, dtype, seed, with_ident
     f1 = rng.standard_normal(shape[:2] + (1, shape[3])).astype(dtype)
     x = rng.standard_normal(shape).astype(dtype) if with_identity else None
     out = K.broadcast_residual_relu(x2, f1, x)
-    np.testing.assert_array_equal(out, K.broadcast_residual_relu_ref(x2, f1, x))
+    np.testing.assert_array_equal(out, NK.broadcast_residual_relu_ref(x2, f1, x))
     g = rng.standard_normal(shape).astype(dtype)
-    for a, e in zip(K.broadcast_residual_relu_backward(out, g), K.broadcast_residual_relu_backward_ref(out, g)):
+    for a, e in zip(K.broadcast_residual_relu_backward(out, g), NK.broadcast_residual_relu_backward_ref(out, g)):
         np.testing.assert_allclose(a, e, rtol=TOL[dtype], atol=TOL[dtype] * shape[2])
 
 
 def test_batch_norm_stats_accurate_far_from_zero():
     """The shifted one-pass variance stays accurate when |mean| >> std (float32 input)."""
     x = (np.random.default_rng(0).standard_normal((8, 2, 1000)) * 0.01 + 1000).astype(np.float32)
-    _, var = K.batch_norm_stats_kernel(x)
+    _, var = NK.batch_norm_stats_kernel(x)
     np.testing.assert_allclose(var, x.astype(np.float64).var(axis=(0, 2)), rtol=1e-3)
 
 
@@ -81,4 +82,4 @@ def test_freq_mean_equals_numpy_to_the_bit(shape, dtype, seed, strided):
         x = np.swapaxes(np.ascontiguousarray(np.swapaxes(x, 2, 3)), 2, 3)
     out = K.freq_mean(x)
     assert out.dtype == dtype and out.shape == shape[:2] + (1, shape[3])
-    np.testing.assert_array_equal(out, K.freq_mean_ref(x))
+    np.testing.assert_array_equal(out, NK.freq_mean_ref(x))

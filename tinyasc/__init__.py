@@ -5,14 +5,8 @@ classification" (Kim et al., DCASE2021 Task 1A) on a small NumPy autograd with N
 kernels. The public names follow PyTorch: `tinyasc.Tensor`, `tinyasc.functional`,
 `tinyasc.nn`, `tinyasc.optim`, `tinyasc.no_grad`.
 """
-import os
-
-# tinyasc parallelises over the batch itself (Numba prange, the loader thread). Its BLAS
-# calls are small matrices (20 x 25 @ 25 x 21k for the head conv), which multithreaded
-# OpenBLAS runs 3x slower than one thread, and 20x slower when another thread competes
-# for the cores. So BLAS gets one thread unless the user says otherwise. This only takes
-# effect when tinyasc is imported before NumPy (always so for the `tinyasc` command).
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# Importing tinyasc changes nothing in the process: the thread and allocator settings the
+# kernels are fastest with are applied by the command line (tinyasc.kernels.configure_runtime).
 from tinyasc.autograd import (Function, Tensor, cat, enable_grad, is_grad_enabled, no_grad, ones,
                               set_grad_enabled, stack, tensor, where, zeros)
 from tinyasc.random import manual_seed

@@ -12,6 +12,7 @@ import sys
 import click
 
 from tinyasc.errors import TinyAscError
+from tinyasc.kernels.runtime import configure_runtime
 from tinyasc.train.config import DEFAULT_NORM, DEFAULT_WIDTH, NORMS, TrainConfig
 from tinyasc.translator.config import TranslatorConfig
 
@@ -100,6 +101,7 @@ def config_options(config_class):
 def main():
     """tinyasc: Residual Normalization for device-imbalanced acoustic scene classification,
     from scratch in NumPy and Numba (DCASE2021 Task 1A, Kim et al.)."""
+    configure_runtime()  # passive thread waits, one BLAS thread, freed memory kept: kernels/runtime.py
 
 
 @main.command()

@@ -12,7 +12,6 @@ the gradients.
 import numpy as np
 
 from tinyasc import kernels
-from tinyasc.kernels import norm as norm_kernels
 from tinyasc import random as ta_random
 from tinyasc.autograd.function import Function, as_pair
 from tinyasc.autograd.ops import Pad
@@ -179,7 +178,7 @@ class BatchNormFunction(Function):
             count = x3.shape[0] * x3.shape[2]
             if count <= 1:
                 raise ValueError(f"batch_norm needs more than one value per channel in training, got input {x.shape}")
-            mean, var = norm_kernels.batch_norm_stats_kernel(np.ascontiguousarray(x3))
+            mean, var = kernels.batch_norm_stats(x3)
             if running_mean is not None:
                 running_mean *= 1 - momentum
                 running_mean += (momentum * mean).astype(running_mean.dtype)
@@ -189,11 +188,11 @@ class BatchNormFunction(Function):
         else:
             mean, var = running_mean, running_var
         self.x, self.mean = x, np.asarray(mean, np.float64)
-        out, self.invstd = norm_kernels.batch_norm_forward(x, weight, bias, mean, var, eps, relu)
+        out, self.invstd = kernels.batch_norm_forward(x, weight, bias, mean, var, eps, relu)
         return out
 
     def backward(self, grad):
-        gx, gw, gb = norm_kernels.batch_norm_backward(self.x, grad, self.mean, self.invstd, self.weight, self.bias,
+        gx, gw, gb = kernels.batch_norm_backward(self.x, grad, self.mean, self.invstd, self.weight, self.bias,
                                                       self.training, self.relu)
         return gx, gw, gb
 
@@ -224,11 +223,11 @@ class BroadcastResidualReLUFunction(Function):
     """relu(x2 + f1 + x) with f1 (N, C, 1, T) broadcast over frequency: BC-ResBlock's output."""
 
     def forward(self, x2, f1, x=None):
-        self.out = norm_kernels.broadcast_residual_relu(x2, f1, x)
+        self.out = kernels.broadcast_residual_relu(x2, f1, x)
         return self.out
 
     def backward(self, grad):
-        gmasked, gf1 = norm_kernels.broadcast_residual_relu_backward(self.out, grad)
+        gmasked, gf1 = kernels.broadcast_residual_relu_backward(self.out, grad)
         return gmasked, gf1, gmasked
 
 
@@ -256,11 +255,11 @@ class FreqNormFunction(Function):
 
     def forward(self, x, lam, eps):
         self.x, self.lam = x, lam
-        out, self.mean, self.invstd = norm_kernels.freq_norm_forward(x, lam, eps)
+        out, self.mean, self.invstd = kernels.freq_norm_forward(x, lam, eps)
         return out
 
     def backward(self, grad):
-        return norm_kernels.freq_norm_backward(self.x, grad, self.lam, self.mean, self.invstd)
+        return kernels.freq_norm_backward(self.x, grad, self.lam, self.mean, self.invstd)
 
 
 def freq_instance_norm(x, eps=1e-5, lam=0.0):

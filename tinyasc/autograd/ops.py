@@ -193,7 +193,7 @@ class Mean(Function):
         self.count = int(np.prod([x.shape[a] for a in self.axes]))
         if self.axes == (2,) and x.ndim == 4 and x.dtype in (np.float32, np.float64) and x.size:
             # the frequency mean of every BC-ResBlock's f1 branch: one streaming kernel, same bits
-            from tinyasc.kernels.norm import freq_mean
+            from tinyasc.kernels import freq_mean
 
             out = freq_mean(x)
             return out if keepdim else out.reshape(x.shape[:2] + x.shape[3:])

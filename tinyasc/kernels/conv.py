@@ -1,50 +1,26 @@
 """2-D convolution (cross-correlation, torch semantics, no bias): forward and both gradients.
 
-Every conv of BC-ResNet-Mod (paper Table 1) goes through here: the 5x5 stride-2 head, the 1x1
-pointwise convs of each BC-ResBlock and the classifier, and the 3x1 / 1x3 depthwise convs.
-The public functions pick a path by the layer's shape:
-
-* 1x1, stride 1, no padding, groups 1 (pointwise): a matmul (Cout, Cin) @ (Cin, H*W) per
-  sample, straight on the NCHW memory, no im2col: pointwise.py (BLAS, or a streaming Numba
-  kernel for thin layers too big for the caches).
-* depthwise 3x1 / 1x3, stride 1, dilation 1: depthwise.py.
-* anything else (the 5x5 stride-2 head, generic convs): im2col + BLAS, all inside Numba
-  kernels that run the batch in parallel chunks. Per sample (or row block of a large one), im2col
-  gathers the input patches into cols (K = Cin*KH*KW rows, one column per output pixel), and
-  np.dot calls BLAS on the chunk's own thread (tinyasc keeps BLAS single-threaded): forward
-  y = w @ cols written straight into y, input gradient dcols = w^T @ gy then col2im (the
-  adjoint of im2col), weight gradient gw += gy @ cols^T in float64 partials per chunk.
-  Weight gradients with few taps per group (the head: K = 25) use long dot products instead:
-  gy rows against the rows of an L2-sized im2col tile, four output channels by two taps per pass,
-  since BLAS is slow on a (Cout x 25) result with a 21,376-long reduction.
-  (A direct Numba forward reached 25 GFLOP/s on the head conv; im2col + BLAS does ~65.)
+The general path of BC-ResNet-Mod's convs (paper Table 1): the 5x5 stride-2 head, and any conv
+that is neither 1x1 (pointwise.py) nor a depthwise 3x1 / 1x3 (depthwise.py); dispatch.py decides,
+api.py calls. im2col + BLAS, all inside Numba kernels that run the batch in parallel chunks. Per
+sample (or row block of a large one), im2col gathers the input patches into cols (K = Cin*KH*KW
+rows, one column per output pixel), and np.dot calls BLAS on the chunk's own thread (the command
+line keeps BLAS single-threaded: runtime.py): forward y = w @ cols written straight into y, input
+gradient dcols = w^T @ gy then col2im (the adjoint of im2col), weight gradient gw += gy @ cols^T in
+float64 partials per chunk. Weight gradients with few taps per group (the head: K = 25) use long
+dot products instead: gy rows against the rows of an L2-sized im2col tile, four output channels by
+two taps per pass, since BLAS is slow on a (Cout x 25) result with a 21,376-long reduction.
+Below the kernels, the plain NumPy references (`conv2d_forward_ref`, ...) are the definition.
 
 Shapes: x (N, Cin, H, W), w (Cout, Cin/groups, KH, KW), y (N, Cout, Ho, Wo) with
 Ho = (H + 2*ph - dh*(KH-1) - 1) // sh + 1, likewise Wo. stride, padding, dilation are (h, w).
 """
-import numba
 import numpy as np
 from numba import njit, prange
 
-from tinyasc.kernels.depthwise import (
-    depthwise_conv2d_backward,
-    depthwise_conv2d_backward_input,
-    depthwise_conv2d_backward_weight,
-    depthwise_conv2d_forward,
-)
 from tinyasc.kernels.dots import accumulate_dots
-from tinyasc.kernels.pointwise import pointwise_conv_backward_weight, pointwise_conv_forward
+from tinyasc.kernels.geometry import conv2d_output_size
 
-# im2col tile size in elements, per thread (4 MB of float32): one whole sample of the head
-# conv (25 x 128*167) per tile; bigger layers are cut into row blocks.
-_COL_BUDGET = 1 << 20
-# weight gradients with at most this many taps per group (Cin/G*KH*KW) use the dot-product
-# kernel: BLAS is slow on a (Cout x 25) result with a long reduction. Measured on the head conv
-# (2 threads, a loaded machine): c = 10, batch 64 x 101 frames 13 ms of CPU time vs 38 ms for the
-# earlier direct kernel and 23 ms for BLAS; c = 80, batch 16 x 334 frames 62 vs 72 ms for BLAS.
-_DOTS_MAX_TAPS = 64
-# im2col tile of the dot-product kernel, in elements (256 KB of float32: stays in L2)
-_DOTS_COL_BUDGET = 1 << 16
 _FASTMATH = {"contract", "reassoc", "nsz"}
 
 
@@ -265,135 +241,6 @@ def conv2d_backward_weight_dots_kernel(x, gy, G, KH, KW, sh, sw, ph, pw, dh, dw,
                     for k in range(Kg):
                         part[chunk, g, co, k] += acc[g, co, k]
     return part.sum(axis=0)
-
-
-# ------------------------------------------------------------------------- public functions
-
-
-def conv2d_output_size(size, kernel, stride, padding, dilation):
-    """torch's floor((size + 2p - d*(k-1) - 1) / s) + 1 for one axis."""
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-
-
-def _chunks(n):
-    return max(1, min(n, numba.get_num_threads()))
-
-
-# Weight gradients sum per-chunk partials: a fixed number of chunks (not one per thread) keeps the
-# summation order, and so the bits, the same whatever the thread count.
-_PARTIAL_CHUNKS = 8
-
-
-def _partials(n):
-    return max(1, min(n, _PARTIAL_CHUNKS))
-
-
-def _check(x_shape, w_shape, stride, padding, dilation, groups):
-    N, Cin, H, W = x_shape
-    Cout, cin_g, KH, KW = w_shape
-    if Cin != cin_g * groups or Cout % groups:
-        raise ValueError(f"conv2d: input {x_shape} and weight {w_shape} do not match groups={groups}")
-    Ho = conv2d_output_size(H, KH, stride[0], padding[0], dilation[0])
-    Wo = conv2d_output_size(W, KW, stride[1], padding[1], dilation[1])
-    if Ho < 1 or Wo < 1:
-        raise ValueError(f"conv2d: output size {Ho}x{Wo} is too small for input {x_shape}")
-    return Ho, Wo
-
-
-def _is_pointwise(w_shape, stride, padding, groups):
-    return w_shape[2:] == (1, 1) and stride == (1, 1) and padding == (0, 0) and groups == 1
-
-
-def _is_depthwise(x_shape, w_shape, stride, padding, dilation, groups):
-    Cin, Cout = x_shape[1], w_shape[0]
-    if not (groups == Cin == Cout and stride == (1, 1) and dilation == (1, 1)):
-        return False
-    # a 3-tap filter along one axis, no padding along the other
-    return (w_shape[2:] == (3, 1) and padding[1] == 0) or (w_shape[2:] == (1, 3) and padding[0] == 0)
-
-
-def _rows_per_tile(K, Ho, Wo):
-    """Output rows per im2col tile: the whole sample when its cols fit _COL_BUDGET."""
-    return max(1, min(Ho, _COL_BUDGET // max(1, K * Wo)))
-
-
-def conv2d_forward(x, w, stride, padding, dilation, groups):
-    """y = conv2d(x, w) with torch semantics (cross-correlation, zero padding, no bias)."""
-    Ho, Wo = _check(x.shape, w.shape, stride, padding, dilation, groups)
-    N, Cin, H, W = x.shape
-    Cout, cin_g, KH, KW = w.shape
-    x = np.ascontiguousarray(x)
-    w = np.ascontiguousarray(w, dtype=x.dtype)
-    if _is_pointwise(w.shape, stride, padding, groups):
-        y = pointwise_conv_forward(x.reshape(N, Cin, H * W), w.reshape(Cout, Cin))
-        return y.reshape(N, Cout, H, W)
-    if _is_depthwise(x.shape, w.shape, stride, padding, dilation, groups):
-        return depthwise_conv2d_forward(x, w, padding)
-    # im2col + BLAS, one (Cout/G, K/G) @ (K/G, T) product per group, sample and tile
-    w3 = w.reshape(groups, Cout // groups, cin_g * KH * KW)
-    y = conv2d_forward_kernel(x, w3, KH, KW, *stride, *padding, *dilation, Ho, Wo,
-                              _rows_per_tile(Cin * KH * KW, Ho, Wo), _chunks(N))
-    return y.reshape(N, Cout, Ho, Wo)
-
-
-def conv2d_backward_input(gy, w, x_shape, stride, padding, dilation, groups):
-    """gx = d<conv2d(x, w), gy>/dx. gy may have fewer rows/columns than the conv's output
-    (conv_transpose2d with output_padding >= stride relies on that): the general path then
-    treats the missing ones as zero."""
-    x_shape = tuple(x_shape)
-    full = _check(x_shape, w.shape, stride, padding, dilation, groups) == gy.shape[2:]
-    N, Cin, H, W = x_shape
-    Cout, cin_g, KH, KW = w.shape
-    Ho, Wo = gy.shape[2], gy.shape[3]
-    gy = np.ascontiguousarray(gy)
-    w = np.ascontiguousarray(w, dtype=gy.dtype)
-    if full and _is_pointwise(w.shape, stride, padding, groups):
-        wT = np.ascontiguousarray(w.reshape(Cout, Cin).T)
-        return pointwise_conv_forward(gy.reshape(N, Cout, Ho * Wo), wT).reshape(x_shape)
-    if full and _is_depthwise(x_shape, w.shape, stride, padding, dilation, groups):
-        return depthwise_conv2d_backward_input(gy, w, x_shape, padding)
-    # dcols = w^T @ gy per group, then col2im scatters them back
-    w3t = np.ascontiguousarray(w.reshape(groups, Cout // groups, cin_g * KH * KW).transpose(0, 2, 1))
-    return conv2d_backward_input_kernel(gy, w3t, H, W, KH, KW, *stride, *padding, *dilation,
-                                        _rows_per_tile(Cin * KH * KW, Ho, Wo), _chunks(N))
-
-
-def conv2d_backward_weight(x, gy, w_shape, stride, padding, dilation, groups):
-    """gw = d<conv2d(x, w), gy>/dw, same dtype as x; float64 accumulation across the batch.
-    gy may have fewer rows/columns than the conv's output, as in conv2d_backward_input."""
-    w_shape = tuple(w_shape)
-    full = _check(x.shape, w_shape, stride, padding, dilation, groups) == gy.shape[2:]
-    N, Cin, H, W = x.shape
-    Cout, cin_g, KH, KW = w_shape
-    Ho, Wo = gy.shape[2], gy.shape[3]
-    x = np.ascontiguousarray(x)
-    gy = np.ascontiguousarray(gy, dtype=x.dtype)
-    if full and _is_pointwise(w_shape, stride, padding, groups):
-        gw = pointwise_conv_backward_weight(x.reshape(N, Cin, H * W), gy.reshape(N, Cout, H * W), _partials(N))
-        return gw.astype(x.dtype).reshape(w_shape)
-    if full and _is_depthwise(x.shape, w_shape, stride, padding, dilation, groups):
-        return depthwise_conv2d_backward_weight(x, gy, w_shape, padding)
-    G, cout_g, K = groups, Cout // groups, Cin * KH * KW
-    if K // G <= _DOTS_MAX_TAPS:
-        rows = max(1, min(Ho, _DOTS_COL_BUDGET // max(1, K * Wo)))
-        gw = conv2d_backward_weight_dots_kernel(x, gy, groups, KH, KW, *stride, *padding, *dilation, rows,
-                                                _partials(N))
-        return gw.astype(x.dtype).reshape(w_shape)
-    # gw += gy @ cols^T per group, sample and tile; the small products are summed in float64
-    gw = conv2d_backward_weight_kernel(x, gy, groups, KH, KW, *stride, *padding, *dilation,
-                                       _rows_per_tile(K, Ho, Wo), _partials(N))
-    return gw.astype(x.dtype).reshape(w_shape)
-
-
-def conv2d_backward(gy, x, w, stride, padding, dilation, groups, need_input=True, need_weight=True):
-    """(gx, gw), either None when not needed: conv2d_backward_input and conv2d_backward_weight,
-    except that a depthwise layer needing both gets them from one fused pass."""
-    if need_input and need_weight and gy.shape[2:] == _check(x.shape, w.shape, stride, padding, dilation, groups) \
-            and _is_depthwise(x.shape, w.shape, stride, padding, dilation, groups):
-        return depthwise_conv2d_backward(x, gy.astype(x.dtype, copy=False), w.astype(x.dtype, copy=False), padding)
-    gx = conv2d_backward_input(gy, w, x.shape, stride, padding, dilation, groups) if need_input else None
-    gw = conv2d_backward_weight(x, gy, w.shape, stride, padding, dilation, groups) if need_weight else None
-    return gx, gw
 
 
 # ----------------------------------------------------------------------------- references

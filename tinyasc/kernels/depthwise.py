@@ -9,7 +9,8 @@ streams every (n, c) plane once, row by row, and runs in parallel over the N*C p
 
 Layouts: x (N, C, H, W), w (C, 1, 3, 1) or (C, 1, 1, 3). The padding along the 3-tap axis is any
 integer (the model uses 1, i.e. "same"); a negative padding crops, which is how the backward
-pass reuses the forward kernel with a flipped filter. conv.py dispatches these layers here.
+pass reuses the forward kernel with a flipped filter (api.py: `depthwise_conv2d_backward_input`);
+dispatch.py sends these layers here.
 """
 import numpy as np
 from numba import njit, prange
@@ -225,62 +226,6 @@ def depthwise1x3_backward_weight_kernel(x, gy, pad):
                         s += gs[j] * xs[j]
                     part[n, c, kw] += s
     return part
-
-
-# ------------------------------------------------------------------ array-level wrappers
-# w is (C, 1, 3, 1) for a 3x1 filter or (C, 1, 1, 3) for 1x3; padding is the (h, w) pair, and
-# the padding along the unit-length kernel axis must be 0 (conv.py only dispatches that case).
-
-
-def _taps(w):
-    """(C, 3) contiguous filter taps and whether they run along frequency (3x1)."""
-    along_freq = w.shape[2] == 3
-    return np.ascontiguousarray(w.reshape(w.shape[0], 3)), along_freq
-
-
-def depthwise_conv2d_forward(x, w, padding):
-    """y = depthwise 3x1 or 1x3 conv of x, stride 1, dilation 1, zero padding."""
-    w3, along_freq = _taps(w)
-    x = np.ascontiguousarray(x)
-    if along_freq:
-        return depthwise3x1_forward_kernel(x, w3, padding[0])
-    return depthwise1x3_forward_kernel(x, w3, padding[1])
-
-
-def depthwise_conv2d_backward_input(gy, w, x_shape, padding):
-    """gx: the same kernel run on gy with the flipped filter and padding 2 - p (the adjoint)."""
-    w3, along_freq = _taps(w)
-    w3 = np.ascontiguousarray(w3[:, ::-1])
-    gy = np.ascontiguousarray(gy)
-    if along_freq:
-        gx = depthwise3x1_forward_kernel(gy, w3, 2 - padding[0])
-    else:
-        gx = depthwise1x3_forward_kernel(gy, w3, 2 - padding[1])
-    assert gx.shape == tuple(x_shape)
-    return gx
-
-
-def depthwise_conv2d_backward_weight(x, gy, w_shape, padding):
-    """gw (C, 1, 3, 1) or (C, 1, 1, 3): per-plane float64 partials, summed over the batch."""
-    x = np.ascontiguousarray(x)
-    gy = np.ascontiguousarray(gy)
-    if w_shape[2] == 3:
-        part = depthwise3x1_backward_weight_kernel(x, gy, padding[0])
-    else:
-        part = depthwise1x3_backward_weight_kernel(x, gy, padding[1])
-    return part.sum(axis=0).astype(x.dtype).reshape(w_shape)
-
-
-def depthwise_conv2d_backward(x, gy, w, padding):
-    """(gx, gw) of a depthwise 3x1 or 1x3 conv. The 3x1 filter (f2 of every BC-ResBlock, on the
-    largest maps) gets both from one pass; the 1x3 one (on N x C x 1 x T) from the two kernels."""
-    if w.shape[2] != 3:
-        return (depthwise_conv2d_backward_input(gy, w, x.shape, padding),
-                depthwise_conv2d_backward_weight(x, gy, w.shape, padding))
-    w3, _ = _taps(w)
-    gx, part = depthwise3x1_backward_kernel(np.ascontiguousarray(x), np.ascontiguousarray(gy),
-                                            w3.astype(x.dtype), padding[0])
-    return gx, part.sum(axis=0).astype(x.dtype).reshape(w.shape)
 
 
 # ----------------------------------------------------------------------------- references

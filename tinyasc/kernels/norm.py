@@ -3,7 +3,8 @@
 These layers are thin and memory-bound: a NumPy version reads and writes the activation
 once per elementary step (subtract, square, mean, divide, multiply, add, max ...).
 Each kernel here makes one or two streaming passes instead. The plain NumPy references
-below each kernel are the definition; tests check kernel == reference.
+below each kernel are the definition; tests check kernel == reference. api.py prepares the
+arguments and calls them (batch norm: section 2.1's BC-ResBlocks; FreqIN / ResNorm: section 2.2).
 
 Layout: batch norm sees its input as (N, C, L) with L = H*W; FreqIN as (N, C, F, T).
 Statistics are accumulated in float64 whatever the input dtype.
@@ -111,44 +112,10 @@ def batch_norm_backward_input_kernel(x, g, mean, invstd, weight, scale, shift, s
             gx[n, c, l] = k * (gv - mg - xhat * mgx)
 
 
-def _scale_shift(weight, bias, mean, invstd, channels, dtype):
-    """The per-channel affine map of the normalization, in x's dtype (forward and backward)."""
-    w = np.ones(channels) if weight is None else np.asarray(weight, np.float64)
-    b = np.zeros(channels) if bias is None else np.asarray(bias, np.float64)
-    scale = (w * invstd).astype(dtype)
-    shift = (b - np.asarray(mean, np.float64) * w * invstd).astype(dtype)
-    return w, scale, shift
-
-
-def batch_norm_forward(x, weight, bias, mean, var, eps, relu):
-    """y = [relu]((x - mean) / sqrt(var + eps) * weight + bias) for x (N, C, ...) contiguous.
-
-    Returns (y, invstd). mean, var: the statistics to normalise with (batch or running).
-    """
-    x3 = np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1)
-    invstd = 1.0 / np.sqrt(np.asarray(var, np.float64) + eps)
-    _, scale, shift = _scale_shift(weight, bias, mean, invstd, x.shape[1], x.dtype)
-    out = np.empty_like(x3)
-    batch_norm_apply_kernel(x3, scale, shift, bool(relu), out)
-    return out.reshape(x.shape), invstd
-
-
-def batch_norm_backward(x, g, mean, invstd, weight, bias, training, relu):
-    """(gx, gweight, gbias) of batch_norm_forward, from its input x and the output gradient g.
-
-    Two passes over x and g (the sums, then gx); with relu the mask is recomputed from x, the
-    weight and the bias, so the forward's output is not needed.
-    """
-    shape = x.shape
-    x3 = np.ascontiguousarray(x).reshape(shape[0], shape[1], -1)
-    g3 = np.ascontiguousarray(g).reshape(x3.shape)
-    mean = np.asarray(mean, np.float64)
-    w, scale, shift = _scale_shift(weight, bias, mean, invstd, shape[1], x.dtype)
-    sum_g, sum_gx = batch_norm_grad_sums_kernel(x3, g3, mean, invstd, scale, shift, bool(relu))
-    gx = np.empty_like(x3)
-    batch_norm_backward_input_kernel(x3, g3, mean.astype(x.dtype), invstd.astype(x.dtype), w.astype(x.dtype),
-                                     scale, shift, sum_g, sum_gx, bool(training), bool(relu), gx)
-    return gx.reshape(shape), sum_gx.astype(x.dtype), sum_g.astype(x.dtype)
+def batch_norm_stats_ref(x):
+    """Plain NumPy: per-channel mean and biased variance of x (N, C, L), in float64."""
+    x64 = np.asarray(x, np.float64)
+    return x64.mean(axis=(0, 2)), x64.var(axis=(0, 2))
 
 
 def batch_norm_forward_ref(x, weight, bias, mean, var, eps, relu):
@@ -180,6 +147,20 @@ def batch_norm_backward_ref(x, out, g, mean, invstd, weight, training, relu):
     else:
         gx = scale * g
     return gx.astype(x.dtype), gw.astype(x.dtype), gb.astype(x.dtype)
+
+
+def batch_norm_backward_from_input_ref(x, g, mean, invstd, weight, bias, training, relu):
+    """batch_norm_backward_ref with the kernels' arguments: the ReLU mask from the forward's
+    output, recomputed here from x."""
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    out = None
+    if relu:  # as batch_norm_forward_ref computes it
+        out = (x - np.reshape(mean, shape)) * np.reshape(invstd, shape)
+        if weight is not None:
+            out = out * np.reshape(weight, shape)
+        if bias is not None:
+            out = out + np.reshape(bias, shape)
+    return batch_norm_backward_ref(x, out, g, mean, invstd, weight, training, relu)
 
 
 # --------------------------------------------------------------- FreqIN / ResNorm
@@ -252,24 +233,6 @@ def freq_norm_backward_kernel(x, g, lam, mean, invstd, gx):
                     gx[n, c, f, t] = lam * gv + k * (gv - mg - xhat * mgx)
 
 
-def freq_norm_forward(x, lam, eps):
-    """ResNorm (lam > 0) or FreqIN (lam = 0) of x (N, C, F, T); returns (out, mean, invstd)."""
-    x = np.ascontiguousarray(x)
-    n, _, f, _ = x.shape
-    out = np.empty_like(x)
-    mean = np.empty((n, f), np.float64)
-    invstd = np.empty((n, f), np.float64)
-    freq_norm_forward_kernel(x, x.dtype.type(lam), float(eps), out, mean, invstd)
-    return out, mean, invstd
-
-
-def freq_norm_backward(x, g, lam, mean, invstd):
-    x, g = np.ascontiguousarray(x), np.ascontiguousarray(g)
-    gx = np.empty_like(x)
-    freq_norm_backward_kernel(x, g, float(lam), mean, invstd, gx)
-    return gx
-
-
 def freq_norm_forward_ref(x, lam, eps):
     mean = x.mean(axis=(1, 3), keepdims=True, dtype=np.float64)
     var = ((x - mean) ** 2).mean(axis=(1, 3), keepdims=True)
@@ -317,14 +280,6 @@ def freq_mean_kernel(x, out):
             acc[t] = acc[t] / F
 
 
-def freq_mean(x):
-    """x.mean(axis=2, keepdims=True) of a 4-D float array, in one streaming pass."""
-    x = np.ascontiguousarray(x)
-    out = np.empty(x.shape[:2] + (1, x.shape[3]), x.dtype)
-    freq_mean_kernel(x, out)
-    return out
-
-
 def freq_mean_ref(x):
     return x.mean(axis=2, keepdims=True)
 
@@ -358,22 +313,6 @@ def broadcast_residual_relu_backward_kernel(out, g, gmasked, gf1):
                 gv = g[n, c, f, t] if out[n, c, f, t] > 0 else 0
                 gmasked[n, c, f, t] = gv
                 gf1[n, c, 0, t] += gv
-
-
-def broadcast_residual_relu(x2, f1, x=None):
-    x2, f1 = np.ascontiguousarray(x2), np.ascontiguousarray(f1)
-    out = np.empty_like(x2)
-    broadcast_residual_relu_kernel(x2, f1, x2 if x is None else np.ascontiguousarray(x), x is not None, out)
-    return out
-
-
-def broadcast_residual_relu_backward(out, g):
-    """(gradient of x2 and of x, gradient of f1)."""
-    g = np.ascontiguousarray(g)
-    gmasked = np.empty_like(g)
-    gf1 = np.empty(out.shape[:2] + (1, out.shape[3]), dtype=g.dtype)
-    broadcast_residual_relu_backward_kernel(out, g, gmasked, gf1)
-    return gmasked, gf1
 
 
 def broadcast_residual_relu_ref(x2, f1, x=None):

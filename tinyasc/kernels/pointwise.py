@@ -9,7 +9,7 @@ below this class of machine's balance (~13 flops per byte), and BLAS handles a 1
 factor poorly. So thin layers use the streaming Numba kernels below, which read each input
 element once and write each output element once; wide layers (c = 80) are compute bound and go
 to BLAS (np.dot inside a Numba kernel, one sample per call, the samples in parallel).
-conv.py picks one by the arithmetic intensity.
+dispatch.py picks one by the arithmetic intensity (`pointwise_path`).
 
 Layouts: x (N, Cin, T), w (Cout, Cin), y (N, Cout, T), all contiguous.
 """
@@ -112,46 +112,6 @@ def pointwise_blas_backward_weight_kernel(x, gy, nchunks):
         for n in range(chunk * N // nchunks, (chunk + 1) * N // nchunks):
             part[chunk] += np.dot(gy[n], x[n].T)
     return part
-
-
-# ------------------------------------------------------------------ array-level wrappers
-
-
-def _streams(N, Cin, Cout, T, itemsize):
-    """True for the thin, memory-resident layers where the streaming kernels beat BLAS:
-    under ~5 flops per byte moved and more data than the caches hold (measured here: stage 1
-    of c = 10, 20 -> 10 channels on 128 x 167, runs 2x faster streaming; layers whose data stays
-    in cache, or wide ones, run faster on BLAS)."""
-    flops_per_byte = 2.0 * Cin * Cout / (itemsize * (Cin + Cout))
-    return flops_per_byte < 5.0 and N * T * (Cin + Cout) * itemsize > (32 << 20)
-
-
-def _tiny(N, Cin, Cout, T):
-    """Under ~4 Mflop (the f1 branch's C x C on 1 x T) one NumPy matmul call beats starting
-    the parallel kernel."""
-    return 2 * N * Cin * Cout * T < (4 << 20)
-
-
-def pointwise_conv_forward(x, w):
-    """y (N, Cout, T) = w (Cout, Cin) @ x[n] (Cin, T) for every n; x and w contiguous."""
-    N, Cin, T = x.shape
-    Cout = w.shape[0]
-    if _streams(N, Cin, Cout, T, x.itemsize):
-        return pointwise_forward_kernel(x, w)
-    if _tiny(N, Cin, Cout, T):
-        return np.matmul(w, x)
-    return pointwise_blas_forward_kernel(x, w)
-
-
-def pointwise_conv_backward_weight(x, gy, nchunks):
-    """gw (Cout, Cin) = sum over n of gy[n] @ x[n]^T, accumulated in float64."""
-    N, Cin, T = x.shape
-    Cout = gy.shape[1]
-    if _streams(N, Cin, Cout, T, x.itemsize):
-        return pointwise_backward_weight_kernel(x, gy, nchunks).sum(axis=0)
-    if _tiny(N, Cin, Cout, T):
-        return np.matmul(gy, x.transpose(0, 2, 1)).sum(axis=0, dtype=np.float64)
-    return pointwise_blas_backward_weight_kernel(x, gy, nchunks).sum(axis=0)
 
 
 # ----------------------------------------------------------------------------- references

@@ -1,11 +1,11 @@
 """2-D max and average pooling (torch semantics), forward and backward.
 
 BC-ResNet-Mod (paper Table 1, rows 3 and 5) halves frequency and time twice with a 2x2 max-pool;
-that case has its own kernel. The general kernels follow torch's CPU loops: the window of output
-(oh, ow) starts at input (oh*sh - ph, ow*sw - pw); max-pool pads with -inf, keeps the first
-maximum in scan order (a NaN wins) and returns its flat index ih*W + iw inside the (n, c) plane;
-avg-pool divides by divisor_override, or by the window size clipped to the padded input
-(count_include_pad) or to the input itself.
+that case has its own kernel (dispatch.py: `max_pool_path`). The general kernels follow torch's
+CPU loops: the window of output (oh, ow) starts at input (oh*sh - ph, ow*sw - pw); max-pool pads
+with -inf, keeps the first maximum in scan order (a NaN wins) and returns its flat index
+ih*W + iw inside the (n, c) plane; avg-pool divides by divisor_override, or by the window size
+clipped to the padded input (count_include_pad) or to the input itself.
 
 Every kernel runs in parallel over the N*C planes; each plane's outputs are written by one
 thread only.
@@ -13,15 +13,7 @@ thread only.
 import numpy as np
 from numba import njit, prange
 
-
-def pool_output_size(size, kernel, stride, padding, dilation, ceil_mode):
-    """torch's pooling_output_shape: floor or ceil division; with ceil_mode the last window
-    must start inside the input or the left padding."""
-    span = size + 2 * padding - dilation * (kernel - 1) - 1
-    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
-    if ceil_mode and (out - 1) * stride >= size + padding:
-        out -= 1
-    return out
+from tinyasc.kernels.geometry import pool_output_size
 
 
 @njit(parallel=True, cache=True)
@@ -202,59 +194,6 @@ def avg_pool2d_backward_kernel(gy, H, W, KH, KW, sh, sw, ph, pw, count_include_p
                     for iw in range(iw0, iw1):
                         dst[ih, iw] += share
     return gx
-
-
-# ------------------------------------------------------------------ array-level wrappers
-
-
-def _pool_shape(x_shape, kernel, stride, padding, dilation, ceil_mode, name):
-    H, W = x_shape[2], x_shape[3]
-    for axis in range(2):
-        if padding[axis] > kernel[axis] // 2:  # torch's rule, on the undilated kernel
-            raise ValueError(f"{name}: padding should be at most half of the kernel size")
-    Ho = pool_output_size(H, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
-    Wo = pool_output_size(W, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
-    if Ho < 1 or Wo < 1:
-        raise ValueError(f"{name}: output size {Ho}x{Wo} is too small for input {tuple(x_shape)}")
-    return Ho, Wo
-
-
-def _is_2x2(x_shape, kernel, stride, padding, dilation, ceil_mode):
-    return (kernel == (2, 2) and stride == (2, 2) and padding == (0, 0) and dilation == (1, 1)
-            and (not ceil_mode or (x_shape[2] % 2 == 0 and x_shape[3] % 2 == 0)))
-
-
-def max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
-    """(y, idx): max over each window; idx (int64) = flat ih*W + iw of the max in its plane."""
-    Ho, Wo = _pool_shape(x.shape, kernel, stride, padding, dilation, ceil_mode, "max_pool2d")
-    x = np.ascontiguousarray(x)
-    if _is_2x2(x.shape, kernel, stride, padding, dilation, ceil_mode):
-        return max_pool2x2_forward_kernel(x)
-    return max_pool2d_forward_kernel(x, *kernel, *stride, *padding, *dilation, Ho, Wo)
-
-
-def max_pool2d_backward(gy, idx, x_shape):
-    """gx: gy scatter-added to the positions idx recorded."""
-    N, C, H, W = x_shape
-    gy = np.ascontiguousarray(gy)
-    idx = np.ascontiguousarray(idx)
-    return max_pool2d_backward_kernel(gy, idx, H, W)
-
-
-def avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
-    """y = mean over each window, torch's divisor rules."""
-    Ho, Wo = _pool_shape(x.shape, kernel, stride, padding, (1, 1), ceil_mode, "avg_pool2d")
-    x = np.ascontiguousarray(x)
-    return avg_pool2d_forward_kernel(x, *kernel, *stride, *padding, Ho, Wo, bool(count_include_pad),
-                                     int(divisor_override or 0))
-
-
-def avg_pool2d_backward(gy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
-    """gx: each output gradient spread evenly (by the same divisor) over its window."""
-    _pool_shape(x_shape, kernel, stride, padding, (1, 1), ceil_mode, "avg_pool2d")
-    gy = np.ascontiguousarray(gy)
-    return avg_pool2d_backward_kernel(gy, x_shape[2], x_shape[3], *kernel, *stride, *padding,
-                                      bool(count_include_pad), int(divisor_override or 0))
 
 
 # ----------------------------------------------------------------------------- references
