@@ -12,7 +12,7 @@ from tinyasc.data.tau import load_dataset, segment_of
 from tinyasc.errors import TinyAscError
 from tinyasc.run.checkpoint import CheckpointError
 from tinyasc.train.config import TrainConfig
-from tinyasc.data.training import StackedRows, TrainingData
+from tinyasc.data.training import SplitRows, StackedRows, TrainingData
 from tinyasc.train.experiment import parse_rows
 from tinyasc.translator.data import find_pairs
 from tinyasc.translator.config import TranslatorConfig
@@ -323,8 +323,8 @@ def test_translated_device_names_are_whole_when_the_training_split_has_only_one_
     base = TrainingData.from_features(dataset, features)
     rows, labels, devices, names = base.splits["train"]
     keep = np.isin(devices, ["a", "b", "c"])
-    base.splits["train"] = (rows[keep], labels[keep], devices[keep].astype("<U1"),
-                            tuple(np.asarray(names)[keep]))
+    base.splits["train"] = SplitRows(rows[keep], labels[keep], devices[keep].astype("<U1"),
+                                     tuple(np.asarray(names)[keep]))
     grown = add_translations(base, tmp_path / "tr", log=_quiet, progress=False)
     assert sorted(set(grown.devices("train"))) == ["a", "b", "c", "s1", "s2", "s3"]
 

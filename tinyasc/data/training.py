@@ -3,6 +3,8 @@
 The validation split (used by Min Var model selection) holds out whole recording
 locations of the training split, so it is as location-disjoint as the test split.
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from tinyasc.data import cache, synth
@@ -10,9 +12,17 @@ from tinyasc.data.loader import BatchLoader
 from tinyasc.data.tau import load_dataset
 
 
+class SplitRows(NamedTuple):
+    """One split as training sees it: rows of the feature array, and per row its label, device, file."""
+    rows: np.ndarray
+    labels: np.ndarray
+    devices: np.ndarray
+    filenames: tuple
+
+
 class TrainingData:
     def __init__(self, dataset, features, splits):
-        """features: N x F x T array (memmap); splits: name -> (rows, labels, devices, filenames)."""
+        """features: N x F x T array (memmap); splits: name ("train", "test", "val") -> SplitRows."""
         self.dataset, self.features, self.splits = dataset, features, splits
 
     @classmethod
@@ -32,15 +42,16 @@ class TrainingData:
         for name in ("train", "test"):
             split = dataset.split(name)
             rows = np.array([featureset.index[f] for f in split.filenames], dtype=np.int64)
-            splits[name] = (rows, np.asarray(split.labels), np.asarray(split.devices), tuple(split.filenames))
+            splits[name] = SplitRows(rows, np.asarray(split.labels), np.asarray(split.devices), tuple(split.filenames))
         if val_fraction > 0:
             rows, labels, devices, names = splits["train"]
             identifiers = np.asarray(dataset.train.identifiers)
             locations = np.unique(identifiers)
             held = np.random.default_rng([seed, 7]).permutation(locations)[:max(1, int(round(val_fraction * len(locations))))]
             is_val = np.isin(identifiers, held)
-            splits["val"] = (rows[is_val], labels[is_val], devices[is_val], tuple(np.asarray(names)[is_val]))
-            splits["train"] = (rows[~is_val], labels[~is_val], devices[~is_val], tuple(np.asarray(names)[~is_val]))
+            splits["val"] = SplitRows(rows[is_val], labels[is_val], devices[is_val], tuple(np.asarray(names)[is_val]))
+            splits["train"] = SplitRows(rows[~is_val], labels[~is_val], devices[~is_val],
+                                        tuple(np.asarray(names)[~is_val]))
         return cls(dataset, featureset.x, splits)
 
     @property
@@ -48,16 +59,16 @@ class TrainingData:
         return "val" in self.splits
 
     def rows(self, split):
-        return self.splits[split][0]
+        return self.splits[split].rows
 
     def labels(self, split):
-        return self.splits[split][1]
+        return self.splits[split].labels
 
     def devices(self, split):
-        return self.splits[split][2]
+        return self.splits[split].devices
 
     def filenames(self, split):
-        return self.splits[split][3]
+        return self.splits[split].filenames
 
     def steps_per_epoch(self, batch_size):
         return max(len(self.rows("train")) // batch_size, 1)
@@ -88,7 +99,7 @@ class TrainingData:
         base = len(self.features)
         splits = dict(self.splits)
         # np.full(n, d) takes d's own width: a '<U1' device column ('a', 'b') must not cut 's1' to 's'
-        splits["train"] = (np.concatenate([rows, base + np.arange(len(extra), dtype=np.int64)]),
+        splits["train"] = SplitRows(np.concatenate([rows, base + np.arange(len(extra), dtype=np.int64)]),
                            np.concatenate([labels] + [labels[is_a]] * len(targets)),
                            np.concatenate([devices] + [np.full(int(is_a.sum()), d) for d in targets]),
                            tuple(names) + tuple(f"translated-{d}:{n}" for d in targets

@@ -15,6 +15,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -40,6 +41,20 @@ from tinyasc.train.config import load_run_config
 from tinyasc.translator.augment import add_translations
 
 KIND = "tinyasc-classifier"
+
+
+class Tally(NamedTuple):
+    """The epoch so far; saved in the checkpoint, so a resumed epoch reports what an uninterrupted one would."""
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    seconds: float = 0.0
+
+
+class Choice(NamedTuple):
+    """Min Var's choice so far: the epoch whose validation accuracies spread least over devices."""
+    epoch: int
+    spread: float
 
 
 class TrainingDiverged(TinyAscError):
@@ -117,9 +132,9 @@ class Trainer:
                                            int(round(config.warmup * self.steps_per_epoch)),
                                            config.epochs * self.steps_per_epoch)
         self.epoch, self.step_in_epoch = 0, 0
-        self.running = [0.0, 0, 0, 0.0]  # this epoch so far: loss sum, correct, seen, seconds
+        self.running = Tally()
         self.history = []
-        self.selected = None  # (epoch, spread) of the Min Var choice
+        self.selected = None  # the Min Var Choice
         self.saved = None     # (epoch, step) of the last checkpoint written or restored: the last good one
 
     # ---------------------------------------------------------- checkpoints
@@ -184,8 +199,9 @@ class Trainer:
             self.schedule.load_state_dict(meta["schedule"])
             ta_random.set_state(meta["random"])
             self.epoch, self.step_in_epoch = int(meta["epoch"]), int(meta["step_in_epoch"])
-            self.running = list(meta.get("running", [0.0, 0, 0, 0.0]))
-            self.history, self.selected = list(meta["history"]), meta.get("selected")
+            self.running = Tally(*meta.get("running", Tally()))
+            self.history = list(meta["history"])
+            self.selected = Choice(*meta["selected"]) if meta.get("selected") is not None else None
             if not (0 <= self.epoch <= self.config.epochs and 0 <= self.step_in_epoch <= self.steps_per_epoch):
                 raise ValueError(f"epoch {self.epoch}, step {self.step_in_epoch} is outside this run's "
                                  f"{self.config.epochs} epochs of {self.steps_per_epoch} steps")
@@ -212,8 +228,8 @@ class Trainer:
                 if stop():
                     return self._interrupted()
                 if self.step_in_epoch == 0:
-                    self.running = [0.0, 0, 0, 0.0]
-                start = time.perf_counter() - self.running[3]
+                    self.running = Tally()
+                start = time.perf_counter() - self.running.seconds
                 batches = self.data.train_batches(config.batch_size, config.seed, self.epoch, self.step_in_epoch,
                                                   transform=augment)
                 desc = f"epoch {self.epoch + 1}/{config.epochs}"
@@ -239,21 +255,20 @@ class Trainer:
         return False
 
     def _count(self, loss, logits, y, elapsed):
-        """Add a step to this epoch's running sums; return the running means, for the progress bar."""
-        total_loss, total_correct, total_seen, _ = self.running
+        """Add a step to this epoch's Tally; return the running means, for the progress bar."""
         labels = y.argmax(axis=1) if y.ndim == 2 else y  # Mixup: the larger share
-        total_loss += loss * len(labels)
-        total_correct += int(np.sum(logits.argmax(axis=1) == labels))
-        total_seen += len(labels)
-        self.running = [total_loss, total_correct, total_seen, elapsed]
-        return (f"loss {total_loss / total_seen:.4g}, acc {100.0 * total_correct / total_seen:.1f}%, "
-                f"{total_seen / max(elapsed, 1e-9):.0f} clips/s")
+        t = self.running
+        t = self.running = Tally(loss_sum=t.loss_sum + loss * len(labels),
+                                 correct=t.correct + int(np.sum(logits.argmax(axis=1) == labels)),
+                                 seen=t.seen + len(labels), seconds=elapsed)
+        return (f"loss {t.loss_sum / t.seen:.4g}, acc {100.0 * t.correct / t.seen:.1f}%, "
+                f"{t.seen / max(elapsed, 1e-9):.0f} clips/s")
 
     def _end_epoch(self, seconds):
         config = self.config
-        total_loss, total_correct, total_seen, _ = self.running
-        loss, acc = total_loss / max(total_seen, 1), 100.0 * total_correct / max(total_seen, 1)
-        speed = total_seen / max(seconds, 1e-9)
+        t = self.running
+        loss, acc = t.loss_sum / max(t.seen, 1), 100.0 * t.correct / max(t.seen, 1)
+        speed = t.seen / max(seconds, 1e-9)
         row = {"epoch": self.epoch + 1, "loss": loss, "train_acc": acc, "lr": self.optimizer.param_groups[0]["lr"],
                "clips_per_s": speed}
         # The test split is evaluated every eval_every epochs and after the last one: it is only
@@ -271,8 +286,8 @@ class Trainer:
         self.history.append(row)
         self.epoch += 1
         self.step_in_epoch = 0
-        if config.select == "minvar" and (self.selected is None or row["val_spread"] <= self.selected[1]):
-            self.selected = (self.epoch, row["val_spread"])
+        if config.select == "minvar" and (self.selected is None or row["val_spread"] <= self.selected.spread):
+            self.selected = Choice(self.epoch, row["val_spread"])
             self.save(SELECTED)
         self.save()
         self.folder.write_metrics(self.history)
@@ -292,7 +307,7 @@ class Trainer:
             arrays, meta = self.folder.load(self.run_dir / SELECTED)
             check_same_model(meta.get("config"), self.config, self.run_dir / SELECTED)
             load_model_state(self.model, split_prefix(arrays, "model"), self.run_dir / SELECTED)
-            which = f"Min Var selection: epoch {self.selected[0]} (device spread {self.selected[1]:.2f})"
+            which = f"Min Var selection: epoch {self.selected.epoch} (device spread {self.selected.spread:.2f})"
         else:
             which = f"last epoch ({self.epoch})"
         rows = self.data.rows("test")

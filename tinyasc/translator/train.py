@@ -16,6 +16,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -33,6 +34,22 @@ from tinyasc.translator.data import PairData
 from tinyasc.translator.evaluate import evaluate_translator, translator_lsd
 from tinyasc.translator.load import CHECKPOINT, KIND, build_networks
 from tinyasc.translator.model import lsgan_loss
+
+
+class Losses(NamedTuple):
+    """One step's losses: the generator's L2 and adversarial terms, the discriminator's LSGAN loss."""
+    l2: float
+    g_adv: float
+    d_loss: float
+
+
+class Tally(NamedTuple):
+    """The epoch so far (sums of Losses over `steps`); saved in the checkpoint for an exact resume."""
+    l2: float = 0.0
+    g_adv: float = 0.0
+    d_loss: float = 0.0
+    steps: int = 0
+    seconds: float = 0.0
 
 
 def lr_at(config, epoch):
@@ -63,7 +80,7 @@ class TranslatorTrainer:
         self.opt_d = optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
         self.steps_per_epoch = len(self.data.train) // config.batch_size
         self.epoch, self.step_in_epoch = 0, 0
-        self.running = [0.0, 0.0, 0.0, 0, 0.0]  # this epoch so far: L2, G adv, D loss sums, steps, seconds
+        self.running = Tally()
         self.history = []
 
     # ---------------------------------------------------------- checkpoints
@@ -95,13 +112,13 @@ class TranslatorTrainer:
                 raise CheckpointError(f"{path}: optimizer state does not fit the networks ({exc})") from None
         try:
             self.epoch, self.step_in_epoch = int(meta["epoch"]), int(meta["step_in_epoch"])
-            self.running, self.history = list(meta["running"]), list(meta["history"])
+            self.running, self.history = Tally(*meta["running"]), list(meta["history"])
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: checkpoint metadata is incomplete ({exc!r})") from None
 
     # ------------------------------------------------------------- training
     def train_step(self, src, tgt, device):
-        """One discriminator and one generator update; returns (L2, G adversarial, D loss)."""
+        """One discriminator and one generator update; returns its Losses."""
         config = self.config
         source, real = Tensor(src), Tensor(tgt)
         fake = self.generator(source, device)
@@ -122,7 +139,8 @@ class TranslatorTrainer:
         self.opt_g.zero_grad()
         g_loss.backward()
         self.opt_g.step()
-        return float(l2.data), float(adv.data) if adv is not None else 0.0, float(d_loss.data) if d_loss is not None else 0.0
+        return Losses(float(l2.data), float(adv.data) if adv is not None else 0.0,
+                      float(d_loss.data) if d_loss is not None else 0.0)
 
     def fit(self, stop=None):
         """Train to the configured epochs; False if `stop()` asked to stop (after saving)."""
@@ -135,8 +153,8 @@ class TranslatorTrainer:
                     group["lr"] = lr
             order = np.random.default_rng([config.seed, self.epoch]).permutation(len(pairs))
             if self.step_in_epoch == 0:
-                self.running = [0.0, 0.0, 0.0, 0, 0.0]
-            start = time.perf_counter() - self.running[4]
+                self.running = Tally()
+            start = time.perf_counter() - self.running.seconds
             desc = f"translator epoch {self.epoch + 1}/{config.epochs}"
             with progressbar(self.steps_per_epoch, desc, quiet=not self.show_progress) as bar:
                 bar.update(self.step_in_epoch)
@@ -148,12 +166,11 @@ class TranslatorTrainer:
                     if not all(math.isfinite(v) for v in losses):
                         raise TinyAscError(f"translator losses became {losses} at epoch {self.epoch + 1}, "
                                            f"step {step + 1}; try a lower --lr")
-                    sums = self.running
-                    self.running = [sums[0] + losses[0], sums[1] + losses[1], sums[2] + losses[2], sums[3] + 1,
-                                    time.perf_counter() - start]
+                    t = self.running
+                    t = self.running = Tally(t.l2 + losses.l2, t.g_adv + losses.g_adv, t.d_loss + losses.d_loss,
+                                             t.steps + 1, time.perf_counter() - start)
                     self.step_in_epoch = step + 1
-                    n = self.running[3]
-                    bar.update(1, f"l2 {self.running[0] / n:.4g}, g_adv {self.running[1] / n:.4g}, d {self.running[2] / n:.4g}")
+                    bar.update(1, f"l2 {t.l2 / t.steps:.4g}, g_adv {t.g_adv / t.steps:.4g}, d {t.d_loss / t.steps:.4g}")
                     if stop is not None and stop():
                         self.save()
                         return False
@@ -161,7 +178,7 @@ class TranslatorTrainer:
         return True
 
     def _end_epoch(self, lr):
-        l2, adv, d, n, seconds = self.running
+        l2, adv, d, n, seconds = self.running  # a Tally
         test = self.data.test
         lsd = float(translator_lsd(self.generator, self.data.normalizer, self.data.features, test,
                                    np.arange(len(test))).mean())
