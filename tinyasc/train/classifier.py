@@ -83,6 +83,25 @@ def train_step(model, optimizer, x, y, loss_fn=None, masks=None):
     return value, logits.data
 
 
+def training_data(config, data=None, log=print, progress=True):
+    """The run's TrainingData (`data` if given, else loaded as config says), checked against
+    what the network and the batch size need, grown by the translator's clips if config asks."""
+    data = data if data is not None else TrainingData.load(config, log=log, progress=progress)
+    root = getattr(getattr(data, "dataset", None), "root", "the dataset")
+    check_frames(data.features.shape[-1], config.arch, f"the clips of {root}")
+    if config.translator:
+        data = add_translations(data, config.translator, log=log, progress=progress)
+    train_clips = len(data.rows("train"))
+    if train_clips < config.batch_size:
+        if config.val_fraction > 0:  # the held-out locations, not the batch size, are the likely cause
+            raise TinyAscError(f"holding out --val-fraction {config.val_fraction:g} of the training locations "
+                               f"for validation leaves {train_clips} training clips, fewer than --batch-size "
+                               f"{config.batch_size}; lower --val-fraction (Min Var's default is 0.1)")
+        raise TinyAscError(f"the training split has {train_clips} clips, fewer than --batch-size "
+                           f"{config.batch_size}: no full batch to train on; lower --batch-size")
+    return data
+
+
 class Trainer:
     def __init__(self, config, run_dir, data=None, log=print, progress=True):
         self.config = config.validate()
@@ -90,19 +109,7 @@ class Trainer:
         self.run_dir = self.folder.path
         self.log, self.show_progress = log, progress
         # data: cached log-mels of the dataset's splits (+ the translator's clips, paper 3.2)
-        self.data = data if data is not None else TrainingData.load(config, log=log, progress=progress)
-        root = getattr(getattr(self.data, "dataset", None), "root", "the dataset")
-        check_frames(self.data.features.shape[-1], config.arch, f"the clips of {root}")
-        if config.translator:
-            self.data = add_translations(self.data, config.translator, log=log, progress=progress)
-        train_clips = len(self.data.rows("train"))
-        if train_clips < config.batch_size:
-            if config.val_fraction > 0:  # the held-out locations, not the batch size, are the likely cause
-                raise TinyAscError(f"holding out --val-fraction {config.val_fraction:g} of the training locations "
-                                   f"for validation leaves {train_clips} training clips, fewer than --batch-size "
-                                   f"{config.batch_size}; lower --val-fraction (Min Var's default is 0.1)")
-            raise TinyAscError(f"the training split has {train_clips} clips, fewer than --batch-size "
-                               f"{config.batch_size}: no full batch to train on; lower --batch-size")
+        self.data = training_data(config, data, log, progress)
         # model. Models of other runs are built before seeding: building one draws from tinyasc.random.
         teachers = [load_run(run.strip())[1] for run in config.teacher.split(",") if run.strip()]
         start = load_run(config.init_from.strip())[1] if config.init_from else None
