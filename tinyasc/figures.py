@@ -103,12 +103,7 @@ def make_spectra_figure(config, out, log=print):
     for line in summary_lines(spectra, n_segments, config.lam):
         log(line)
     target = Path(out) / SPECTRA_PNG
-    tmp = plots.temporary_png(target)  # drawn aside and renamed: never a half-written PNG
-    try:
-        plots.device_spectra(spectra, n_segments, config.lam, tmp)
-        tmp.replace(target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    plots.device_spectra(spectra, n_segments, config.lam, target)  # written atomically, as every PNG
     return target
 
 
@@ -148,16 +143,9 @@ def make_figures(experiment, out, translator=None, spectra=None, log=print):
             from tinyasc.translator.evaluate import save_translation_figure
         except ImportError as exc:
             raise TinyAscError(f"the translator figure needs tinyasc.translator ({exc})") from None
-        # Drawn into a temporary file and renamed, so a half-written PNG is never left behind.
         out.mkdir(parents=True, exist_ok=True)
-        target = out / TRANSLATOR_PNG
-        tmp = plots.temporary_png(target)
-        try:
-            save_translation_figure(translator, tmp)
-            tmp.replace(target)
-        finally:
-            tmp.unlink(missing_ok=True)
-        written.append(target)
+        save_translation_figure(translator, out / TRANSLATOR_PNG)  # written atomically, as every PNG
+        written.append(out / TRANSLATOR_PNG)
     for path in written:
         log(f"wrote {path}")
     return written

@@ -27,8 +27,7 @@ import soundfile as sf
 
 from tinyasc.audio import DEFAULT_FRONTEND, file_log_mel
 from tinyasc.errors import DataError
-from tinyasc.fileio import (atomic_write_text, file_lock, progressbar, remove_stale_temporaries, reserve,
-                            temporary_path, write_error)
+from tinyasc.fileio import atomic_write_text, file_lock, pending, progressbar, remove_stale_temporaries, reserve
 
 CACHE_VERSION = 1
 
@@ -91,10 +90,6 @@ def _fingerprint(x):
     for r in rows:
         h.update(np.ascontiguousarray(x[r]).tobytes())
     return h.hexdigest()
-
-
-def _write_json_atomic(path, obj):
-    atomic_write_text(path, json.dumps(obj))
 
 
 def _open_cached(npy_path, json_path, key, filenames, frontend):
@@ -227,35 +222,31 @@ def _build(dataset, frontend, key, npy_path, json_path, workers, progress):
     filenames = dataset.filenames
     n_frames, lengths = _target_frames(dataset, frontend)
     shape = (len(filenames), frontend.n_mels, n_frames)
-    tmp = temporary_path(npy_path)
     start = time.perf_counter()
-    try:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
-        reserve(tmp)
-        paths = [dataset.path(f) for f in filenames]
-        rate = extract_features(paths, out, frontend, workers, progress)
-        out.flush()
-        fingerprint = _fingerprint(out)
-        del out
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, npy_path)
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DataError(f"{npy_path}: no space left for the feature cache "
-                            f"({np.prod(shape) * 4 / 1e9:.2f} GB); free space or set "
-                            "TINYASC_HOME to a folder on another disk") from None
-        raise write_error(npy_path, exc) from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with pending(npy_path) as tmp:  # renamed into place when complete; removed on any failure
+        try:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+            reserve(tmp)
+            paths = [dataset.path(f) for f in filenames]
+            rate = extract_features(paths, out, frontend, workers, progress)
+            out.flush()
+            fingerprint = _fingerprint(out)
+            del out
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DataError(f"{npy_path}: no space left for the feature cache "
+                                f"({np.prod(shape) * 4 / 1e9:.2f} GB); free space or set "
+                                "TINYASC_HOME to a folder on another disk") from None
+            raise
     meta = {"cache_version": CACHE_VERSION, "key": key, "frontend": frontend.as_dict(),
             "dataset_root": str(dataset.root), "filenames": list(filenames),
             "shape": list(shape), "dtype": "float32", "npy_bytes": npy_path.stat().st_size,
             "fingerprint": fingerprint, "frames_per_clip_length": dict(sorted(lengths.items())),
             "seconds": round(time.perf_counter() - start, 3), "clips_per_second": round(rate, 2)}
     meta["frames_per_clip_length"] = {str(k): v for k, v in meta["frames_per_clip_length"].items()}
-    _write_json_atomic(json_path, meta)
+    atomic_write_text(json_path, json.dumps(meta))
     x = np.load(npy_path, mmap_mode="r", allow_pickle=False)
     index = {f: i for i, f in enumerate(filenames)}
     return FeatureSet(x, tuple(filenames), index, npy_path, meta["frontend"])

@@ -5,8 +5,6 @@ the confusion matrix. Of an experiment (tinyasc/figures.py reads the folders): t
 rows as per-device bars, and the training curves of all its runs in one figure. Without
 matplotlib, `available()` is False and nothing is drawn. Every PNG is written atomically.
 """
-from pathlib import Path
-
 import numpy as np
 
 from tinyasc.data.tau import DEVICES, SCENES
@@ -23,20 +21,15 @@ def available():
     return True
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend: files only, no window."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
 
 
-def temporary_png(path):
-    """The temporary file beside `path` that an atomic write draws into (it ends in .png)."""
-    path = Path(path)
-    return path.with_name(f".{path.name}.tmp.png")
-
-
-def _save(fig, path, dpi=110):
+def save_png(fig, path, dpi=110):
     """Atomic PNG write: draw into a temporary file beside `path`, then rename."""
     with pending(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
@@ -49,7 +42,7 @@ def _series(history, key):
 
 
 def training_curves(history, path):
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     axes[0].plot(*_series(history, "loss"), label="train loss")
     if any("test_log_loss" in row for row in history):
@@ -67,12 +60,12 @@ def training_curves(history, path):
     axes[2].set_xlabel("epoch")
     axes[2].set_ylabel("test accuracy (%)")
     axes[2].legend(ncol=2, fontsize=8)
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)
 
 
 def confusion(matrix, path, title="confusion matrix (test)"):
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 6))
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
@@ -86,7 +79,7 @@ def confusion(matrix, path, title="confusion matrix (test)"):
     ax.set_ylabel("true")
     ax.set_title(title)
     fig.colorbar(image, ax=ax, fraction=0.046)
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)
 
 
@@ -96,7 +89,7 @@ def device_bars(rows, columns, path, title="test accuracy per device"):
     rows: dicts with "method", the device columns, "overall_mean" and "overall_std" (the
     std, over seeds, is drawn as an error bar on the Overall group).
     """
-    plt = _pyplot()
+    plt = pyplot()
     groups = list(columns) + ["Overall"]
     width = 0.8 / max(len(rows), 1)
     fig, ax = plt.subplots(figsize=(max(8, 1.1 * len(groups) * max(1, len(rows) / 4)), 4.5))
@@ -113,7 +106,7 @@ def device_bars(rows, columns, path, title="test accuracy per device"):
     ax.set_title(title)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, frameon=False)
     ax.grid(axis="y", linewidth=0.3)
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)
 
 
@@ -123,7 +116,7 @@ def experiment_curves(runs, path):
     runs: (variant, run name, history) triples; history: dicts with "epoch" and, where
     present, "loss" and "test_overall". Runs of one variant (its seeds) share a colour.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
     variants = list(dict.fromkeys(variant for variant, _, _ in runs))
     colors = plt.get_cmap("tab10")
@@ -145,14 +138,14 @@ def experiment_curves(runs, path):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(linewidth=0.3)
     axes[1].legend(fontsize=8)
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)
 
 
 def device_spectra(spectra, n_segments, lam, path):
     """Two rows by three views (raw, FreqIN, ResNorm): each device's mean log-mel spectrum over the
     same test segments, and its relative RMS distance to device A's recording (tinyasc.spectra)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(15, 7.5), sharex=True)
     colors = plt.get_cmap("tab10")
     styles = {d: ("-" if d in ("a", "b", "c", "s1", "s2", "s3") else "--") for d in DEVICES}
@@ -183,5 +176,5 @@ def device_spectra(spectra, n_segments, lam, path):
     axes[0, 0].legend(ncol=3, fontsize=8, title="solid: seen in training, dashed: unseen")
     fig.suptitle(f"The same {n_segments} test segments recorded by nine devices: the device offsets per "
                  "frequency bin, before and after frequency-wise normalization")
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)

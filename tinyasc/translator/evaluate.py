@@ -111,7 +111,7 @@ def save_translation_figure(run_dir, path, data=None, example=0):
         if hits:
             columns.append((k, hits[0]))
     source = np.asarray(data.features[test.source[columns[0][1]]])
-    plt = plots._pyplot()
+    plt = plots.pyplot()
     fig, axes = plt.subplots(2, len(columns) + 1, figsize=(2.4 * (len(columns) + 1), 5.0), sharex=True, sharey=True,
                              squeeze=False)
     vmin, vmax = np.percentile(source, [1, 99.5])
@@ -131,4 +131,4 @@ def save_translation_figure(run_dir, path, data=None, example=0):
         ax.set_xlabel("frame")
     fig.suptitle(f"Device translation of test segment {segment}")
     fig.tight_layout()
-    plots._save(fig, path, dpi=60)  # six spectrogram panels: keep the PNG small enough for docs/
+    plots.save_png(fig, path, dpi=60)  # six spectrogram panels: keep the PNG small enough for docs/
