@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from tinyasc.audio import file_log_mel
 from tinyasc.data import augment, cache, synth, tau
-from tinyasc.data.loader import BatchLoader
+from tinyasc.data.training import BatchLoader
 from tinyasc.errors import DataError
 
 

@@ -26,7 +26,7 @@ from tinyasc.data.tau import load_dataset
 from tinyasc.errors import DataError, TinyAscError
 from tinyasc.train import classifier
 from tinyasc.run.checkpoint import CheckpointError, load_checkpoint
-from tinyasc.train.build import build_model
+from tinyasc.train.classifier import build_model
 from tinyasc.train.classifier import Trainer, TrainingDiverged
 from tinyasc.train.config import TrainConfig
 from tinyasc.data.training import TrainingData

@@ -200,7 +200,7 @@ def compress(runs, prune, bits, per_channel, teacher, epochs, lr, out_dir, quiet
     from tinyasc.fileio import atomic_write_text
     from tinyasc.train.classifier import train as run_training
     from tinyasc.train.config import load_run_config
-    from tinyasc.train.build import load_run
+    from tinyasc.train.classifier import load_run
 
     bits, out, models = int(bits), Path(out_dir), []
     for i, run in enumerate(runs):
@@ -451,7 +451,7 @@ def export(run, onnx_file, frames, check):
     from tinyasc.checks import check_frames
     from tinyasc.compress.onnx_export import export_onnx, onnx_predict
     from tinyasc.fileio import pending
-    from tinyasc.train.build import load_run
+    from tinyasc.train.classifier import load_run
 
     config, model = load_run(run)
     if frames is not None:

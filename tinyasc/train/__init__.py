@@ -1,5 +1,5 @@
-"""Training the classifier (paper 3.1): the loop (classifier.py), its settings (config.py), a model
-from settings or a run folder (build.py), metrics (evaluate.py), using a trained run
+"""Training the classifier (paper 3.1): the loop, and a model from its settings or its run folder
+(classifier.py), the settings (config.py), metrics (evaluate.py), using a trained run
 (inference.py), and the Table 2 experiment (experiment.py).
 
 `from tinyasc.train import train, train_step, Trainer` loads the loop on first use, so importing

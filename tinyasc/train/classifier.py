@@ -24,23 +24,60 @@ from tinyasc import optim
 from tinyasc import random as ta_random
 from tinyasc.autograd import Tensor
 from tinyasc.checks import check_frames
-from tinyasc.compress import (Distiller, hold_masks, mask_gradients, masks_from_state, masks_state, prune,
-                              quantize_convs_)
+from tinyasc.compress import (Distiller, hold_masks, load_compressed, mask_gradients, masks_from_state, masks_state,
+                              prune, quantize_convs_)
 from tinyasc.compress.complexity import complexity
 from tinyasc.data.augment import Augment
 from tinyasc.data.training import TrainingData
 from tinyasc.errors import TinyAscError
 from tinyasc.fileio import atomic_write_texts, progressbar
+from tinyasc.models import BCResNet, BCResNetMod, CPResNet
 from tinyasc.run import plots
 from tinyasc.run.checkpoint import (CheckpointError, NonFiniteWeights, check_finite_state, check_same_model,
-                                    load_model_state, split_prefix)
+                                    load_checkpoint, load_model_state, split_prefix)
 from tinyasc.run.folder import RunFolder, StopFlag
 from tinyasc.train import evaluate
-from tinyasc.train.build import CHECKPOINT, SELECTED, build_model, load_run
-from tinyasc.train.config import load_run_config
+from tinyasc.train.config import TrainConfig, load_run_config
 from tinyasc.translator.augment import add_translations
 
+CHECKPOINT = "checkpoint.npz"   # the last epoch
+SELECTED = "selected.npz"       # the Min Var epoch (--select minvar)
 KIND = "tinyasc-classifier"
+
+
+def build_model(config):
+    """The untrained network of a TrainConfig: BC-ResNet-Mod (the paper's), BC-ResNet or CP-ResNet."""
+    if config.arch == "bcresnet":
+        return BCResNet(tau=config.width, num_classes=10, subbands=config.subbands, dropout=config.dropout,
+                        norm=config.norm, lam=config.lam)
+    if config.arch == "cpresnet":
+        return CPResNet(c=config.width, rho=config.rho, num_classes=10, norm=config.norm, lam=config.lam)
+    return BCResNetMod(c=config.width, num_classes=10, norm=config.norm, lam=config.lam,
+                       subbands=config.subbands, dropout=config.dropout)
+
+
+def load_run(run):
+    """(config, model in eval mode) of a run folder, with the selected (Min Var) or last weights,
+    or of a compressed model file written by `tinyasc compress`."""
+    run = Path(run)
+    if run.is_file():
+        model, meta = load_compressed(run, return_meta=True)
+        if not isinstance(meta.get("config"), dict):
+            raise TinyAscError(f"{run}: this compressed model carries no training config; "
+                               "write it with tinyasc compress")
+        return TrainConfig.from_dict(meta["config"]).validate(), model
+    config = load_run_config(run)
+    path = run / SELECTED if config.select == "minvar" else run / CHECKPOINT
+    if config.select == "minvar" and not path.is_file() and (run / CHECKPOINT).is_file():
+        raise CheckpointError(f"{path}: missing, and this run selects its model by Min Var (--select minvar); "
+                              f"its last epoch is not the selected model. Restore {SELECTED}, or resume the run "
+                              f"to write it again (tinyasc train --resume {run})")
+    arrays, meta = load_checkpoint(path)
+    model = build_model(config)
+    load_model_state(model, split_prefix(arrays, "model"), path)
+    check_same_model(meta.get("config"), config, path)  # when the shapes agree, the settings may not
+    model.eval()
+    return config, model
 
 
 class Tally(NamedTuple):

@@ -9,7 +9,7 @@ from tinyasc.checks import check_frames
 from tinyasc.train import evaluate
 from tinyasc.data.training import TrainingData
 from tinyasc.fileio import atomic_write_text, atomic_write_texts, progressbar
-from tinyasc.train.build import load_run
+from tinyasc.train.classifier import load_run
 
 
 def evaluate_run(run, data=None, log=print, progress=True):
