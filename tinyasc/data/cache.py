@@ -18,7 +18,6 @@ import os
 import time
 import warnings
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import numpy as np
 import soundfile as sf
 
 from tinyasc.audio import DEFAULT_FRONTEND, file_log_mel
+from tinyasc.data.workers import run_tasks
 from tinyasc.errors import DataError
 from tinyasc.fileio import atomic_write_text, file_lock, pending, progressbar, remove_stale_temporaries, reserve
 
@@ -155,26 +155,22 @@ def fit_frames(feat, n_frames):
 
 def extract_features(paths, out, frontend=DEFAULT_FRONTEND, workers=None, progress=True,
                      desc="features"):
-    """Write the log-mel of paths[i] into out[i] (N x F x T), using `workers` threads
-    (numpy's FFT and matrix product release the GIL). Returns clips per second."""
+    """Write the log-mel of paths[i] into out[i] (N x F x T), on `workers` processes (default:
+    one per core; workers.py). Returns clips per second.
+
+    Worker processes write into `out` directly when it is a writable memmap (a file mapping
+    they share with this process); any other array is filled from threads."""
     n_frames = out.shape[2]
-    workers = workers or os.cpu_count() or 1
+    shared = isinstance(out, np.memmap) and out.mode in ("r+", "w+")
     start = time.perf_counter()
 
     def one(i):
         out[i] = fit_frames(file_log_mel(paths[i], frontend), n_frames)
+        return 1
 
     with progressbar(len(paths), desc, quiet=not progress) as bar:
-        with ThreadPoolExecutor(workers) as pool:
-            futures = [pool.submit(one, i) for i in range(len(paths))]
-            try:
-                for fut in as_completed(futures):
-                    fut.result()
-                    bar.update(1)
-            except BaseException:
-                for fut in futures:
-                    fut.cancel()
-                raise
+        for done in run_tasks(one, len(paths), workers, processes=shared):
+            bar.update(done)
     return len(paths) / max(time.perf_counter() - start, 1e-9)
 
 

@@ -5,13 +5,12 @@ of the paper's method. `write_dataset` renders every segment of the plan (plan.p
 scene (scenes.py) recorded by its devices (devices.py), writes the WAV files and the
 meta.csv and evaluation_setup/ index files TAU has, and MARKER last. Everything is
 deterministic for a seed: each segment and each recording has its own generator keyed by
-its identity, so the bytes do not depend on thread scheduling.
+its identity, so the bytes do not depend on which worker process (workers.py) renders it.
 """
 import json
 import os
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from tinyasc.data.synth.devices import DEVICE_MODELS, apply_device
 from tinyasc.data.synth.plan import SR, get_preset, make_plan
 from tinyasc.data.synth.scenes import render_source
 from tinyasc.data.tau import DEVICES
+from tinyasc.data.workers import run_tasks
 from tinyasc.errors import DataError
 from tinyasc.fileio import (exclusive_folder, make_parent, progressbar, remove_stale_temporaries, temporary_path,
                             write_error)
@@ -83,18 +83,14 @@ def write_dataset(out, preset="default", seed=0, workers=None, progress=True, ov
     try:
         (tmp / "audio").mkdir(parents=True)
         (tmp / "evaluation_setup").mkdir()
-        workers = workers or os.cpu_count() or 1
+        audio = tmp / "audio"
+
+        def render(i):
+            return _render_segment(segments[i], seed, preset.clip_seconds, audio)
+
         with progressbar(n_files, f"synth {preset.name}", quiet=not progress) as bar:
-            with ThreadPoolExecutor(workers) as pool:
-                futures = [pool.submit(_render_segment, s, seed, preset.clip_seconds,
-                                       tmp / "audio") for s in segments]
-                try:
-                    for fut in as_completed(futures):
-                        bar.update(fut.result())
-                except BaseException:
-                    for fut in futures:
-                        fut.cancel()
-                    raise
+            for files in run_tasks(render, len(segments), workers):
+                bar.update(files)
         _write_index_files(tmp, segments)
         counts = _counts(segments)
         marker = dict(version=SYNTH_VERSION, preset=asdict(preset), seed=seed,
