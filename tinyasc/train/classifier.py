@@ -180,6 +180,7 @@ class Trainer:
         self.history = []
         self.selected = None  # the Min Var Choice
         self.saved = None     # (epoch, step) of the last checkpoint written or restored: the last good one
+        self.tested = None    # (epoch, test probabilities) when the test split was evaluated after the last epoch
 
     # ---------------------------------------------------------- checkpoints
     def state_arrays(self):
@@ -320,7 +321,8 @@ class Trainer:
         # but time (with 1,800 test clips, a third of an epoch's).
         tested = (self.epoch + 1) % config.eval_every == 0 or self.epoch + 1 == config.epochs
         if tested:
-            test = self.evaluate("test")
+            probs = self.predict("test")
+            test = evaluate.device_metrics(probs, self.data.labels("test"), self.data.devices("test"))
             row.update({f"test_{k}": v["accuracy"] for k, v in test.items()})
             row["test_log_loss"] = test["overall"]["log_loss"]
         if self.data.has_validation:  # Min Var chooses an epoch from these: every epoch
@@ -330,6 +332,8 @@ class Trainer:
         self.history.append(row)
         self.epoch += 1
         self.step_in_epoch = 0
+        # the last epoch's test predictions are the report's, unless it reports a Min Var epoch
+        self.tested = (self.epoch, probs) if tested else None
         if config.select == "minvar" and (self.selected is None or row["val_spread"] <= self.selected.spread):
             self.selected = Choice(self.epoch, row["val_spread"])
             self.save(SELECTED)
@@ -340,22 +344,27 @@ class Trainer:
             line += f", test acc {test['overall']['accuracy']:.1f}% ({test['overall']['count']} clips)"
         self.log(f"{line}, {speed:.0f} clips/s")
 
+    def predict(self, split):
+        return evaluate.predict_proba(self.model, self.data.features, self.data.rows(split))
+
     def evaluate(self, split):
-        probs = evaluate.predict_proba(self.model, self.data.features, self.data.rows(split))
-        return evaluate.device_metrics(probs, self.data.labels(split), self.data.devices(split))
+        return evaluate.device_metrics(self.predict(split), self.data.labels(split), self.data.devices(split))
 
     # --------------------------------------------------------------- report
     def report(self):
         """Evaluate the selected model on the test split; write the tables; return the text."""
-        if self.config.select == "minvar" and self.selected is not None:
+        minvar = self.config.select == "minvar" and self.selected is not None
+        if minvar:
             arrays, meta = self.folder.load(self.run_dir / SELECTED)
             check_same_model(meta.get("config"), self.config, self.run_dir / SELECTED)
             load_model_state(self.model, split_prefix(arrays, "model"), self.run_dir / SELECTED)
             which = f"Min Var selection: epoch {self.selected.epoch} (device spread {self.selected.spread:.2f})"
         else:
             which = f"last epoch ({self.epoch})"
-        rows = self.data.rows("test")
-        probs = evaluate.predict_proba(self.model, self.data.features, rows)
+        if not minvar and self.tested is not None and self.tested[0] == self.epoch:
+            probs = self.tested[1]  # this model's, computed at the end of its epoch
+        else:
+            probs = self.predict("test")
         labels = self.data.labels("test")
         table = evaluate.device_metrics(probs, labels, self.data.devices("test"))
         per_class = evaluate.class_accuracy(probs, labels)
