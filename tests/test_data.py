@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinyasc.audio import file_log_mel
-from tinyasc.data import augment, cache, synth, tau
+from tinyasc.data import augment, cache, synth, tau, workers
 from tinyasc.data.training import BatchLoader
 from tinyasc.errors import DataError
 
@@ -354,6 +354,35 @@ def test_cache_builds_then_reuses(small_ds, tmp_path, monkeypatch):
         warnings.simplefilter("error")
         again = cache.load_features(small_ds, tmp_path / "c", progress=False)
     np.testing.assert_array_equal(again.x, fs.x)
+
+
+def test_extract_features_fills_plain_arrays_and_memmaps_alike(small_ds, tmp_path):
+    # a memmap is filled by worker processes through the shared file mapping, an array by threads
+    paths = [small_ds.path(f) for f in small_ds.filenames]
+    plain = np.zeros((len(paths), 256, 1 + int(0.7 * 16000) // 480), np.float32)
+    cache.extract_features(paths, plain, workers=2, progress=False)
+    mapped = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.float32, shape=plain.shape)
+    cache.extract_features(paths, mapped, workers=2, progress=False)
+    np.testing.assert_array_equal(mapped, plain)
+    np.testing.assert_array_equal(plain[-1], file_log_mel(paths[-1]))
+
+
+@pytest.mark.parametrize("processes", [True, False])
+def test_run_tasks_runs_each_task_once_and_passes_errors_on(processes):
+    seen = []
+    workers.run_tasks(lambda i: i * i, 50, workers=2, processes=processes, done=seen.append)
+    assert sorted(seen) == [i * i for i in range(50)]
+    in_order = []
+    workers.run_tasks(lambda i: i, 5, workers=1, done=in_order.append)
+    assert in_order == [0, 1, 2, 3, 4]
+
+    def fails(i):
+        if i == 7:
+            raise DataError(f"task {i} failed")
+        return i
+
+    with pytest.raises(DataError, match="task 7 failed"):
+        workers.run_tasks(fails, 30, workers=2, processes=processes)
 
 
 def test_cache_key_follows_dataset_and_settings(small_ds):

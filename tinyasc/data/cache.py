@@ -169,8 +169,7 @@ def extract_features(paths, out, frontend=DEFAULT_FRONTEND, workers=None, progre
         return 1
 
     with progressbar(len(paths), desc, quiet=not progress) as bar:
-        for done in run_tasks(one, len(paths), workers, processes=shared):
-            bar.update(done)
+        run_tasks(one, len(paths), workers, processes=shared, done=bar.update)
     return len(paths) / max(time.perf_counter() - start, 1e-9)
 
 

@@ -1,15 +1,15 @@
 """Per-file dataset work on every core: forked worker processes.
 
 Not part of the paper's method. Making the synthetic dataset (synth/write.py) and the feature
-cache (cache.py) is per-file NumPy/SciPy work that holds the GIL for most of its time: in
-threads it ran at about one core whatever the number of threads (docs/decisions.md). Forked
-processes run it on all cores. A task's result depends only on its own index (each file has
+cache (cache.py) is per-file NumPy/SciPy work that holds the GIL for much of its time, so
+threads, which share it, could not keep the cores busy (docs/decisions.md); forked processes
+share nothing. A task's result depends only on its own index (each file has
 its own random generator), so the bytes written do not depend on how the tasks are spread.
 
-    for done in run_tasks(task, count, workers):   # task(i) for i in range(count), any order
-        bar.update(done)                           # done: what task(i) returned
+    run_tasks(task, count, workers, done=bar.update)   # task(i) for i in range(count), any order;
+                                                       # bar.update(what task(i) returned)
 
-Fork, not spawn: a forked worker starts in microseconds with everything the parent imported,
+Fork, not spawn: a forked worker starts at once, with everything the parent imported,
 and it receives `task` (a closure is fine) by inheritance, not by pickling; only the task
 indices and the return values cross between processes. Where fork is not the safe default
 (macOS, Windows), the tasks run in threads as before.
@@ -48,24 +48,26 @@ def _worker_chunk(start, stop):
 
 
 def _chunks(count, workers):
-    # a few hundred tasks: enough to keep every worker busy to the end, few enough that
-    # handing them over costs nothing next to the work
-    size = max(1, min(16, count // (8 * workers)))
+    # up to 4 files a chunk: handing a chunk over costs far less than its work, and Ctrl-C
+    # waits only for the chunks already handed over (two per worker)
+    size = max(1, min(4, count // (8 * workers)))
     return [(start, min(start + size, count)) for start in range(0, count, size)]
 
 
-def run_tasks(task, count, workers=None, processes=True):
-    """Run task(0) ... task(count - 1) on `workers` processes (default: one per core); yield
-    their return values as they finish, in no particular order.
+def run_tasks(task, count, workers=None, processes=True, done=None):
+    """Run task(0) ... task(count - 1) on `workers` processes (default: one per core), in no
+    particular order; done(value) is called here with each task's return value as it finishes.
 
     processes=False, or a platform without a safe fork, uses threads instead (for tasks whose
     effects would not reach the parent from another process); workers=1 runs them here, in
-    order. An exception in a task is raised here; the tasks not yet started are cancelled.
+    order. An exception in a task, or Ctrl-C, is raised here once the tasks already running have
+    finished; the others never start.
     """
+    done = done or (lambda value: None)
     workers = max(1, min(workers or default_workers(), count))
     if workers == 1:
         for i in range(count):
-            yield task(i)
+            done(task(i))
         return
     if processes and can_fork():
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
@@ -77,6 +79,7 @@ def run_tasks(task, count, workers=None, processes=True):
     try:
         futures = [submit(start, stop) for start, stop in _chunks(count, workers)]
         for fut in as_completed(futures):
-            yield from fut.result()
+            for value in fut.result():
+                done(value)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

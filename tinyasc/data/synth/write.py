@@ -89,8 +89,7 @@ def write_dataset(out, preset="default", seed=0, workers=None, progress=True, ov
             return _render_segment(segments[i], seed, preset.clip_seconds, audio)
 
         with progressbar(n_files, f"synth {preset.name}", quiet=not progress) as bar:
-            for files in run_tasks(render, len(segments), workers):
-                bar.update(files)
+            run_tasks(render, len(segments), workers, done=bar.update)
         _write_index_files(tmp, segments)
         counts = _counts(segments)
         marker = dict(version=SYNTH_VERSION, preset=asdict(preset), seed=seed,
