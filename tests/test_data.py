@@ -3,6 +3,8 @@ determinism, atomicity), feature cache (reuse, atomicity, rebuilds), augmentatio
 batch loader."""
 import hashlib
 import os
+import subprocess
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -383,6 +385,24 @@ def test_run_tasks_runs_each_task_once_and_passes_errors_on(processes):
 
     with pytest.raises(DataError, match="task 7 failed"):
         workers.run_tasks(fails, 30, workers=2, processes=processes)
+
+
+def test_run_tasks_forks_only_before_numba_starts_its_threads():
+    """A fresh process (as the command line is when it makes a dataset) forks workers; a process
+    whose parallel kernels have run has pool threads, and gets threads instead."""
+    code = ("from tinyasc.data import workers\n"
+            "assert workers.can_fork()\n"
+            "out = []\n"
+            "workers.run_tasks(lambda i: (i * i, __import__('os').getpid()), 24, workers=2, done=out.append)\n"
+            "assert sorted(v for v, _ in out) == [i * i for i in range(24)]\n"
+            "assert __import__('os').getpid() not in {pid for _, pid in out}\n"
+            "print('forked')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.stdout.strip() == "forked", result.stderr[-2000:]
+    from tinyasc import Tensor
+    from tinyasc.models import BCResNetMod
+    BCResNetMod(c=2)(Tensor(np.zeros((2, 1, 256, 20), np.float32)))  # parallel kernels: the pool is up
+    assert not workers.can_fork()
 
 
 def test_cache_key_follows_dataset_and_settings(small_ds):

@@ -32,6 +32,15 @@ def default_workers():
 
 
 def can_fork():
+    """Fork is safe here: Linux, and this process has not started Numba's thread pool yet.
+
+    The command line makes its dataset and features before any kernel runs; a process that
+    has run parallel kernels already (a notebook, the test suite) has idle pool threads, and
+    forking a multi-threaded process is what POSIX leaves undefined, so it gets threads.
+    """
+    parallel = sys.modules.get("numba.np.ufunc.parallel")
+    if parallel is not None and getattr(parallel, "_is_initialized", False):
+        return False
     return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
 
