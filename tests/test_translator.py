@@ -417,15 +417,15 @@ def test_experiment_refuses_its_translator_folder_when_made_with_other_data(tiny
 
 
 def test_a_run_folder_is_matched_by_its_settings_and_the_translator_folder(tmp_path, monkeypatch):
-    from tinyasc.train.experiment import _check_same_config
+    from tinyasc.train.runs import check_same_config
     monkeypatch.chdir(tmp_path)
     (tmp_path / "run").mkdir()
     config = TrainConfig(width=4, epochs=3, translator="exp/translator")
     saved = json.loads(config.to_json())
     del saved["per_channel"]  # a setting added later: the saved run had its default
     (tmp_path / "run" / "config.json").write_text(json.dumps(saved))
-    _check_same_config(tmp_path / "run", TrainConfig(width=4, epochs=3, translator=str(tmp_path / "exp/translator")))
+    check_same_config(tmp_path / "run", TrainConfig(width=4, epochs=3, translator=str(tmp_path / "exp/translator")))
     with pytest.raises(TinyAscError, match="translator: 'exp/translator' there"):
-        _check_same_config(tmp_path / "run", TrainConfig(width=4, epochs=3, translator="other"))
+        check_same_config(tmp_path / "run", TrainConfig(width=4, epochs=3, translator="other"))
     with pytest.raises(TinyAscError, match="epochs: 3 there, 4 now"):
-        _check_same_config(tmp_path / "run", TrainConfig(width=4, epochs=4, translator="exp/translator"))
+        check_same_config(tmp_path / "run", TrainConfig(width=4, epochs=4, translator="exp/translator"))

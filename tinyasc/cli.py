@@ -62,7 +62,7 @@ def config_option(config_class, name, **overrides):
     if "choices" in meta:  # as text: click before 8.2 compares choices with the text typed
         kind = click.Choice([str(c) for c in meta["choices"]])
         default = None if default is None else str(default)
-    if "by_arch" in meta:
+    if "by_arch" in meta and "default" not in overrides:
         default = None  # resolved once --arch is known
         if "help" not in overrides:
             text += " Default by --arch: " + ", ".join(f"{v} ({a})" for a, v in meta["by_arch"].items()) + "."
@@ -193,36 +193,16 @@ def compress(runs, prune, bits, per_channel, teacher, epochs, lr, out_dir, quiet
     Several RUNS (two seeds in Table 3) are fine-tuned one by one and stored as an ensemble.
     Re-running the same command resumes an interrupted fine-tuning.
     """
-    import json
     from pathlib import Path
 
-    from tinyasc.compress import save_compressed
-    from tinyasc.fileio import atomic_write_text
-    from tinyasc.train.classifier import train as run_training
-    from tinyasc.train.config import load_run_config
-    from tinyasc.train.classifier import load_run
+    from tinyasc.train.table3 import MODEL_FILE, compress_runs
 
-    bits, out, models = int(bits), Path(out_dir), []
-    for i, run in enumerate(runs):
-        base = load_run_config(run)
-        if base.arch != "bcresnet-mod":
-            raise TinyAscError(f"{run}: tinyasc compress exports BC-ResNet-Mod; this run is --arch {base.arch}")
-        config = dataclasses.replace(base, init_from=str(run), prune=prune, bits=bits, per_channel=per_channel,
-                                     teacher=",".join(teacher), epochs=epochs, lr=lr or base.lr / 10,
-                                     warmup_epochs=0.0).validate()
-        run_dir = out / f"finetune-{i}"
-        resume = (run_dir / "checkpoint.npz").is_file()
-        click.echo(f"fine-tuning {run} in {run_dir}" + (" (resuming)" if resume else ""))
-        text, _ = run_training(config, run_dir, resume=resume, log=click.echo, progress=not quiet)
-        if text is None:
-            sys.exit(130)
-        click.echo(text)
-        models.append(load_run(run_dir)[1])
-    summary = save_compressed(out / "model.npz", models, bits, per_channel, prune,
-                              config=json.loads(config.to_json()))
-    atomic_write_text(out / "size.txt", summary.text() + "\n")
+    summary = compress_runs(runs, out_dir, prune, int(bits), per_channel, teacher, epochs, lr, log=click.echo,
+                            progress=not quiet)
+    if summary is None:
+        sys.exit(130)
     click.echo(summary.text())
-    click.echo(f"evaluate it with: tinyasc evaluate {out / 'model.npz'}")
+    click.echo(f"evaluate it with: tinyasc evaluate {Path(out_dir) / MODEL_FILE}")
 
 
 @main.command()
@@ -344,7 +324,6 @@ def translator_evaluate(run):
 @friendly_errors
 def experiment(data, preset, rows, arch, width, norms, translator, seeds, epochs, batch_size, out_dir, quiet):
     """Run rows of Table 2 over several seeds and print the table (also table.md / table.csv)."""
-    from tinyasc.checks import check_seed
     from tinyasc.train.experiment import parse_rows, run_experiment
 
     if rows is not None and norms is not None:
@@ -358,14 +337,7 @@ def experiment(data, preset, rows, arch, width, norms, translator, seeds, epochs
     if translator is not None and not any(r.translator for r in row_list):
         raise TinyAscError("--translator is used only by '+translator' rows, and none was asked for; "
                            "add one (e.g. --rows resnorm,resnorm+translator) or drop --translator")
-    try:
-        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-    except ValueError:
-        raise TinyAscError(f"--seeds must be comma-separated integers, got {seeds!r}") from None
-    if not seed_list:
-        raise TinyAscError("--seeds is empty; pass e.g. --seeds 0,1,2")
-    for s in seed_list:
-        check_seed(s, "--seeds")
+    seed_list = _seed_list(seeds)
     config = TrainConfig(data=data, preset=preset, arch=row_list[0].arch, width=row_list[0].width,
                          norm=DEFAULT_NORM[row_list[0].arch], epochs=epochs, batch_size=batch_size).validate()
     _, text = run_experiment(config, row_list, seed_list, out_dir, log=click.echo, progress=not quiet,
@@ -374,6 +346,71 @@ def experiment(data, preset, rows, arch, width, norms, translator, seeds, epochs
         click.echo("experiment interrupted; run the same command again to continue where it stopped")
         sys.exit(130)
     click.echo(text)
+
+
+@main.command()
+@config_option(TrainConfig, "data", help="Dataset root. Default: the embedded synthetic dataset.")
+@config_option(TrainConfig, "preset")
+@config_option(TrainConfig, "width", default=80, help="c of the teacher and the students (the paper: 80).")
+@click.option("--teacher", type=click.Path(), default=None,
+              help="A finished run to distil from (e.g. tinyasc experiment's ResNorm row at c=80). Default: train "
+                   "one in OUT/teacher.")
+@click.option("--teacher-epochs", type=int, default=300, show_default=True,
+              help="Epochs of the teacher trained here (the paper's best: 300).")
+@click.option("--teacher-warmup", type=float, default=10.0, show_default=True,
+              help="Warm-up epochs of the teacher trained here (the paper: 10 of 300).")
+@click.option("--seeds", default="1,2", show_default=True,
+              help="Seeds of the distilled students, one model of the ensemble each (Table 3: two).")
+@config_option(TrainConfig, "epochs", help="Training epochs of each student (the paper: 100).")
+@config_option(TrainConfig, "batch_size")
+@click.option("--finetune-epochs", type=int, default=10, show_default=True,
+              help="Fine-tuning epochs after pruning, with the masks held, QAT and the teacher.")
+@click.option("--out", "out_dir", type=click.Path(), default="runs/table3", show_default=True,
+              help="Folder of every step; finished steps in it are read back, an interrupted one resumed.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@friendly_errors
+def table3(data, preset, width, teacher, teacher_epochs, teacher_warmup, seeds, epochs, batch_size, finetune_epochs,
+           out_dir, quiet):
+    """Table 3 end to end: teacher, distilled students, the compressed submissions (paper 2.4).
+
+    Model 1: the students pruned 89%, 8-bit QAT convs, the rest in half precision, ensembled.
+    Model 4: the first student pruned 84%, all half precision. Writes table3.md/.csv/.json
+    (accuracy per device before and after compression, size, parameters, MMACs), the DCASE
+    submission file of model 1 on the test split and model 1 in ONNX.
+    """
+    from tinyasc.checks import check_int
+    from tinyasc.train.table3 import run_table3
+
+    check_int(teacher_epochs, "--teacher-epochs", 1, 100_000)
+    check_int(finetune_epochs, "--finetune-epochs", 1, 100_000)
+    if not 0 <= teacher_warmup <= teacher_epochs:
+        raise TinyAscError(f"--teacher-warmup must be between 0 and --teacher-epochs ({teacher_epochs}), "
+                           f"got {teacher_warmup}")
+    config = TrainConfig(data=data, preset=preset, width=width, epochs=epochs, batch_size=batch_size).validate()
+    text = run_table3(config, out_dir, _seed_list(seeds), teacher=teacher, teacher_epochs=teacher_epochs,
+                      teacher_warmup=teacher_warmup, finetune_epochs=finetune_epochs, log=click.echo,
+                      progress=not quiet)
+    if text is None:
+        click.echo("interrupted; run the same command again to continue where it stopped")
+        sys.exit(130)
+    click.echo(text)
+
+
+def _seed_list(text):
+    """Comma-separated seeds of --seeds, checked."""
+    from tinyasc.checks import check_seed
+
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise TinyAscError(f"--seeds must be comma-separated integers, got {text!r}") from None
+    if not seeds:
+        raise TinyAscError("--seeds is empty; pass e.g. --seeds 0,1,2")
+    if len(set(seeds)) < len(seeds):
+        raise TinyAscError(f"--seeds names a seed twice: {text!r}")
+    for s in seeds:
+        check_seed(s, "--seeds")
+    return seeds
 
 
 @main.command()

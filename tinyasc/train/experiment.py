@@ -14,7 +14,7 @@ long experiment can be read (and its small outputs kept) while it is still runni
 import csv
 import io
 import json
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +25,9 @@ from tinyasc.models.bcresnet import INPUT_NORMS
 from tinyasc.models.bcresnet_mod import NORMS
 from tinyasc.train import classifier
 from tinyasc.fileio import atomic_write_text
-from tinyasc.run.checkpoint import load_checkpoint
 from tinyasc.run.folder import StopFlag
-from tinyasc.train.config import DEFAULT_WIDTH, read_json_object
+from tinyasc.train.config import DEFAULT_WIDTH
+from tinyasc.train.runs import check_same_config, finished, read_device_table
 from tinyasc.data.training import TrainingData
 from tinyasc.translator.config import TranslatorConfig
 from tinyasc.translator.load import CHECKPOINT as TRANSLATOR_CHECKPOINT
@@ -132,55 +132,6 @@ def run_folder(out_dir, row, seed):
     return Path(out_dir) / f"{row.key}-seed{seed}"
 
 
-def _check_same_config(run_dir, config):
-    """A run (or translator) folder found in the experiment folder must be the one this experiment asks for."""
-    saved_path = Path(run_dir) / "config.json"
-    if not saved_path.is_file():
-        return
-    saved = read_json_object(saved_path, "settings", "use another --out or delete that folder")
-    wanted = json.loads(config.to_json())
-    defaults = {f.name: f.default for f in fields(type(config))}
-    # A setting added after the run was made is missing there: it ran with the default.
-    different = sorted(k for k in wanted if not _same_setting(k, saved.get(k, defaults.get(k)), wanted[k]))
-    if different:
-        detail = ", ".join(f"{k}: {saved.get(k)!r} there, {wanted[k]!r} now" for k in different)
-        raise TinyAscError(f"{run_dir} holds a run with other settings ({detail}); "
-                           "use another --out or delete that folder")
-
-
-def _same_setting(key, saved, wanted):
-    if key == "translator" and saved and wanted:  # one folder, however the path was written
-        return Path(saved).resolve() == Path(wanted).resolve()
-    return saved == wanted
-
-
-def _finished(run_dir, epochs):
-    """True if the run trained all its epochs and wrote its device table.
-
-    The checkpoint says so where there is one. A folder of a finished run may also hold only
-    its small outputs (config.json, metrics.csv, device_table.csv: what is kept in git, while
-    checkpoints are not), and then metrics.csv's last epoch says so; such a folder is read
-    back, never resumed."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "device_table.csv").is_file():
-        return False
-    path = run_dir / classifier.CHECKPOINT
-    if path.is_file():
-        _, meta = load_checkpoint(path)
-        return meta["epoch"] >= epochs
-    metrics = run_dir / "metrics.csv"
-    if not metrics.is_file():
-        return False
-    with open(metrics, newline="") as f:
-        epochs_done = [row.get("epoch", "") for row in csv.DictReader(f)]
-    return bool(epochs_done) and epochs_done[-1].isdigit() and int(epochs_done[-1]) >= epochs
-
-
-def _read_device_table(run_dir):
-    with open(Path(run_dir) / "device_table.csv", newline="") as f:
-        return {row["device"]: float(row["accuracy"]) for row in csv.DictReader(f)}
-
-
 def default_translator_config(base_config):
     return TranslatorConfig(data=base_config.data, preset=base_config.preset)
 
@@ -193,7 +144,7 @@ def ensure_translator(base_config, out_dir, translator, log, progress):
         return str(translator)
     folder = Path(out_dir) / "translator"
     config = default_translator_config(base_config)
-    _check_same_config(folder, config)  # a translator of other data or settings must not be reused
+    check_same_config(folder, config)  # a translator of other data or settings must not be reused
     if (folder / TRANSLATOR_CHECKPOINT).is_file():
         _, _, _, _, meta = load_translator(folder)
         if meta["epoch"] >= meta["config"]["epochs"]:
@@ -245,9 +196,9 @@ def run_experiment(base_config, rows, seeds, out_dir, log=print, progress=True, 
     for row, seed in order:  # runs finished earlier count from the start
         run_dir = run_folder(out_dir, row, seed)
         config = config_of(row, seed)
-        _check_same_config(run_dir, config)
-        if _finished(run_dir, config.epochs):
-            results[(row.key, seed)] = _read_device_table(run_dir)
+        check_same_config(run_dir, config)
+        if finished(run_dir, config.epochs):
+            results[(row.key, seed)] = read_device_table(run_dir)
     if results:
         log(f"{len(results)} of {len(order)} runs already finished in {out_dir}")
     for row, seed in order:
@@ -264,7 +215,7 @@ def run_experiment(base_config, rows, seeds, out_dir, log=print, progress=True, 
                                    data=data)
         if text is None:  # Ctrl-C: the run saved its checkpoint; the same command resumes it
             return None, None
-        results[(row.key, seed)] = _read_device_table(run_dir)
+        results[(row.key, seed)] = read_device_table(run_dir)
         write_tables(out_dir, rows, seeds, results, base_config, translator_dir)
     return write_tables(out_dir, rows, seeds, results, base_config, translator_dir)
 

@@ -52,11 +52,19 @@ def _audio_files(paths):
 
 
 def predict_files(run, paths, out_file, batch_size=32, log=print, progress=True):
+    """`tinyasc predict`: the DCASE submission file of a run (or compressed model) for audio files
+    or folders of .wav files; returns the number of clips."""
     if Path(out_file).is_dir():
         raise TinyAscError(f"--out {out_file} is a folder; name the submission file to write, "
                            f"e.g. {Path(out_file) / 'submission.tsv'}")
     config, model = load_run(run)
-    files = _audio_files(paths)
+    probs = write_submission(config, model, _audio_files(paths), out_file, batch_size, progress)
+    return len(probs)
+
+
+def write_submission(config, model, files, out_file, batch_size=32, progress=True):
+    """Read and classify the audio `files` ((path, name in the file) pairs) with the front end of
+    training, write the submission file and return the N x 10 probabilities."""
     names, probs = [], []
     with progressbar(len(files), "predict", quiet=not progress) as bar:
         for start in range(0, len(files), batch_size):
@@ -72,6 +80,6 @@ def predict_files(run, paths, out_file, batch_size=32, log=print, progress=True)
                 probs.append(evaluate.predict_proba(model, np.stack(feats)))
             names.extend(name for _, name in chunk)
             bar.update(len(chunk))
-    probs = np.concatenate(probs)
+    probs = np.concatenate(probs) if probs else np.zeros((0, model.num_classes), np.float32)
     atomic_write_text(out_file, evaluate.submission_tsv(names, probs))
-    return len(names)
+    return probs

@@ -1,0 +1,68 @@
+"""What every command that trains several runs into one folder shares (tinyasc experiment,
+tinyasc table3, tinyasc compress): is a run folder found there the one asked for, has it
+finished, and its per-device table."""
+import csv
+import json
+from dataclasses import fields
+from pathlib import Path
+
+from tinyasc.errors import TinyAscError
+from tinyasc.run.checkpoint import load_checkpoint
+from tinyasc.train import classifier
+from tinyasc.train.config import read_json_object
+
+
+def check_same_config(run_dir, config):
+    """A run (or translator) folder found in an output folder must hold the settings asked for now."""
+    saved_path = Path(run_dir) / "config.json"
+    if not saved_path.is_file():
+        return
+    saved = read_json_object(saved_path, "settings", "use another --out or delete that folder")
+    wanted = json.loads(config.to_json())
+    defaults = {f.name: f.default for f in fields(type(config))}
+    # A setting added after the run was made is missing there: it ran with the default.
+    different = sorted(k for k in wanted if not _same_setting(k, saved.get(k, defaults.get(k)), wanted[k]))
+    if different:
+        detail = ", ".join(f"{k}: {saved.get(k)!r} there, {wanted[k]!r} now" for k in different)
+        raise TinyAscError(f"{run_dir} holds a run with other settings ({detail}); "
+                           "use another --out or delete that folder")
+
+
+PATH_SETTINGS = ("translator", "teacher", "init_from")  # folders, comma-separated for teachers
+
+
+def _same_setting(key, saved, wanted):
+    if key in PATH_SETTINGS and saved and wanted:  # the same folders, however the paths were written
+        return _folders(saved) == _folders(wanted)
+    return saved == wanted
+
+
+def _folders(text):
+    return [Path(p).resolve() for p in str(text).split(",") if p]
+
+
+def finished(run_dir, epochs):
+    """True if the run trained all its epochs and wrote its device table.
+
+    The checkpoint says so where there is one. A folder of a finished run may also hold only
+    its small outputs (config.json, metrics.csv, device_table.csv: what is kept in git, while
+    checkpoints are not), and then metrics.csv's last epoch says so; such a folder is read
+    back, never resumed."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "device_table.csv").is_file():
+        return False
+    path = run_dir / classifier.CHECKPOINT
+    if path.is_file():
+        _, meta = load_checkpoint(path)
+        return meta["epoch"] >= epochs
+    metrics = run_dir / "metrics.csv"
+    if not metrics.is_file():
+        return False
+    with open(metrics, newline="") as f:
+        epochs_done = [row.get("epoch", "") for row in csv.DictReader(f)]
+    return bool(epochs_done) and epochs_done[-1].isdigit() and int(epochs_done[-1]) >= epochs
+
+
+def read_device_table(run_dir):
+    with open(Path(run_dir) / "device_table.csv", newline="") as f:
+        return {row["device"]: float(row["accuracy"]) for row in csv.DictReader(f)}
