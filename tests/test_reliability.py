@@ -529,20 +529,43 @@ def test_predict_refuses_names_that_would_break_the_submission_file(env, tmp_pat
 
 # ----------------------------------------------------------------------- 9. small ones
 
+class _Terminal(io.StringIO):
+    """stderr as a terminal: where tinyasc draws its progress bars."""
+
+    def isatty(self):
+        return True
+
+
 def test_quiet_means_no_progress_bars(tmp_path, monkeypatch):
-    monkeypatch.setenv("TINYASC_HOME", str(tmp_path / "home"))  # first use: synth and features both run
-    runner = CliRunner()
-    run = tmp_path / "run"
-    result = runner.invoke(main, ["train", "--preset", "tiny", "--model-width", "2", "--epochs", "1",
-                                  "--batch-size", "8", "--out", str(run), "--quiet"])
-    assert result.exit_code == 0, result.output
-    assert "%|" not in result.output
-    shutil.rmtree(tmp_path / "home" / "features")  # evaluate computes them again
-    result = runner.invoke(main, ["evaluate", str(run), "--quiet"])
-    assert result.exit_code == 0 and "%|" not in result.output, result.output
-    audio = synth.default_dataset_path("tiny", 0) / "audio"
-    result = runner.invoke(main, ["predict", str(run), str(audio), "--out", str(tmp_path / "s.tsv"), "--quiet"])
-    assert result.exit_code == 0 and "%|" not in result.output, result.output
+    """Every bar of train (dataset, features, epochs), evaluate and predict is drawn on a terminal,
+    and --quiet silences each of them."""
+    import types
+
+    from tinyasc import fileio
+
+    def run(args):
+        terminal = _Terminal()
+        monkeypatch.setattr(fileio, "sys", types.SimpleNamespace(stderr=terminal))  # the bars' stderr
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        return terminal.getvalue()
+
+    monkeypatch.setenv("TINYASC_PROGRESS", "1")
+    for quiet in ([], ["--quiet"]):
+        home = tmp_path / f"home{len(quiet)}"
+        monkeypatch.setenv("TINYASC_HOME", str(home))  # first use: synth and features both run
+        audio = synth.default_dataset_path("tiny", 0) / "audio"
+        run_dir = tmp_path / f"run{len(quiet)}"
+        drawn = [run(["train", "--preset", "tiny", "--model-width", "2", "--epochs", "1", "--batch-size", "8",
+                      "--out", str(run_dir)] + quiet)]
+        shutil.rmtree(home / "features")  # evaluate computes them again
+        drawn.append(run(["evaluate", str(run_dir)] + quiet))
+        drawn.append(run(["predict", str(run_dir), str(audio), "--out", str(tmp_path / f"s{len(quiet)}.tsv")] + quiet))
+        if quiet:
+            assert drawn == ["", "", ""]
+        else:
+            assert all(labels in text for labels, text in zip((("synth", "features", "epoch 1"), ("features",),
+                                                                ("predict",)), drawn) for labels in labels)
 
 
 def test_a_large_val_fraction_asks_to_lower_it(home, tmp_path):
