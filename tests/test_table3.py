@@ -2,13 +2,14 @@
 and the checks that stop a wrong folder before hours of training."""
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from tinyasc.cli import main
-from tinyasc.compress import Ensemble, load_compressed
+from tinyasc.compress import Ensemble, load_compressed, model_size
 from tinyasc.data import synth
 from tinyasc.data.tau import SCENES
 
@@ -19,7 +20,7 @@ def table3_run(tmp_path_factory):
     root = home / "tiny"
     synth.write_dataset(root, preset="tiny", seed=0, progress=False)
     out = tmp_path_factory.mktemp("table3") / "out"
-    args = ["table3", "--data", str(root), "--model-width", "4", "--teacher-epochs", "2", "--teacher-warmup", "1",
+    args = ["table3", "--data", str(root), "--model-width", "4", "--teacher-epochs", "2", "--warmup-epochs", "1",
             "--epochs", "1", "--finetune-epochs", "1", "--batch-size", "8", "--seeds", "1,2", "--out", str(out),
             "--quiet"]
     env = {"TINYASC_HOME": str(home)}
@@ -62,7 +63,12 @@ def test_the_compressed_models_are_table_3s(table3_run):
     assert int(rows["model1"]["parameters"]) == int(rows["students"]["parameters"])
     assert int(rows["model1"]["nonzero"]) < 0.5 * int(rows["model1"]["parameters"])
     assert float(rows["model1"]["size_kb"]) < float(rows["students"]["size_kb"]) / 4
+    assert float(rows["students"]["size_kb"]) == pytest.approx(4 * int(rows["students"]["parameters"]) / 1024, abs=0.01)
+    assert float(rows["model1"]["size_kb"]) == pytest.approx(model_size(list(model1.members), conv_bits=8).kib, abs=0.01)
+    assert float(rows["model4"]["size_kb"]) == pytest.approx(model_size(model4, conv_bits=16).kib, abs=0.01)
+    assert int(rows["model4"]["parameters"]) == int(rows["student-seed1"]["parameters"])
     assert float(rows["students"]["mmacs"]) == pytest.approx(2 * float(rows["student-seed1"]["mmacs"]), rel=1e-3)
+    assert rows["model1"]["mmacs"] == rows["students"]["mmacs"] and rows["model4"]["mmacs"] == rows["teacher"]["mmacs"]
 
 
 def test_the_submission_file_agrees_with_the_table(table3_run):
@@ -80,8 +86,7 @@ def test_the_submission_file_agrees_with_the_table(table3_run):
     assert accuracy == pytest.approx(float(_table(out)["model1"]["overall"]), abs=0.01)
     checks = json.loads((out / "table3.json").read_text())["checks"]
     assert checks["submission_accuracy"] == pytest.approx(accuracy)
-    if checks["onnx"] is not None:
-        assert checks["onnx"]["max_abs_difference"] <= 1e-3 and (out / "model1.onnx").is_file()
+    assert checks["onnx"]["max_abs_difference"] <= 1e-3 and (out / "model1.onnx").is_file()   # onnx: a test extra
 
 
 def test_a_second_call_trains_nothing_and_gives_the_same_table(table3_run):
@@ -90,7 +95,7 @@ def test_a_second_call_trains_nothing_and_gives_the_same_table(table3_run):
     result = CliRunner().invoke(main, args, env=env)
     assert result.exit_code == 0, result.output
     assert "training" not in result.output and "fine-tuning" not in result.output
-    assert result.output.count("finished in") == 5
+    assert result.output.count("finished in") == 3 and result.output.count("fine-tuned before in") == 3
     assert (out / "table3.csv").read_text() == before
 
 
@@ -103,12 +108,38 @@ def test_other_settings_in_the_folder_stop_before_any_work(table3_run):
     assert "Traceback" not in result.output and "split" not in result.output  # before the data is loaded
 
 
-def test_a_given_teacher_must_be_a_finished_run(table3_run, tmp_path):
+def test_a_step_of_other_students_is_not_reused(table3_run):
     _, out, args, env, _ = table3_run
-    result = CliRunner().invoke(main, args[:-3] + ["--teacher", str(tmp_path), "--out", str(tmp_path / "o"),
-                                                   "--quiet"], env=env)
-    assert result.exit_code == 1 and f"{tmp_path}: no config.json here" in result.output
-    for bad, message in ((["--seeds", "1,1"], "names a seed twice"), (["--teacher-warmup", "5"], "--teacher-warmup"),
+    swapped = [("2,1" if a == "1,2" else a) for a in args]  # model 4 would now be seed 2's
+    result = CliRunner().invoke(main, swapped, env=env)
+    assert result.exit_code == 1 and "model1/finetune-0 holds a run with other settings (init_from:" in result.output
+
+
+def test_a_given_teacher_must_be_a_finished_run_of_the_same_data(table3_run, tmp_path):
+    root, out, args, env, _ = table3_run
+    base = args[:-3] + ["--out", str(tmp_path / "o"), "--quiet"]
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    result = CliRunner().invoke(main, base + ["--teacher", str(teacher)], env=env)
+    assert result.exit_code == 1 and f"{teacher}: no config.json here" in result.output
+    shutil.copy(out / "teacher" / "config.json", teacher)
+    result = CliRunner().invoke(main, base + ["--teacher", str(teacher)], env=env)
+    assert result.exit_code == 1 and "not a finished run" in result.output
+    for name in ("metrics.csv", "device_table.csv"):  # what git keeps of a finished run: no weights
+        shutil.copy(out / "teacher" / name, teacher)
+    result = CliRunner().invoke(main, base + ["--teacher", str(teacher)], env=env)
+    assert result.exit_code == 1 and "checkpoint.npz is gone" in result.output
+    shutil.copy(out / "teacher" / "checkpoint.npz", teacher)
+    other_data = [a for a in base if a not in ("--data", str(root))] + ["--preset", "tiny"]
+    result = CliRunner().invoke(main, other_data + ["--teacher", str(teacher)], env=env)
+    assert result.exit_code == 1 and "not on the tiny preset as the students would be" in result.output
+    assert not (tmp_path / "o").exists()  # every refusal came before any work
+
+
+def test_bad_options_are_one_line(table3_run):
+    _, _, args, env, _ = table3_run
+    for bad, message in ((["--seeds", "1,1"], "names a seed twice"), (["--seeds", "3"], "ensembles two students"),
+                         (["--teacher-epochs", "1", "--warmup-epochs", "1.5"], "--warmup-epochs"),
                          (["--finetune-epochs", "0"], "--finetune-epochs")):
         result = CliRunner().invoke(main, args + bad, env=env)
-        assert result.exit_code == 1 and message in result.output, result.output
+        assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output, result.output

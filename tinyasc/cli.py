@@ -195,7 +195,7 @@ def compress(runs, prune, bits, per_channel, teacher, epochs, lr, out_dir, quiet
     """
     from pathlib import Path
 
-    from tinyasc.train.table3 import MODEL_FILE, compress_runs
+    from tinyasc.train.finetune import MODEL_FILE, compress_runs
 
     summary = compress_runs(runs, out_dir, prune, int(bits), per_channel, teacher, epochs, lr, log=click.echo,
                             progress=not quiet)
@@ -357,11 +357,11 @@ def experiment(data, preset, rows, arch, width, norms, translator, seeds, epochs
                    "one in OUT/teacher.")
 @click.option("--teacher-epochs", type=int, default=300, show_default=True,
               help="Epochs of the teacher trained here (the paper's best: 300).")
-@click.option("--teacher-warmup", type=float, default=10.0, show_default=True,
-              help="Warm-up epochs of the teacher trained here (the paper: 10 of 300).")
 @click.option("--seeds", default="1,2", show_default=True,
-              help="Seeds of the distilled students, one model of the ensemble each (Table 3: two).")
-@config_option(TrainConfig, "epochs", help="Training epochs of each student (the paper: 100).")
+              help="Seeds of the distilled students, one model of model 1's ensemble each (Table 3: two).")
+@config_option(TrainConfig, "epochs", default=300, help="Epochs of each student (the paper's KD row: 300).")
+@config_option(TrainConfig, "warmup_epochs", default=10.0,
+               help="Linear warm-up epochs of the teacher and the students (the paper: 10 of 300).")
 @config_option(TrainConfig, "batch_size")
 @click.option("--finetune-epochs", type=int, default=10, show_default=True,
               help="Fine-tuning epochs after pruning, with the masks held, QAT and the teacher.")
@@ -369,27 +369,28 @@ def experiment(data, preset, rows, arch, width, norms, translator, seeds, epochs
               help="Folder of every step; finished steps in it are read back, an interrupted one resumed.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
-def table3(data, preset, width, teacher, teacher_epochs, teacher_warmup, seeds, epochs, batch_size, finetune_epochs,
+def table3(data, preset, width, teacher, teacher_epochs, seeds, epochs, warmup_epochs, batch_size, finetune_epochs,
            out_dir, quiet):
     """Table 3 end to end: teacher, distilled students, the compressed submissions (paper 2.4).
 
     Model 1: the students pruned 89%, 8-bit QAT convs, the rest in half precision, ensembled.
     Model 4: the first student pruned 84%, all half precision. Writes table3.md/.csv/.json
     (accuracy per device before and after compression, size, parameters, MMACs), the DCASE
-    submission file of model 1 on the test split and model 1 in ONNX.
+    submission file of model 1 on the test split and model 1 in ONNX. Paths are kept as given:
+    run it again from the same folder.
     """
     from tinyasc.checks import check_int
     from tinyasc.train.table3 import run_table3
 
     check_int(teacher_epochs, "--teacher-epochs", 1, 100_000)
     check_int(finetune_epochs, "--finetune-epochs", 1, 100_000)
-    if not 0 <= teacher_warmup <= teacher_epochs:
-        raise TinyAscError(f"--teacher-warmup must be between 0 and --teacher-epochs ({teacher_epochs}), "
-                           f"got {teacher_warmup}")
-    config = TrainConfig(data=data, preset=preset, width=width, epochs=epochs, batch_size=batch_size).validate()
+    config = TrainConfig(data=data, preset=preset, width=width, epochs=epochs, warmup_epochs=warmup_epochs,
+                         batch_size=batch_size).validate()
+    if warmup_epochs > min(epochs, teacher_epochs):
+        raise TinyAscError(f"--warmup-epochs {warmup_epochs:g} is longer than the training "
+                           f"(--epochs {epochs}, --teacher-epochs {teacher_epochs})")
     text = run_table3(config, out_dir, _seed_list(seeds), teacher=teacher, teacher_epochs=teacher_epochs,
-                      teacher_warmup=teacher_warmup, finetune_epochs=finetune_epochs, log=click.echo,
-                      progress=not quiet)
+                      finetune_epochs=finetune_epochs, log=click.echo, progress=not quiet)
     if text is None:
         click.echo("interrupted; run the same command again to continue where it stopped")
         sys.exit(130)

@@ -66,3 +66,11 @@ def finished(run_dir, epochs):
 def read_device_table(run_dir):
     with open(Path(run_dir) / "device_table.csv", newline="") as f:
         return {row["device"]: float(row["accuracy"]) for row in csv.DictReader(f)}
+
+
+def require_checkpoint(run_dir):
+    """A finished run whose weights are needed must still have them (git keeps only the small
+    outputs of a run, never its checkpoint)."""
+    if not (Path(run_dir) / classifier.CHECKPOINT).is_file():
+        raise TinyAscError(f"{run_dir}: finished, but its {classifier.CHECKPOINT} is gone and its weights are "
+                           "needed here; restore the file, or delete the folder to train it again")
