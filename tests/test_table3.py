@@ -44,6 +44,7 @@ def test_every_step_writes_its_outputs(table3_run):
     rows = _table(out)
     assert list(rows) == ["teacher", "student-seed1", "student-seed2", "students", "model1", "model4"]
     assert "| model 1" in (out / "table3.md").read_text() and "| model 1" in output
+    assert (out / "table3_devices.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"   # matplotlib: a test extra
 
 
 def test_the_compressed_models_are_table_3s(table3_run):

@@ -15,7 +15,8 @@ finished one is read back, never trained again:
   model4/               the first student pruned 84 %, everything in half precision, one model:
                         Table 3's model 4 (122.5 KB)
   table3.md/.csv/.json  per-device accuracy before and after compression, the DCASE 2021 size,
-                        parameters and MMACs per second of audio (DCASE 2022-2025)
+                        parameters and MMACs per second of audio (DCASE 2022-2025), and
+                        table3_devices.png (with the plot extra)
   submission.tsv        model 1 on the test split's audio, read from the .wav files: the DCASE
                         submission file, as `tinyasc predict` writes it
   model1.onnx           model 1 in ONNX, compared with tinyasc in onnxruntime on test clips
@@ -40,6 +41,7 @@ from tinyasc.compress.size import KIB, model_size
 from tinyasc.data.training import TrainingData
 from tinyasc.errors import TinyAscError
 from tinyasc.fileio import atomic_write_texts, pending
+from tinyasc.run import plots
 from tinyasc.train import classifier, evaluate
 from tinyasc.train.config import load_run_config
 from tinyasc.train.evaluate import DEVICE_COLUMNS
@@ -50,6 +52,7 @@ from tinyasc.train.runs import check_same_config, finished, require_checkpoint
 
 ONNX_TOLERANCE = 1e-3   # max |logit difference| between onnxruntime and tinyasc (float32 both)
 ONNX_CLIPS = 32         # test clips compared
+FIGURE = "table3_devices.png"
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,10 @@ def run_table3(base, out_dir, seeds=(1, 2), teacher=None, teacher_epochs=300, fi
               "submission_accuracy": 100.0 * float(np.mean(probs.argmax(axis=1) == data.labels("test"))),
               "onnx": onnx}
     text = format_table3(rows, checks, teacher_dir)
+    if plots.available():
+        plots.device_bars([{"method": r.name, **r.devices, "overall_mean": r.overall, "overall_std": 0.0}
+                           for r in rows], DEVICE_COLUMNS, out / FIGURE,
+                          title="Table 3: test accuracy per device, before and after compression")
     atomic_write_texts({out / "table3.md": text + "\n", out / "table3.csv": table3_csv(rows),
                         out / "table3.json": json.dumps({"teacher": str(teacher_dir), "seeds": seeds,
                                                          "finetune_epochs": finetune_epochs,
