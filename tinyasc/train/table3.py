@@ -230,7 +230,8 @@ def table_rows(data, teacher_dir, seeds, students, compressed, log):
         model, meta = load_compressed(compressed[sub.key], return_meta=True)
         members = list(model.members) if isinstance(model, Ensemble) else [model]
         size = model_size(members, conv_bits=meta["bits"], per_channel=meta["per_channel"])
-        rows.append(_row(sub.key, f"{sub.name} ({len(members)} model{'s' * (len(members) > 1)})", model, data,
+        name = f"{sub.name}, ensemble of {len(members)}" if sub.ensemble else sub.name
+        rows.append(_row(sub.key, name, model, data,
                          size.total_bytes, size.nonzero))
     return rows
 
