@@ -31,8 +31,8 @@ LAYERS = {  # layer -> module prefixes
     "compress": ("tinyasc.compress",),
     "translator": ("tinyasc.translator",),
     "train": ("tinyasc.train",),
-    "top": ("tinyasc.cli", "tinyasc.figures", "tinyasc.spectra", "tinyasc.testing", "tinyasc.progress",
-            "tinyasc.bench", "tinyasc.bench_step"),
+    "top": ("tinyasc.cli", "tinyasc.__main__", "tinyasc.figures", "tinyasc.spectra", "tinyasc.testing",
+            "tinyasc.progress", "tinyasc.bench", "tinyasc.bench_step"),
 }
 ALLOWED = {  # layer -> the layers it may import besides itself
     "engine": set(),

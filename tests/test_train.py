@@ -1,5 +1,6 @@
 """Training: exact resume, faults (NaN, bad checkpoints), run-folder outputs and the CLI."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -380,3 +381,71 @@ def test_experiment_reads_back_runs_kept_without_their_checkpoints(tiny_home, tm
     (run / "device_table.csv").unlink()   # not finished after all: trained again
     third = runner.invoke(main, args)
     assert third.exit_code == 0 and "--- " in third.output
+
+
+def test_experiment_jobs_train_the_same_runs_in_parallel(tiny_home, tmp_path, monkeypatch):
+    """--jobs 2: two worker processes of one Numba thread each; the same table as one after the other."""
+    home, root = tiny_home
+    monkeypatch.setenv("TINYASC_HOME", str(home))
+    runner = CliRunner()
+    args = ["experiment", "--data", str(root), "--model-width", "4", "--norms", "none,resnorm", "--seeds", "0,1",
+            "--epochs", "2", "--batch-size", "8", "--quiet"]
+    one = runner.invoke(main, args + ["--out", str(tmp_path / "one")])
+    assert one.exit_code == 0, one.output
+    two = runner.invoke(main, args + ["--out", str(tmp_path / "two"), "--jobs", "2"])
+    assert two.exit_code == 0, two.output
+    assert two.output.count("finished BC-ResNet-Mod") == 4
+    assert (tmp_path / "two" / "table.csv").read_text() == (tmp_path / "one" / "table.csv").read_text()
+    for run in ("none-seed0", "resnorm-seed1"):   # each run's weights, bit for bit
+        a = np.load(tmp_path / "one" / run / "checkpoint.npz")
+        b = np.load(tmp_path / "two" / run / "checkpoint.npz")
+        assert all(np.array_equal(a[k], b[k]) for k in a.files if k.startswith("model/"))
+        assert "epoch 2/2" in (tmp_path / "two" / "logs" / f"{run}.txt").read_text()
+    again = runner.invoke(main, args + ["--out", str(tmp_path / "two"), "--jobs", "2"])
+    assert again.exit_code == 0 and "4 of 4 runs already finished" in again.output and "--- BC" not in again.output
+
+
+def test_experiment_jobs_ctrl_c_stops_every_worker_with_its_checkpoint(tiny_home, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    home, root = tiny_home
+    out = tmp_path / "exp"
+    command = [sys.executable, "-m", "tinyasc", "experiment", "--data", str(root), "--model-width", "4", "--norms",
+               "none,resnorm", "--seeds", "0,1", "--epochs", "60", "--batch-size", "8", "--out", str(out),
+               "--jobs", "2", "--quiet"]
+    env = dict(os.environ, TINYASC_HOME=str(home))
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    logs = [out / "logs" / "none-seed0.txt", out / "logs" / "resnorm-seed0.txt"]
+    deadline = time.monotonic() + 120
+    while not all(p.is_file() and "epoch 2/60" in p.read_text() for p in logs):   # both workers training
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[0]
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == 130, output
+    assert "experiment interrupted; run the same command again" in output and "Traceback" not in output
+    for log in logs:
+        assert "interrupted at epoch" in log.read_text()
+        assert (out / log.stem / "checkpoint.npz").is_file() and not (out / log.stem / "device_table.csv").exists()
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "resuming" in (out / "logs" / "none-seed0.txt").read_text()
+    assert all((out / f"{row}-seed{s}" / "device_table.csv").is_file() for row in ("none", "resnorm") for s in (0, 1))
+
+
+def test_experiment_jobs_names_the_log_of_a_failed_run(tiny_home, tmp_path, monkeypatch):
+    home, root = tiny_home
+    monkeypatch.setenv("TINYASC_HOME", str(home))
+    run = tmp_path / "exp" / "resnorm-seed0"
+    run.mkdir(parents=True)
+    (run / "checkpoint.npz").write_bytes(b"not a checkpoint")   # the worker resuming it stops
+    result = CliRunner().invoke(main, ["experiment", "--data", str(root), "--model-width", "4", "--norms",
+                                       "none,resnorm", "--seeds", "0", "--epochs", "1", "--batch-size", "8",
+                                       "--out", str(tmp_path / "exp"), "--jobs", "2", "--quiet"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    log = tmp_path / "exp" / "logs" / "resnorm-seed0.txt"
+    assert f"the run resnorm-seed0 failed (exit code 1); its last lines are in {log}: error: " in result.output
+    assert "resnorm-seed0: no config.json here" in result.output.splitlines()[-1]

@@ -171,53 +171,69 @@ def run_order(rows, seeds):
             + [(r, s) for s in seeds for r in limited if s in r.seeds(seeds)])
 
 
+@dataclass
+class Plan:
+    """What an experiment folder holds and what is left to train."""
+    out_dir: Path
+    order: list           # (row, seed) pairs in training order
+    results: dict         # (row key, seed) -> device table of the runs finished so far
+    translator_dir: str   # the '+translator' rows' translator folder
+    translator_ready: bool
+
+    def todo(self):
+        return [(row, seed) for row, seed in self.order if (row.key, seed) not in self.results]
+
+
+def config_of(base_config, row, seed, translator_dir):
+    return replace(base_config, arch=row.arch, width=row.width, norm=row.norm, seed=seed,
+                   translator=translator_dir if row.translator else "").validate()
+
+
+def plan_experiment(base_config, rows, seeds, out_dir, translator=None, log=print):
+    """Check every row's settings and every existing run folder, and read the finished runs
+    back, before the first run starts (a typo in the last row does not surface hours later)."""
+    out_dir = Path(out_dir)
+    for row in rows:
+        replace(base_config, arch=row.arch, width=row.width, norm=row.norm).validate()
+    if translator:
+        load_translator(translator)  # a wrong folder fails now, not after the other rows trained
+    translator_dir = str(translator) if translator else str(out_dir / "translator")
+    plan = Plan(out_dir, run_order(rows, seeds), {}, translator_dir, bool(translator))
+    for row, seed in plan.order:
+        run_dir = run_folder(out_dir, row, seed)
+        config = config_of(base_config, row, seed, translator_dir)
+        check_same_config(run_dir, config)
+        if finished(run_dir, config.epochs):
+            plan.results[(row.key, seed)] = read_device_table(run_dir)
+    if plan.results:
+        log(f"{len(plan.results)} of {len(plan.order)} runs already finished in {out_dir}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return plan
+
+
 def run_experiment(base_config, rows, seeds, out_dir, log=print, progress=True, translator=None):
-    """Train every (row, seed) not yet finished; return (table rows, table text).
+    """Train every (row, seed) not yet finished, one after the other; return (table rows, table text).
 
     rows: Row objects (see parse_rows); base_config holds the shared recipe (epochs, data...).
     The tables are written after every finished run (over the runs finished so far).
     """
-    out_dir = Path(out_dir)
-    for row in rows:  # every row's settings are checked before the first run starts
-        replace(base_config, arch=row.arch, width=row.width, norm=row.norm).validate()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    plan = plan_experiment(base_config, rows, seeds, out_dir, translator, log)
     data = TrainingData.load(base_config, log=log, progress=progress)
-    if translator:
-        load_translator(translator)  # a wrong folder fails now, not after the other rows trained
-    translator_dir = str(translator) if translator else str(out_dir / "translator")
-    translator_ready = bool(translator)
-
-    def config_of(row, seed):
-        return replace(base_config, arch=row.arch, width=row.width, norm=row.norm, seed=seed,
-                       translator=translator_dir if row.translator else "").validate()
-
-    order = run_order(rows, seeds)
-    results = {}
-    for row, seed in order:  # runs finished earlier count from the start
-        run_dir = run_folder(out_dir, row, seed)
-        config = config_of(row, seed)
-        check_same_config(run_dir, config)
-        if finished(run_dir, config.epochs):
-            results[(row.key, seed)] = read_device_table(run_dir)
-    if results:
-        log(f"{len(results)} of {len(order)} runs already finished in {out_dir}")
-    for row, seed in order:
-        if (row.key, seed) in results:
-            continue
-        if row.translator and not translator_ready:
-            if ensure_translator(base_config, out_dir, None, log, progress) is None:
+    for row, seed in plan.todo():
+        if row.translator and not plan.translator_ready:
+            if ensure_translator(base_config, plan.out_dir, None, log, progress) is None:
                 return None, None
-            translator_ready = True
-        run_dir = run_folder(out_dir, row, seed)
+            plan.translator_ready = True
+        run_dir = run_folder(plan.out_dir, row, seed)
         resume = (run_dir / classifier.CHECKPOINT).is_file()
         log(f"--- {row.name}, seed {seed}: {run_dir}")
-        text, _ = classifier.train(config_of(row, seed), run_dir, resume=resume, log=log, progress=progress,
-                                   data=data)
+        text, _ = classifier.train(config_of(base_config, row, seed, plan.translator_dir), run_dir, resume=resume,
+                                   log=log, progress=progress, data=data)
         if text is None:  # Ctrl-C: the run saved its checkpoint; the same command resumes it
             return None, None
-        results[(row.key, seed)] = read_device_table(run_dir)
-        write_tables(out_dir, rows, seeds, results, base_config, translator_dir)
-    return write_tables(out_dir, rows, seeds, results, base_config, translator_dir)
+        plan.results[(row.key, seed)] = read_device_table(run_dir)
+        write_tables(plan.out_dir, rows, seeds, plan.results, base_config, plan.translator_dir)
+    return write_tables(plan.out_dir, rows, seeds, plan.results, base_config, plan.translator_dir)
 
 
 def write_tables(out_dir, rows, seeds, results, base_config, translator_dir):
