@@ -417,19 +417,26 @@ def test_experiment_jobs_ctrl_c_stops_every_worker_with_its_checkpoint(tiny_home
                "none,resnorm", "--seeds", "0,1", "--epochs", "60", "--batch-size", "8", "--out", str(out),
                "--jobs", "2", "--quiet"]
     env = dict(os.environ, TINYASC_HOME=str(home))
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    # a session of its own, signalled as a whole, as a terminal's Ctrl-C would be
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                               start_new_session=True)
     logs = [out / "logs" / "none-seed0.txt", out / "logs" / "resnorm-seed0.txt"]
-    deadline = time.monotonic() + 120
-    while not all(p.is_file() and "epoch 2/60" in p.read_text() for p in logs):   # both workers training
-        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[0]
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    output = process.communicate(timeout=120)[0]
+    try:
+        deadline = time.monotonic() + 120
+        while not all(p.is_file() and "epoch 2/60" in p.read_text() for p in logs):   # both workers training
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()[0]
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGINT)
+        output = process.communicate(timeout=120)[0]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 130, output
     assert "experiment interrupted; run the same command again" in output and "Traceback" not in output
     for log in logs:
         assert "interrupted at epoch" in log.read_text()
         assert (out / log.stem / "checkpoint.npz").is_file() and not (out / log.stem / "device_table.csv").exists()
+        assert f"{log.stem}: stopped, checkpoint saved" in output
     again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "resuming" in (out / "logs" / "none-seed0.txt").read_text()
@@ -447,5 +454,5 @@ def test_experiment_jobs_names_the_log_of_a_failed_run(tiny_home, tmp_path, monk
                                        "--out", str(tmp_path / "exp"), "--jobs", "2", "--quiet"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     log = tmp_path / "exp" / "logs" / "resnorm-seed0.txt"
-    assert f"the run resnorm-seed0 failed (exit code 1); its last lines are in {log}: error: " in result.output
+    assert f"the run resnorm-seed0 failed (exit code 1); the end of its log {log}: error: " in result.output
     assert "resnorm-seed0: no config.json here" in result.output.splitlines()[-1]

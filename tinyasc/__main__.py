@@ -1,4 +1,5 @@
-"""`python -m tinyasc ...` is the `tinyasc` command (tinyasc experiment --jobs starts its workers so)."""
+"""`python -m tinyasc ...` is the `tinyasc` command."""
 from tinyasc.cli import main
 
-main()
+if __name__ == "__main__":
+    main(prog_name="tinyasc")

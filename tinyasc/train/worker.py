@@ -1,0 +1,47 @@
+"""One run of `tinyasc experiment --jobs N`, in a process of its own (tinyasc/train/parallel.py).
+
+    python -c "...; from tinyasc.train.worker import main; main()" RUN_DIR CONFIG_JSON
+
+trains (or resumes) the run folder RUN_DIR with the TrainConfig given as JSON, exactly as the
+sequential experiment would, and writes nothing else. Exit code 0: finished; 130: stopped by
+SIGINT (its checkpoint saved); 1: an error, printed as one line. If the parent process dies, the
+worker gets SIGINT (Linux), so it saves its checkpoint and stops rather than train on alone.
+"""
+import ctypes
+import json
+import signal
+import sys
+from pathlib import Path
+
+from tinyasc.errors import TinyAscError
+from tinyasc.kernels.runtime import configure_runtime
+
+PR_SET_PDEATHSIG = 1
+
+
+def _stop_with_parent():
+    try:
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
+    except (OSError, AttributeError):  # not Linux: the parent's own stop is all there is
+        pass
+
+
+def main(argv=None):
+    run_dir, config_json = (sys.argv[1:] if argv is None else argv)[:2]
+    _stop_with_parent()
+    configure_runtime()
+    from tinyasc.train import classifier
+    from tinyasc.train.config import TrainConfig
+
+    try:
+        config = TrainConfig.from_dict(json.loads(config_json)).validate()
+        resume = (Path(run_dir) / classifier.CHECKPOINT).is_file()
+        text, _ = classifier.train(config, run_dir, resume=resume, log=print, progress=False)
+    except KeyboardInterrupt:  # a second SIGINT: stopped at once
+        sys.exit(130)
+    except (TinyAscError, OSError, MemoryError) as exc:  # one line for the parent to show
+        print("error: " + " ".join(f"{type(exc).__name__ if not str(exc) else exc}".split()), flush=True)
+        sys.exit(1)
+    if text is None:
+        sys.exit(130)
+    print(text, flush=True)
