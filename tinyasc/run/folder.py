@@ -63,22 +63,23 @@ def metrics_csv(history):
 class StopFlag:
     """SIGINT sets a flag checked between steps, so a checkpoint is never taken mid-update.
 
-    A second Ctrl-C interrupts at once. Outside the main thread no handler can be installed and
-    Ctrl-C behaves as usual.
+    A second Ctrl-C interrupts at once. `signals` may add others that mean the same (SIGTERM,
+    SIGHUP). Outside the main thread no handler can be installed and Ctrl-C behaves as usual.
     """
 
-    def __init__(self):
+    def __init__(self, signals=(signal.SIGINT,)):
         self.stop = False
-        self._previous = None
+        self.signals = tuple(signals)
+        self._previous = {}
 
     def __call__(self):
         return self.stop
 
     def __enter__(self):
         try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {s: signal.signal(s, self._handle) for s in self.signals}
         except ValueError:
-            self._previous = None
+            self._previous = {}
         return self
 
     def _handle(self, signum, frame):
@@ -87,6 +88,6 @@ class StopFlag:
         self.stop = True
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
         return False

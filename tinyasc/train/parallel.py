@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tinyasc.data.training import TrainingData
 from tinyasc.errors import TinyAscError
+from tinyasc.run.folder import StopFlag
 from tinyasc.train.experiment import (config_of, ensure_translator, plan_experiment, read_device_table, run_folder,
                                       write_tables)
 
@@ -40,30 +41,6 @@ class Worker:
     process: subprocess.Popen
     log_path: Path
     started: float
-
-
-class Stop:
-    """Ctrl-C, SIGTERM or SIGHUP: stop starting runs and stop the workers. Asked again: at once."""
-
-    def __init__(self):
-        self.asked = False
-
-    def __call__(self):
-        return self.asked
-
-    def __enter__(self):
-        self._previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
-        return self
-
-    def _handle(self, signum, frame):
-        if self.asked:
-            raise KeyboardInterrupt
-        self.asked = True
-
-    def __exit__(self, *exc):
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
-        return False
 
 
 def run_experiment_parallel(base_config, rows, seeds, out_dir, jobs, log=print, progress=True, translator=None):
@@ -88,7 +65,7 @@ def train_in_parallel(base_config, plan, jobs, on_finished, log=print, progress=
     logs = plan.out_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     waiting, running = plan.todo(), []
-    with Stop() as stop:
+    with StopFlag(STOP_SIGNALS) as stop:
         try:
             while (waiting or running) and not stop():
                 while waiting and len(running) < jobs and not stop():
