@@ -144,3 +144,20 @@ def test_bad_options_are_one_line(table3_run):
                          (["--finetune-epochs", "0"], "--finetune-epochs")):
         result = CliRunner().invoke(main, args + bad, env=env)
         assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output, result.output
+
+
+def test_jobs_2_trains_the_students_in_workers_to_the_same_bits(table3_run, tmp_path):
+    """--jobs 2: both students at once, each in a worker process on one core; the same weights
+    as the students trained one after the other, so the same table."""
+    _, out, args, env, _ = table3_run
+    other = tmp_path / "o"
+    result = CliRunner().invoke(main, args[:-3] + ["--out", str(other), "--teacher", str(out / "teacher"),
+                                                   "--jobs", "2", "--quiet"], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("finished student, seed") == 2 and not (other / "teacher").exists()
+    for seed in (1, 2):
+        assert "epoch 1/1" in (other / "logs" / f"student-seed{seed}.txt").read_text()
+        a = np.load(out / f"student-seed{seed}" / "checkpoint.npz")
+        b = np.load(other / f"student-seed{seed}" / "checkpoint.npz")
+        assert all(np.array_equal(a[k], b[k]) for k in a.files if k.startswith("model/"))
+    assert (other / "table3.csv").read_text() == (out / "table3.csv").read_text()

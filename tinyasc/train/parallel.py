@@ -1,16 +1,17 @@
-"""`tinyasc experiment --jobs N`: N runs of the experiment at a time, one core each.
+"""`tinyasc experiment --jobs N` and `tinyasc table3 --jobs N`: N runs at a time, one core each.
 
 A BC-ResNet-Mod step is memory-bound: on two cores, one run with two threads trains about
 530 clips/s at c=10, two runs with one thread each about 2 x 430 (docs/decisions.md). So an
 experiment of many runs finishes sooner as N single-threaded processes than as one
-two-threaded one. This process plans the runs (tinyasc/train/experiment.py: the same checks,
-the same configs), starts each in a worker (tinyasc/train/worker.py) with NUMBA_NUM_THREADS=1
-and the run's TrainConfig as JSON, and rewrites the tables after every finished run. Workers
+two-threaded one. The experiment plans its runs (tinyasc/train/experiment.py: the same checks,
+the same configs) and rewrites its tables after every finished run; Table 3 trains its students
+this way (tinyasc/train/table3.py). train_in_parallel starts each run in a worker
+(tinyasc/train/worker.py) with NUMBA_NUM_THREADS=1 and the run's TrainConfig as JSON. Workers
 import tinyasc from where this process did, write their output to OUT/logs/<row>-seed<s>.txt,
 and run in a session of their own: Ctrl-C, SIGTERM or SIGHUP reach this process, which asks
 each worker once (SIGINT) to save its checkpoint. Weight gradients sum a fixed number of
-partials whatever the thread count, so a run trained here has the same bits as one trained in
-the sequential experiment on the same machine.
+partials whatever the thread count, so a run trained here has the same bits as one trained
+one after the other on the same machine.
 """
 import os
 import signal
@@ -34,10 +35,18 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 WORKER = "import sys; sys.path.insert(0, sys.argv.pop(1)); from tinyasc.train.worker import main; main()"
 
 
+@dataclass(frozen=True)
+class Job:
+    """One run to train in a worker."""
+    key: str            # short name: its log is <logs>/<key>.txt, and messages name it
+    name: str           # long name, for the progress messages
+    run_dir: Path
+    config: object      # its TrainConfig
+
+
 @dataclass
 class Worker:
-    row: object
-    seed: int
+    job: Job
     process: subprocess.Popen
     log_path: Path
     started: float
@@ -49,35 +58,49 @@ def run_experiment_parallel(base_config, rows, seeds, out_dir, jobs, log=print, 
     plan = plan_experiment(base_config, rows, seeds, out_dir, translator, log)
     if plan.todo():  # the dataset and its features are made here once, not by two workers at a time
         TrainingData.load(base_config, log=log, progress=progress)
+    runs = {f"{row.key}-seed{seed}": (row, seed) for row, seed in plan.todo()}
+    todo = [Job(key, f"{row.name}, seed {seed}", run_folder(plan.out_dir, row, seed),
+                config_of(base_config, row, seed, plan.translator_dir)) for key, (row, seed) in runs.items()]
 
-    def finished(row, seed):
-        plan.results[(row.key, seed)] = read_device_table(run_folder(plan.out_dir, row, seed))
+    def prepare(job, busy):
+        row, _ = runs[job.key]
+        if not row.translator or plan.translator_ready:
+            return True
+        if busy:  # the translator trains with every core, after the runs before it
+            return False
+        if ensure_translator(base_config, plan.out_dir, None, log, progress) is None:
+            return None
+        plan.translator_ready = True
+        return True
+
+    def finished(job):
+        row, seed = runs[job.key]
+        plan.results[(row.key, seed)] = read_device_table(job.run_dir)
         write_tables(plan.out_dir, rows, seeds, plan.results, base_config, plan.translator_dir)
 
-    if not train_in_parallel(base_config, plan, jobs, finished, log, progress):
+    if not train_in_parallel(todo, jobs, plan.out_dir / "logs", finished, log, prepare):
         return None, None
     return write_tables(plan.out_dir, rows, seeds, plan.results, base_config, plan.translator_dir)
 
 
-def train_in_parallel(base_config, plan, jobs, on_finished, log=print, progress=True):
-    """Train plan.todo() in up to `jobs` workers, calling on_finished(row, seed) after each run;
-    True when all finished, False if stopped."""
-    logs = plan.out_dir / "logs"
+def train_in_parallel(todo, jobs, logs, on_finished=None, log=print, prepare=None):
+    """Train the Jobs `todo`, in this order, in up to `jobs` workers; True when all finished,
+    False if stopped. on_finished(job) runs after each. prepare(job, busy), if given, runs
+    before a job starts (busy: whether workers are running) and says True: start it, False:
+    wait until the running workers have finished, None: stop."""
+    logs = Path(logs)
     logs.mkdir(parents=True, exist_ok=True)
-    waiting, running = plan.todo(), []
+    waiting, running = list(todo), []
     with StopFlag(STOP_SIGNALS) as stop:
         try:
             while (waiting or running) and not stop():
                 while waiting and len(running) < jobs and not stop():
-                    row, seed = waiting[0]
-                    if row.translator and not plan.translator_ready:
-                        if running:  # the translator trains with every core, after the runs before it
-                            break
-                        if ensure_translator(base_config, plan.out_dir, None, log, progress) is None:
-                            return False
-                        plan.translator_ready = True
-                    waiting.pop(0)
-                    _start(base_config, plan, row, seed, logs, running, log)
+                    ready = True if prepare is None else prepare(waiting[0], bool(running))
+                    if ready is None:
+                        return False
+                    if not ready:
+                        break
+                    _start(waiting.pop(0), logs, running, log)
                 for worker in [w for w in running if w.process.poll() is not None]:
                     running.remove(worker)
                     _reap(worker, on_finished, log)
@@ -87,32 +110,32 @@ def train_in_parallel(base_config, plan, jobs, on_finished, log=print, progress=
     return not stop()
 
 
-def _start(base_config, plan, row, seed, logs, running, log):
-    run_dir = run_folder(plan.out_dir, row, seed)
-    config = config_of(base_config, row, seed, plan.translator_dir)
-    log_path = logs / f"{row.key}-seed{seed}.txt"
+def _start(job, logs, running, log):
+    log_path = logs / f"{job.key}.txt"
     package_root = str(Path(__file__).resolve().parents[2])  # the folder holding this tinyasc/
     with open(log_path, "a") as log_file:  # a rerun adds to the log of the attempt before
-        log_file.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')}: {row.name}, seed {seed}\n")
+        log_file.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')}: {job.name}\n")
         log_file.flush()
-        process = subprocess.Popen([sys.executable, "-u", "-c", WORKER, package_root, str(run_dir), config.to_json()],
+        process = subprocess.Popen([sys.executable, "-u", "-c", WORKER, package_root, str(job.run_dir),
+                                    job.config.to_json()],
                                    stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
                                    env=dict(os.environ, NUMBA_NUM_THREADS="1"))
-    running.append(Worker(row, seed, process, log_path, time.monotonic()))
-    log(f"--- {row.name}, seed {seed}: {run_dir} (log: {log_path})")
+    running.append(Worker(job, process, log_path, time.monotonic()))
+    log(f"--- {job.name}: {job.run_dir} (log: {log_path})")
 
 
 def _reap(worker, on_finished, log):
-    code, name = worker.process.returncode, f"{worker.row.key}-seed{worker.seed}"
+    code, job = worker.process.returncode, worker.job
     if code == 0:
-        on_finished(worker.row, worker.seed)
-        log(f"finished {worker.row.name}, seed {worker.seed} in {(time.monotonic() - worker.started) / 60:.1f} min")
+        if on_finished is not None:
+            on_finished(job)
+        log(f"finished {job.name} in {(time.monotonic() - worker.started) / 60:.1f} min")
     elif code in (130, -signal.SIGINT):
-        raise TinyAscError(f"the run {name} was stopped from outside (SIGINT); its checkpoint is saved: run the "
+        raise TinyAscError(f"the run {job.key} was stopped from outside (SIGINT); its checkpoint is saved: run the "
                            "same command again to continue")
     else:
         how = f"exit code {code}" if code > 0 else f"killed by signal {-code} (out of memory?)"
-        raise TinyAscError(f"the run {name} failed ({how}); the end of its log {worker.log_path}: "
+        raise TinyAscError(f"the run {job.key} failed ({how}); the end of its log {worker.log_path}: "
                            f"{_last_line(worker.log_path)}")
 
 
@@ -127,17 +150,18 @@ def _stop(running, log):
         deadline = time.monotonic() + STOP_SECONDS
         late = []
         for worker in running:
+            key = worker.job.key
             try:
                 worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 os.killpg(worker.process.pid, signal.SIGKILL)
                 worker.process.wait()
-                late.append(f"{worker.row.key}-seed{worker.seed}")
+                late.append(key)
                 continue
-            name, code = f"{worker.row.key}-seed{worker.seed}", worker.process.returncode
+            code = worker.process.returncode
             state = ("finished (its result is read back next time)" if code == 0 else
                      "stopped, checkpoint saved" if code in (130, -signal.SIGINT) else f"failed (see {worker.log_path})")
-            log(f"{name}: {state}")
+            log(f"{key}: {state}")
     finally:
         signal.signal(signal.SIGINT, previous)
     if late:

@@ -125,13 +125,33 @@ def _check_folder(run_dir, config):
         require_checkpoint(run_dir)
 
 
+def _train_students(seeds, students, configs, teacher_dir, jobs, out, data, log, progress):
+    """Every student not yet finished: one after the other, or with jobs > 1 that many at a
+    time, each in a worker process on one core (tinyasc/train/parallel.py; its output in
+    out/logs/). False if interrupted."""
+    names = [f"student, seed {seed} (distilled from {teacher_dir})" for seed in seeds]
+    if jobs == 1:
+        return all(_train_stage(name, config, run_dir, data, log, progress)
+                   for name, run_dir, config in zip(names, students, configs))
+    from tinyasc.train.parallel import Job, train_in_parallel
+
+    todo = []
+    for name, run_dir, config in zip(names, students, configs):
+        if finished(run_dir, config.epochs):
+            log(f"--- {name}: finished in {run_dir}")
+        else:
+            todo.append(Job(run_dir.name, name, run_dir, config))
+    return train_in_parallel(todo, jobs, out / "logs", log=log)
+
+
 def run_table3(base, out_dir, seeds=(1, 2), teacher=None, teacher_epochs=300, finetune_epochs=10,
-               log=print, progress=True):
+               log=print, progress=True, jobs=1):
     """Every step of Table 3 into out_dir; returns the table text (None if interrupted).
 
     base: the students' TrainConfig (width, epochs, warm-up, data, ...); the teacher trained
     here shares it but for its epochs. teacher: a finished run folder to distil from, or None
-    to train one in out_dir/teacher."""
+    to train one in out_dir/teacher. jobs: students trained at a time, one core each (the
+    teacher and the fine-tunes use every core)."""
     out = Path(out_dir)
     seeds = list(seeds)
     if len(seeds) < 2:
@@ -160,10 +180,8 @@ def run_table3(base, out_dir, seeds=(1, 2), teacher=None, teacher_epochs=300, fi
     if teacher is None and not _train_stage("teacher", teacher_config(base, teacher_epochs, base.warmup_epochs),
                                             teacher_dir, data, log, progress):
         return None
-    for seed, run_dir, config in zip(seeds, students, student_configs):
-        if not _train_stage(f"student, seed {seed} (distilled from {teacher_dir})", config, run_dir, data, log,
-                            progress):
-            return None
+    if not _train_students(seeds, students, student_configs, teacher_dir, jobs, out, data, log, progress):
+        return None
     compressed = {}
     for sub in SUBMISSIONS:
         runs, _ = _members(sub, students, student_configs)
