@@ -147,17 +147,34 @@ def test_bad_options_are_one_line(table3_run):
 
 
 def test_jobs_2_trains_the_students_in_workers_to_the_same_bits(table3_run, tmp_path):
-    """--jobs 2: both students at once, each in a worker process on one core; the same weights
-    as the students trained one after the other, so the same table."""
+    """--jobs 2: the students in worker processes of one core each; the same weights as the
+    students trained one after the other in this process, so the same table. A lone student
+    left trains in this process."""
     _, out, args, env, _ = table3_run
     other = tmp_path / "o"
-    result = CliRunner().invoke(main, args[:-3] + ["--out", str(other), "--teacher", str(out / "teacher"),
-                                                   "--jobs", "2", "--quiet"], env=env)
+    jobs = args[:-3] + ["--out", str(other), "--teacher", str(out / "teacher"), "--jobs", "2", "--quiet"]
+    result = CliRunner().invoke(main, jobs, env=env)
     assert result.exit_code == 0, result.output
-    assert result.output.count("finished student, seed") == 2 and not (other / "teacher").exists()
+    assert result.output.count("finished student, seed") == 2
     for seed in (1, 2):
         assert "epoch 1/1" in (other / "logs" / f"student-seed{seed}.txt").read_text()
         a = np.load(out / f"student-seed{seed}" / "checkpoint.npz")
         b = np.load(other / f"student-seed{seed}" / "checkpoint.npz")
         assert all(np.array_equal(a[k], b[k]) for k in a.files if k.startswith("model/"))
     assert (other / "table3.csv").read_text() == (out / "table3.csv").read_text()
+    (other / "student-seed2" / "device_table.csv").unlink()   # not finished after all
+    again = CliRunner().invoke(main, jobs, env=env)
+    assert again.exit_code == 0, again.output
+    assert f"student, seed 2 (distilled from {out / 'teacher'}): resuming" in again.output
+    assert (other / "logs" / "student-seed2.txt").read_text().count("=== ") == 1   # no worker this time
+
+
+def test_run_table3_refuses_a_repeated_seed(tmp_path):
+    """The command line's --seeds refuses it too; through the API two students would share a folder."""
+    from tinyasc.errors import TinyAscError
+    from tinyasc.train.config import TrainConfig
+    from tinyasc.train.table3 import run_table3
+
+    with pytest.raises(TinyAscError, match="names a seed twice"):
+        run_table3(TrainConfig(preset="tiny", width=4).validate(), tmp_path / "o", seeds=(1, 1), jobs=2)
+    assert not (tmp_path / "o").exists()

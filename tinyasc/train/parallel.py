@@ -7,7 +7,8 @@ two-threaded one. The experiment plans its runs (tinyasc/train/experiment.py: th
 the same configs) and rewrites its tables after every finished run; Table 3 trains its students
 this way (tinyasc/train/table3.py). train_in_parallel starts each run in a worker
 (tinyasc/train/worker.py) with NUMBA_NUM_THREADS=1 and the run's TrainConfig as JSON. Workers
-import tinyasc from where this process did, write their output to OUT/logs/<row>-seed<s>.txt,
+import tinyasc from where this process did, write their output to <logs>/<run>.txt (the
+experiment's OUT/logs/<row>-seed<s>.txt, Table 3's OUT/logs/student-seed<s>.txt),
 and run in a session of their own: Ctrl-C, SIGTERM or SIGHUP reach this process, which asks
 each worker once (SIGINT) to save its checkpoint. Weight gradients sum a fixed number of
 partials whatever the thread count, so a run trained here has the same bits as one trained

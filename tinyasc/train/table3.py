@@ -128,19 +128,20 @@ def _check_folder(run_dir, config):
 def _train_students(seeds, students, configs, teacher_dir, jobs, out, data, log, progress):
     """Every student not yet finished: one after the other, or with jobs > 1 that many at a
     time, each in a worker process on one core (tinyasc/train/parallel.py; its output in
-    out/logs/). False if interrupted."""
+    out/logs/). A lone student left trains here, with every core. False if interrupted."""
     names = [f"student, seed {seed} (distilled from {teacher_dir})" for seed in seeds]
-    if jobs == 1:
+    left = [not finished(run_dir, config.epochs) for run_dir, config in zip(students, configs)]
+    if jobs == 1 or sum(left) < 2:
         return all(_train_stage(name, config, run_dir, data, log, progress)
                    for name, run_dir, config in zip(names, students, configs))
     from tinyasc.train.parallel import Job, train_in_parallel
 
     todo = []
-    for name, run_dir, config in zip(names, students, configs):
-        if finished(run_dir, config.epochs):
-            log(f"--- {name}: finished in {run_dir}")
-        else:
+    for name, run_dir, config, todo_here in zip(names, students, configs, left):
+        if todo_here:
             todo.append(Job(run_dir.name, name, run_dir, config))
+        else:
+            log(f"--- {name}: finished in {run_dir}")
     return train_in_parallel(todo, jobs, out / "logs", log=log)
 
 
@@ -157,6 +158,8 @@ def run_table3(base, out_dir, seeds=(1, 2), teacher=None, teacher_epochs=300, fi
     if len(seeds) < 2:
         raise TinyAscError(f"--seeds {','.join(map(str, seeds))}: Table 3's model 1 ensembles two students or "
                            "more; pass e.g. --seeds 1,2")
+    if len(set(seeds)) < len(seeds):  # two students would share (and with jobs > 1 race for) one folder
+        raise TinyAscError(f"--seeds {','.join(map(str, seeds))} names a seed twice")
     base = replace(base, arch="bcresnet-mod", norm="resnorm").validate()
     # Every folder that exists must hold what is asked for now: checked before hours of training.
     if teacher is not None:

@@ -1,9 +1,10 @@
-"""One run of `tinyasc experiment --jobs N`, in a process of its own (tinyasc/train/parallel.py).
+"""One run of `tinyasc experiment --jobs N` or `tinyasc table3 --jobs N`, in a process of its own
+(tinyasc/train/parallel.py).
 
     python -c "...; from tinyasc.train.worker import main; main()" RUN_DIR CONFIG_JSON
 
-trains (or resumes) the run folder RUN_DIR with the TrainConfig given as JSON, exactly as the
-sequential experiment would, and writes nothing else. Exit code 0: finished; 130: stopped by
+trains (or resumes) the run folder RUN_DIR with the TrainConfig given as JSON, exactly as a run
+trained in the parent process would be, and writes nothing else. Exit code 0: finished; 130: stopped by
 SIGINT (its checkpoint saved); 1: an error, printed as one line. If the parent process dies, the
 worker gets SIGINT (Linux), so it saves its checkpoint and stops rather than train on alone.
 """
