@@ -392,9 +392,12 @@ def test_experiment_trains_its_own_translator_for_translator_rows(tiny, tmp_path
     monkeypatch.setattr(experiment, "default_translator_config",
                         lambda base: _config(epochs=1, data=base.data, preset=base.preset))
     config = TrainConfig(data=str(root), width=2, epochs=1, batch_size=8)
-    table, text = experiment.run_experiment(config, parse_rows("resnorm,resnorm+translator", width=2), [0],
-                                            tmp_path / "exp", log=_quiet, progress=False)
+    rows = parse_rows("resnorm,resnorm+translator", width=2)
+    assert not experiment.plan_experiment(config, rows, [0], tmp_path / "exp", log=_quiet).translator_ready
+    table, text = experiment.run_experiment(config, rows, [0], tmp_path / "exp", log=_quiet, progress=False)
     assert [r["row"] for r in table] == ["resnorm", "resnorm-translator"]
+    # finished now: planned as ready, so '+translator' runs of --jobs need not wait for an idle machine
+    assert experiment.plan_experiment(config, rows, [0, 1], tmp_path / "exp", log=_quiet).translator_ready
     assert (tmp_path / "exp" / "translator" / "translator.npz").is_file()
     saved = json.loads((tmp_path / "exp" / "resnorm-translator-seed0" / "config.json").read_text())
     assert saved["translator"] == str(tmp_path / "exp" / "translator")

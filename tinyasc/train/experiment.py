@@ -144,11 +144,9 @@ def ensure_translator(base_config, out_dir, translator, log, progress):
         return str(translator)
     folder = Path(out_dir) / "translator"
     config = default_translator_config(base_config)
-    check_same_config(folder, config)  # a translator of other data or settings must not be reused
+    if translator_finished(base_config, out_dir):
+        return str(folder)
     if (folder / TRANSLATOR_CHECKPOINT).is_file():
-        _, _, _, _, meta = load_translator(folder)
-        if meta["epoch"] >= meta["config"]["epochs"]:
-            return str(folder)
         log(f"--- translator: resuming {folder}")
     else:
         log(f"--- translator: training into {folder}")
@@ -159,6 +157,17 @@ def ensure_translator(base_config, out_dir, translator, log, progress):
         return None
     log(text)
     return str(folder)
+
+
+def translator_finished(base_config, out_dir):
+    """Whether out_dir/translator holds a finished translator of the default settings (one of
+    other data or settings is refused: it must not be reused)."""
+    folder = Path(out_dir) / "translator"
+    check_same_config(folder, default_translator_config(base_config))
+    if not (folder / TRANSLATOR_CHECKPOINT).is_file():
+        return False
+    _, _, _, _, meta = load_translator(folder)
+    return meta["epoch"] >= meta["config"]["epochs"]
 
 
 def run_order(rows, seeds):
@@ -198,7 +207,9 @@ def plan_experiment(base_config, rows, seeds, out_dir, translator=None, log=prin
     if translator:
         load_translator(translator)  # a wrong folder fails now, not after the other rows trained
     translator_dir = str(translator) if translator else str(out_dir / "translator")
-    plan = Plan(out_dir, run_order(rows, seeds), {}, translator_dir, bool(translator))
+    # A translator finished before is ready now: '+translator' runs need not wait for an idle machine.
+    ready = bool(translator) or (any(r.translator for r in rows) and translator_finished(base_config, out_dir))
+    plan = Plan(out_dir, run_order(rows, seeds), {}, translator_dir, ready)
     for row, seed in plan.order:
         run_dir = run_folder(out_dir, row, seed)
         config = config_of(base_config, row, seed, translator_dir)
