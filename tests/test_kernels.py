@@ -24,7 +24,8 @@ def warm_kernels():
     for dtype in (np.float32, np.float64):
         x = np.ones((2, 2, 6, 6), dtype)
         for w_shape, stride, padding, groups in [((2, 2, 3, 3), (2, 1), (1, 1), 1), ((2, 2, 1, 1), (1, 1), (0, 0), 1),
-                                                 ((2, 1, 3, 1), (1, 1), (1, 0), 2), ((2, 1, 1, 3), (1, 1), (0, 1), 2)]:
+                                                 ((2, 1, 3, 1), (1, 1), (1, 0), 2), ((2, 1, 1, 3), (1, 1), (0, 1), 2),
+                                                 ((2, 1, 5, 5), (2, 1), (2, 2), 2)]:
             w = np.ones(w_shape, dtype)
             y = K.conv2d_forward(x, w, stride, padding, (1, 1), groups)
             K.conv2d_backward_input(y, w, x.shape, stride, padding, (1, 1), groups)
@@ -91,13 +92,29 @@ def depthwise_cases(draw):
 
 
 @st.composite
+def depthwise_any_cases(draw):
+    """Depthwise filters of any size, stride, padding and dilation (BC-ResNet's strided 3x1,
+    dilated 1x3 and 5x5 tail): the direct kernels."""
+    C, N = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    KH, KW = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
+    H, W = draw(st.integers(1, 11)), draw(st.integers(1, 11))
+    Ho = K.conv2d_output_size(H, KH, stride[0], padding[0], dilation[0])
+    Wo = K.conv2d_output_size(W, KW, stride[1], padding[1], dilation[1])
+    assume(Ho >= 1 and Wo >= 1)
+    return (N, C, H, W), (C, 1, KH, KW), stride, padding, dilation, C
+
+
+@st.composite
 def pointwise_cases(draw):
     N, Cin, Cout = draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(st.integers(1, 5))
     H, W = draw(st.integers(1, 9)), draw(st.integers(1, 9))
     return (N, Cin, H, W), (Cout, Cin, 1, 1), (1, 1), (0, 0), (1, 1), 1
 
 
-ANY_CONV = st.one_of(conv_cases(), depthwise_cases(), pointwise_cases())
+ANY_CONV = st.one_of(conv_cases(), depthwise_cases(), depthwise_any_cases(), pointwise_cases())
 
 
 def _check_conv(case, dtype, seed):
@@ -121,6 +138,16 @@ def _check_conv(case, dtype, seed):
 @SETTINGS
 @given(case=conv_cases(), dtype=DTYPES, seed=st.integers(0, 2**16))
 def test_conv2d_general_matches_reference(case, dtype, seed):
+    _check_conv(case, dtype, seed)
+
+
+@SETTINGS
+@given(case=depthwise_any_cases(), dtype=DTYPES, seed=st.integers(0, 2**16))
+def test_conv2d_any_depthwise_takes_the_direct_kernels_and_matches_reference(case, dtype, seed):
+    x_shape, w_shape, stride, padding, dilation, groups = case
+    g = K.conv_geometry(x_shape, w_shape, stride, padding, dilation, groups)
+    assert dispatch.conv_forward_path(g) != "im2col"  # 1x1 with C = 1 is pointwise, 3 taps the 3-tap kernels
+    assert dispatch.conv_weight_path(g, True) == dispatch.conv_forward_path(g)
     _check_conv(case, dtype, seed)
 
 

@@ -30,6 +30,9 @@ def conv2d_forward(x, w, stride, padding, dilation, groups):
         return y.reshape(g.n, g.c_out, g.h, g.w)
     if path == "depthwise":
         return depthwise_conv2d_forward(x, w, g.padding)
+    if path == "depthwise-direct":
+        return depthwise.depthwise_direct_forward_kernel(x, w.reshape(g.c_out, g.kh, g.kw), g.out_h, g.out_w,
+                                                         *g.window)
     # im2col + BLAS, one (Cout/G, K/G) @ (K/G, T) product per group, sample and tile
     w3 = w.reshape(groups, g.c_out // groups, g.taps // groups)
     y = conv.conv2d_forward_kernel(x, w3, *g.window, g.out_h, g.out_w, dispatch.im2col_rows(g), dispatch.chunks(g.n))
@@ -59,6 +62,9 @@ def conv2d_backward_input(gy, w, x_shape, stride, padding, dilation, groups):
         return pointwise_conv_forward(gy.reshape(g.n, g.c_out, g.out_h * g.out_w), wT).reshape(g.x_shape)
     if path == "depthwise":
         return depthwise_conv2d_backward_input(gy, w, g.x_shape, g.padding)
+    if path == "depthwise-direct":
+        return depthwise.depthwise_direct_backward_input_kernel(gy, w.reshape(g.c_out, g.kh, g.kw), g.h, g.w,
+                                                                *g.window)
     # dcols = w^T @ gy per group, then col2im scatters them back
     w3t = np.ascontiguousarray(w.reshape(groups, g.c_out // groups, g.taps // groups).transpose(0, 2, 1))
     return conv.conv2d_backward_input_kernel(gy, w3t, g.h, g.w, *g.window, dispatch.im2col_rows(g),
@@ -83,6 +89,8 @@ def conv2d_backward_weight(x, gy, w_shape, stride, padding, dilation, groups):
         return gw.astype(x.dtype).reshape(w_shape)
     if path == "depthwise":
         return depthwise_conv2d_backward_weight(x, gy, w_shape, g.padding)
+    if path == "depthwise-direct":
+        return depthwise.depthwise_direct_backward_weight_kernel(x, gy, *g.window).astype(x.dtype).reshape(w_shape)
     if path == "dots":
         gw = conv.conv2d_backward_weight_dots_kernel(x, gy, groups, *g.window, dispatch.dots_rows(g),
                                                      dispatch.partials(g.n))

@@ -272,3 +272,117 @@ def depthwise_backward_weight_ref(x, gy, w_shape, padding):
         for kw in range(KW):
             gw[:, 0, kh, kw] = np.einsum("nchw,nchw->c", gy, xp[:, :, kh:kh + Ho, kw:kw + Wo])
     return gw
+
+
+# ------------------------------------------------ any depthwise filter (direct, no im2col)
+# BC-ResNet (the comparison system, docs/baselines.md) also has depthwise convs the 3-tap
+# kernels above do not serve: f2's 3x1 with a frequency stride of 2, f1's 1x3 with a temporal
+# dilation, and the tail's 5x5. Through im2col + BLAS each channel became a (1 x K) @ (K x T)
+# product, which cost about a third of a BC-ResNet step. These kernels filter each (n, c) plane
+# directly, for any KH x KW, stride, padding and dilation; window = (KH, KW, sh, sw, ph, pw,
+# dh, dw) as the conv kernels take it (ConvGeometry.window).
+
+
+@njit(cache=True, inline="always")
+def _columns(Wo, W, sw, pw, kw_offset):
+    """[lo, hi): the output columns ow whose input column ow*sw - pw + kw_offset lies in [0, W)."""
+    a = pw - kw_offset                # ow*sw >= a
+    lo = 0 if a <= 0 else (a + sw - 1) // sw
+    b = W - 1 + pw - kw_offset        # ow*sw <= b
+    hi = 0 if b < 0 else min(Wo, b // sw + 1)
+    return lo, max(lo, hi)
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def depthwise_direct_forward_kernel(x, w, Ho, Wo, KH, KW, sh, sw, ph, pw, dh, dw):
+    """y[n, c, oh, ow] = sum over kh, kw of w[c, kh, kw] * x[n, c, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw]
+    (zero outside x); x (N, C, H, W), w (C, KH, KW); in parallel over the N*C planes."""
+    N, C, H, W = x.shape
+    y = np.zeros((N, C, Ho, Wo), x.dtype)
+    for plane in prange(N * C):
+        n = plane // C
+        c = plane % C
+        for oh in range(Ho):
+            yrow = y[n, c, oh]
+            for kh in range(KH):
+                ih = oh * sh - ph + kh * dh
+                if ih < 0 or ih >= H:
+                    continue
+                xrow = x[n, c, ih]
+                for kw in range(KW):
+                    wk = w[c, kh, kw]
+                    off = kw * dw - pw
+                    lo, hi = _columns(Wo, W, sw, pw, kw * dw)
+                    if sw == 1:  # unit stride over slices (indices >= 0): a loop LLVM vectorizes
+                        ys = yrow[lo:hi]
+                        xs = xrow[lo + off:hi + off]
+                        for i in range(hi - lo):
+                            ys[i] += wk * xs[i]
+                    else:
+                        for ow in range(lo, hi):
+                            yrow[ow] += wk * xrow[ow * sw + off]
+    return y
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def depthwise_direct_backward_input_kernel(gy, w, H, W, KH, KW, sh, sw, ph, pw, dh, dw):
+    """gx: every gy element scattered back through the taps that read it (the forward's
+    adjoint); planes are independent, so the scatter runs in parallel over them."""
+    N, C, Ho, Wo = gy.shape
+    gx = np.zeros((N, C, H, W), gy.dtype)
+    for plane in prange(N * C):
+        n = plane // C
+        c = plane % C
+        for oh in range(Ho):
+            grow = gy[n, c, oh]
+            for kh in range(KH):
+                ih = oh * sh - ph + kh * dh
+                if ih < 0 or ih >= H:
+                    continue
+                xrow = gx[n, c, ih]
+                for kw in range(KW):
+                    wk = w[c, kh, kw]
+                    off = kw * dw - pw
+                    lo, hi = _columns(Wo, W, sw, pw, kw * dw)
+                    if sw == 1:
+                        xs = xrow[lo + off:hi + off]
+                        gs = grow[lo:hi]
+                        for i in range(hi - lo):
+                            xs[i] += wk * gs[i]
+                    else:
+                        for ow in range(lo, hi):
+                            xrow[ow * sw + off] += wk * grow[ow]
+    return gx
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def depthwise_direct_backward_weight_kernel(x, gy, KH, KW, sh, sw, ph, pw, dh, dw):
+    """gw (C, KH, KW) in float64: one channel per task, its rows summed in a fixed order, so the
+    bits do not depend on the thread count. Each gy row is read once, beside the KH x rows its
+    taps touch."""
+    N, C, H, W = x.shape
+    Ho, Wo = gy.shape[2], gy.shape[3]
+    gw = np.zeros((C, KH, KW), np.float64)
+    for c in prange(C):
+        for n in range(N):
+            for oh in range(Ho):
+                grow = gy[n, c, oh]
+                for kh in range(KH):
+                    ih = oh * sh - ph + kh * dh
+                    if ih < 0 or ih >= H:
+                        continue
+                    xrow = x[n, c, ih]
+                    for kw in range(KW):
+                        off = kw * dw - pw
+                        lo, hi = _columns(Wo, W, sw, pw, kw * dw)
+                        acc = 0.0
+                        if sw == 1:
+                            gs = grow[lo:hi]
+                            xs = xrow[lo + off:hi + off]
+                            for i in range(hi - lo):
+                                acc += np.float64(gs[i]) * np.float64(xs[i])
+                        else:
+                            for ow in range(lo, hi):
+                                acc += np.float64(grow[ow]) * np.float64(xrow[ow * sw + off])
+                        gw[c, kh, kw] += acc
+    return gw

@@ -62,9 +62,18 @@ def is_depthwise(g):
     return ((g.kh, g.kw) == (3, 1) and g.padding[1] == 0) or ((g.kh, g.kw) == (1, 3) and g.padding[0] == 0)
 
 
+def is_depthwise_any(g):
+    """One filter per channel (groups == channels) of any size, stride, padding or dilation:
+    BC-ResNet's strided 3x1, dilated 1x3 and 5x5 tail (the 3-tap stride-1 ones go to
+    is_depthwise's kernels). A direct loop per plane reads each input row once per tap row;
+    im2col would copy it KH*KW times for a (1 x K) @ (K x T) product per channel."""
+    return g.groups == g.c_in == g.c_out and not is_depthwise(g)
+
+
 def conv_forward_path(g):
     """The forward (and, for a full-size output gradient, the input gradient) of conv2d:
-    'pointwise', 'depthwise', or 'im2col' for everything else (the head, generic convs).
+    'pointwise', 'depthwise' (3 taps, stride 1), 'depthwise-direct' (any other depthwise), or
+    'im2col' for everything else (the head, generic convs).
     im2col + BLAS over a direct loop: a direct Numba forward reached 25 GFLOP/s on the head conv,
     im2col + BLAS ~65."""
     if reference_active():
@@ -73,6 +82,8 @@ def conv_forward_path(g):
         return "pointwise"
     if is_depthwise(g):
         return "depthwise"
+    if is_depthwise_any(g):
+        return "depthwise-direct"
     return "im2col"
 
 
@@ -92,8 +103,8 @@ DOTS_MAX_TAPS = 64
 
 
 def conv_weight_path(g, full):
-    """The weight gradient: 'pointwise', 'depthwise', 'dots' (few taps: the head, K = 25) or
-    'im2col' (gy @ cols^T by BLAS)."""
+    """The weight gradient: 'pointwise', 'depthwise', 'depthwise-direct', 'dots' (few taps: the
+    head, K = 25) or 'im2col' (gy @ cols^T by BLAS)."""
     path = conv_input_path(g, full)
     if path == "im2col" and g.taps // g.groups <= DOTS_MAX_TAPS:
         return "dots"
