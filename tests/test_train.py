@@ -137,6 +137,27 @@ def test_minvar_selects_smallest_validation_spread(tiny_data, tmp_path, tiny_hom
     assert (tmp_path / "run" / classifier.SELECTED).is_file()
 
 
+def test_shared_data_is_split_by_each_runs_own_seed(tiny_data, tiny_home):
+    """Runs trained on data loaded once (experiment, table3 in-process) hold out the validation
+    locations their own seed draws, as a run loading its data (a worker, `tinyasc train`) does."""
+    home, root = tiny_home
+    dataset = load_dataset(root)
+    features = cache.load_features(dataset, cache_dir=home / "features", progress=False)
+    for seed in (1, 2):
+        config = _config(val_fraction=0.3, seed=seed)
+        shared = classifier.training_data(config, data=tiny_data, log=lambda *_: None, progress=False)
+        alone = TrainingData.from_features(dataset, features, val_fraction=0.3, seed=seed)
+        assert shared.filenames("val") == alone.filenames("val")
+        assert shared.filenames("train") == alone.filenames("train")
+        assert np.array_equal(shared.rows("train"), alone.rows("train"))
+    one, two = (TrainingData.from_features(dataset, features, val_fraction=0.3, seed=s) for s in (1, 2))
+    assert one.filenames("val") != two.filenames("val")  # the seeds do draw different locations
+    # and back: a run without validation trains on every training clip
+    back = classifier.training_data(_config(seed=1), data=one, log=lambda *_: None, progress=False)
+    assert not back.has_validation and back.filenames("train") == tiny_data.filenames("train")
+    assert one.split_for(0.3, 1) is one
+
+
 # ------------------------------------------------------------------ bad checkpoints
 
 def _trained(tiny_data, tmp_path):

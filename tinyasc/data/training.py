@@ -35,9 +35,12 @@ class SplitRows(NamedTuple):
 
 
 class TrainingData:
-    def __init__(self, dataset, features, splits):
-        """features: N x F x T array (memmap); splits: name ("train", "test", "val") -> SplitRows."""
+    def __init__(self, dataset, features, splits, validation=None, pool=None):
+        """features: N x F x T array (memmap); splits: name ("train", "test", "val") -> SplitRows;
+        validation: the (val_fraction, seed) that held "val" out, None without one; pool: the
+        training split before that, kept so that `split_for` can hold out other locations."""
         self.dataset, self.features, self.splits = dataset, features, splits
+        self.validation, self.pool = validation, pool
 
     @classmethod
     def load(cls, config, log=print, progress=True):
@@ -57,16 +60,30 @@ class TrainingData:
             split = dataset.split(name)
             rows = np.array([featureset.index[f] for f in split.filenames], dtype=np.int64)
             splits[name] = SplitRows(rows, np.asarray(split.labels), np.asarray(split.devices), tuple(split.filenames))
-        if val_fraction > 0:
-            rows, labels, devices, names = splits["train"]
-            identifiers = np.asarray(dataset.train.identifiers)
+        return cls(dataset, featureset.x, splits, pool=splits["train"]).split_for(val_fraction, seed)
+
+    def split_for(self, val_fraction, seed):
+        """This data with the validation split a run of this val_fraction and seed holds out
+        (val_fraction of the training locations, drawn by the seed; none for 0): self if it
+        already is, else a copy. Whether a run trains in its own process or on data loaded
+        once for several runs, it sees the split `tinyasc train --seed` would give it."""
+        wanted = (float(val_fraction), int(seed)) if val_fraction > 0 else None
+        if wanted == self.validation:
+            return self
+        if self.pool is None:
+            raise ValueError("this training split holds translated clips and cannot be split again; "
+                             "split it before adding them")
+        splits = {"train": self.pool, "test": self.splits["test"]}
+        if wanted is not None:
+            rows, labels, devices, names = self.pool
+            identifiers = np.asarray(self.dataset.train.identifiers)
             locations = np.unique(identifiers)
             held = np.random.default_rng([seed, 7]).permutation(locations)[:max(1, int(round(val_fraction * len(locations))))]
             is_val = np.isin(identifiers, held)
             splits["val"] = SplitRows(rows[is_val], labels[is_val], devices[is_val], tuple(np.asarray(names)[is_val]))
             splits["train"] = SplitRows(rows[~is_val], labels[~is_val], devices[~is_val],
                                         tuple(np.asarray(names)[~is_val]))
-        return cls(dataset, featureset.x, splits)
+        return TrainingData(self.dataset, self.features, splits, validation=wanted, pool=self.pool)
 
     @property
     def has_validation(self):
@@ -118,7 +135,7 @@ class TrainingData:
                            np.concatenate([devices] + [np.full(int(is_a.sum()), d) for d in targets]),
                            tuple(names) + tuple(f"translated-{d}:{n}" for d in targets
                                                 for n, a in zip(names, is_a) if a))
-        grown = TrainingData(self.dataset, StackedRows(self.features, extra), splits)
+        grown = TrainingData(self.dataset, StackedRows(self.features, extra), splits, validation=self.validation)
         grown.translator_digest = digest
         return grown
 

@@ -121,9 +121,12 @@ def train_step(model, optimizer, x, y, loss_fn=None, masks=None):
 
 
 def training_data(config, data=None, log=print, progress=True):
-    """The run's TrainingData (`data` if given, else loaded as config says), checked against
-    what the network and the batch size need, grown by the translator's clips if config asks."""
-    data = data if data is not None else TrainingData.load(config, log=log, progress=progress)
+    """The run's TrainingData (`data` if given, split for the run's val_fraction and seed;
+    else loaded as config says), checked against what the network and the batch size need,
+    grown by the translator's clips if config asks."""
+    if data is None:
+        data = TrainingData.load(config, log=log, progress=progress)
+    data = data.split_for(config.val_fraction, config.seed)
     root = getattr(getattr(data, "dataset", None), "root", "the dataset")
     check_frames(data.features.shape[-1], config.arch, f"the clips of {root}")
     if config.translator:
