@@ -156,6 +156,12 @@ def test_shared_data_is_split_by_each_runs_own_seed(tiny_data, tiny_home):
     back = classifier.training_data(_config(seed=1), data=one, log=lambda *_: None, progress=False)
     assert not back.has_validation and back.filenames("train") == tiny_data.filenames("train")
     assert one.split_for(0.3, 1) is one
+    # translated clips are added after the split: such data cannot be split again
+    clips_a = int(np.sum(one.devices("train") == "a"))
+    grown = one.with_translations(np.zeros((clips_a,) + one.features.shape[1:], np.float32), ["b"], "x")
+    assert grown.validation == (0.3, 1) and grown.split_for(0.3, 1) is grown
+    with pytest.raises(ValueError, match="no training split from before validation"):
+        grown.split_for(0.3, 2)
 
 
 # ------------------------------------------------------------------ bad checkpoints

@@ -35,12 +35,12 @@ class SplitRows(NamedTuple):
 
 
 class TrainingData:
-    def __init__(self, dataset, features, splits, validation=None, pool=None):
+    def __init__(self, dataset, features, splits, validation=None, unsplit_train=None):
         """features: N x F x T array (memmap); splits: name ("train", "test", "val") -> SplitRows;
-        validation: the (val_fraction, seed) that held "val" out, None without one; pool: the
-        training split before that, kept so that `split_for` can hold out other locations."""
+        validation: the (val_fraction, seed) that held "val" out, None without one;
+        unsplit_train: every training clip, before that (what `split_for` splits again)."""
         self.dataset, self.features, self.splits = dataset, features, splits
-        self.validation, self.pool = validation, pool
+        self.validation, self.unsplit_train = validation, unsplit_train
 
     @classmethod
     def load(cls, config, log=print, progress=True):
@@ -60,30 +60,33 @@ class TrainingData:
             split = dataset.split(name)
             rows = np.array([featureset.index[f] for f in split.filenames], dtype=np.int64)
             splits[name] = SplitRows(rows, np.asarray(split.labels), np.asarray(split.devices), tuple(split.filenames))
-        return cls(dataset, featureset.x, splits, pool=splits["train"]).split_for(val_fraction, seed)
+        # every training clip so far; split_for holds the validation locations out
+        return cls(dataset, featureset.x, splits, unsplit_train=splits["train"]).split_for(val_fraction, seed)
 
     def split_for(self, val_fraction, seed):
         """This data with the validation split a run of this val_fraction and seed holds out
-        (val_fraction of the training locations, drawn by the seed; none for 0): self if it
-        already is, else a copy. Whether a run trains in its own process or on data loaded
-        once for several runs, it sees the split `tinyasc train --seed` would give it."""
+        (val_fraction of the training locations, drawn by the seed; none for 0). Whether a run
+        trains in its own process or on data loaded once for several runs, it sees the split
+        `tinyasc train --seed` would give it. Returns self when it already holds exactly that
+        split out, else a new TrainingData sharing the features."""
         wanted = (float(val_fraction), int(seed)) if val_fraction > 0 else None
         if wanted == self.validation:
             return self
-        if self.pool is None:
-            raise ValueError("this training split holds translated clips and cannot be split again; "
-                             "split it before adding them")
-        splits = {"train": self.pool, "test": self.splits["test"]}
+        if self.unsplit_train is None:
+            raise ValueError("this TrainingData keeps no training split from before validation to split again "
+                             "(translated clips were added, or it was built without unsplit_train)")
+        splits = {"train": self.unsplit_train, "test": self.splits["test"]}
         if wanted is not None:
-            rows, labels, devices, names = self.pool
+            rows, labels, devices, names = self.unsplit_train
             identifiers = np.asarray(self.dataset.train.identifiers)
             locations = np.unique(identifiers)
-            held = np.random.default_rng([seed, 7]).permutation(locations)[:max(1, int(round(val_fraction * len(locations))))]
+            n_held = max(1, int(round(val_fraction * len(locations))))
+            held = np.random.default_rng([seed, 7]).permutation(locations)[:n_held]
             is_val = np.isin(identifiers, held)
             splits["val"] = SplitRows(rows[is_val], labels[is_val], devices[is_val], tuple(np.asarray(names)[is_val]))
             splits["train"] = SplitRows(rows[~is_val], labels[~is_val], devices[~is_val],
                                         tuple(np.asarray(names)[~is_val]))
-        return TrainingData(self.dataset, self.features, splits, validation=wanted, pool=self.pool)
+        return TrainingData(self.dataset, self.features, splits, validation=wanted, unsplit_train=self.unsplit_train)
 
     @property
     def has_validation(self):
