@@ -585,3 +585,192 @@ def test_the_test_extra_installs_the_references():
     test = project["optional-dependencies"]["test"]
     assert "torch==2.13.0" in test  # pinned: an unpinned torch pulls a multi-GB CUDA build
     assert any(r.startswith("onnx>=") for r in test) and any(r.startswith("onnxruntime") for r in test)
+
+
+# --------------------------------------------- 11. damaged files: every array and value is checked
+
+def _compressed(tmp_path, config=None):
+    from tinyasc.compress import save_compressed
+    from tinyasc.models import BCResNetMod
+
+    path = tmp_path / "model.npz"
+    save_compressed(path, BCResNetMod(c=2), bits=8, config=config)
+    return path
+
+
+@pytest.mark.parametrize("key, bad", [("positions", lambda a: a.astype(np.float32)),
+                                      ("half", lambda a: a.reshape(1, -1)),
+                                      ("scales", lambda a: a.astype(str)),
+                                      ("scales", lambda a: np.full_like(a, np.inf)),
+                                      ("values", lambda a: a.astype(np.float16))])
+def test_compressed_arrays_of_the_wrong_type_are_refused(tmp_path, key, bad):
+    from tinyasc.compress import load_compressed
+
+    path = _compressed(tmp_path)
+    rewrite_checkpoint(path, lambda arrays, meta: arrays.update({f"model0/{key}": bad(arrays[f"model0/{key}"])}))
+    with pytest.raises(CheckpointError, match=rf"{path}: model 0's array '{key}'"):
+        load_compressed(path)
+
+
+@pytest.mark.parametrize("change", ["arch", "width", "missing"])
+def test_a_compressed_models_settings_must_describe_it(tmp_path, change):
+    config = json.loads(TrainConfig(width=2).to_json())
+    if change == "arch":
+        config.update(arch="bcresnet", norm="none")  # valid settings, but not the model stored
+    elif change == "width":
+        config["width"] = 3
+    else:
+        del config["width"]
+    path = _compressed(tmp_path, config)
+    with pytest.raises(TinyAscError, match=str(path)) as caught:
+        classifier.load_run(path)
+    assert ("missing settings ['width']" if change == "missing" else "do not describe") in str(caught.value)
+    config["arch"], config["norm"], config["width"] = "bcresnet-mod", "resnorm", 2
+    classifier.load_run(_compressed(tmp_path, config))  # the settings that do describe it load
+
+
+@pytest.mark.parametrize("bad", [lambda a: a.astype(str), lambda a: a > 0, lambda a: a.astype(np.complex64),
+                                 lambda a: a.astype("V4")])
+def test_checkpoint_weights_of_the_wrong_type_are_refused(env, tmp_path, bad):
+    home, root, run = env
+    damaged = copy_run(run, tmp_path / "bad")
+    key = "model/head.conv.weight"
+    rewrite_checkpoint(damaged / classifier.CHECKPOINT, lambda arrays, meta: arrays.update({key: bad(arrays[key])}))
+    one_line_error(CliRunner().invoke(main, ["evaluate", str(damaged), "--quiet"]), "checkpoint.npz",
+                   "head.conv.weight", "wrong type")
+
+
+def _momentum_key(arrays):
+    return next(k for k in arrays if k.startswith("optim/") and k.endswith("momentum_buffer"))
+
+
+@pytest.mark.parametrize("change, needle", [
+    ("strings", "momentum_buffer is <U"),
+    ("0-d", "momentum_buffer is float32 of shape ()"),
+    ("unknown state", "SGD keeps no 'step'"),
+    ("no such parameter", "names no parameter"),
+    ("history", "history holds 1 rows for 0 finished epochs"),
+    ("history row", "history row 1"),
+    ("running", "running totals"),
+])
+def test_a_damaged_optimizer_state_or_history_stops_the_resume_before_training(env, tmp_path, change, needle):
+    home, root, run = env
+    damaged = copy_run(run, tmp_path / "bad")
+    config = json.loads((damaged / "config.json").read_text())
+    config["epochs"] = 2  # one more epoch to train: a resume that starts would write the checkpoint
+    (damaged / "config.json").write_text(json.dumps(config))
+
+    def edit(arrays, meta):
+        key = _momentum_key(arrays)
+        if change == "strings":
+            arrays[key] = arrays[key].astype(str)
+        elif change == "0-d":
+            arrays[key] = np.float32(1.0).reshape(())
+        elif change == "unknown state":
+            arrays["optim/1.step"] = np.array(10 ** 18)
+        elif change == "no such parameter":
+            arrays["optim/9999.momentum_buffer"] = arrays[key]
+        elif change == "history":
+            meta["epoch"], meta["history"] = 0, [5]
+        elif change == "history row":
+            meta["history"][0]["epoch"] = 7
+        else:
+            meta["running"] = ["a", 0, 0, 0.0]
+
+    path = damaged / classifier.CHECKPOINT
+    rewrite_checkpoint(path, edit)
+    before = path.read_bytes()
+    one_line_error(CliRunner().invoke(main, ["train", "--resume", str(damaged), "--quiet"]), "checkpoint.npz",
+                   needle)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("epoch", [None, "1", True, -1])
+def test_a_checkpoint_without_a_valid_epoch_is_not_taken_for_finished(env, tmp_path, epoch):
+    from tinyasc.train.runs import finished
+
+    home, root, run = env
+    damaged = copy_run(run, tmp_path / "bad")
+
+    def edit(arrays, meta):
+        if epoch is None:
+            del meta["epoch"]
+        else:
+            meta["epoch"] = epoch
+
+    rewrite_checkpoint(damaged / classifier.CHECKPOINT, edit)
+    with pytest.raises(CheckpointError, match="no valid epoch count"):
+        finished(damaged, 1)
+    assert finished(run, 1) and not finished(run, 2)
+
+
+@pytest.mark.parametrize("table, needle", [
+    ("device,accuracy\nA,50\noverall,notanumber\n", "'notanumber'"),
+    ("name,acc\nA,50\noverall,50\n", "need device and accuracy"),
+    ("device,accuracy\nA,50\n", "no 'overall' row"),
+    ("device,accuracy\nA,150\noverall,50\n", "'150'"),
+    ("device,accuracy\nA,50\nA,60\noverall,55\n", "row 'A'"),
+])
+def test_a_damaged_device_table_is_one_line(tmp_path, table, needle):
+    from tinyasc.train.runs import read_device_table
+
+    (tmp_path / "device_table.csv").write_text(table)
+    with pytest.raises(TinyAscError, match=str(tmp_path / "device_table.csv")) as caught:
+        read_device_table(tmp_path)
+    assert needle in str(caught.value)
+
+
+@pytest.mark.parametrize("change, needles", [
+    ("missing", ("config.json", "missing settings ['width']")),
+    ("wrong type", ("config.json", "width='10' should be a int")),
+])
+def test_config_json_errors_name_the_file(env, tmp_path, change, needles):
+    home, root, run = env
+    damaged = copy_run(run, tmp_path / "bad")
+    config = json.loads((damaged / "config.json").read_text())
+    if change == "missing":
+        del config["width"]
+    else:
+        config["width"] = "10"
+    (damaged / "config.json").write_text(json.dumps(config))
+    for args in (["evaluate", str(damaged), "--quiet"], ["train", "--resume", str(damaged), "--quiet"]):
+        one_line_error(CliRunner().invoke(main, args), *needles)
+
+
+def test_compress_refuses_a_zero_learning_rate(env, tmp_path):
+    home, root, run = env
+    one_line_error(CliRunner().invoke(main, ["compress", str(run), "--lr", "0", "--epochs", "1", "--out",
+                                             str(tmp_path / "out"), "--quiet"]), "--lr must be positive")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["train-teacher", "train-translator", "train-data", "compress-teacher",
+                                     "experiment-data"])
+def test_a_missing_input_folder_is_refused_before_any_folder_is_made(env, tmp_path, command):
+    home, root, run = env
+    out, missing = tmp_path / "out", str(tmp_path / "nonexistent")
+    tiny = ["--model-width", "2", "--epochs", "1", "--batch-size", "8", "--quiet"]
+    args = {"train-teacher": ["train", "--data", str(root), "--teacher", missing, "--out", str(out)] + tiny,
+            "train-translator": ["train", "--data", str(root), "--translator", missing, "--out", str(out)] + tiny,
+            "train-data": ["train", "--data", missing, "--out", str(out)] + tiny,
+            "compress-teacher": ["compress", str(run), "--teacher", missing, "--epochs", "1", "--out", str(out),
+                                 "--quiet"],
+            "experiment-data": ["experiment", "--data", missing, "--rows", "resnorm", "--seeds", "0", "--out",
+                                str(out)] + tiny}[command]
+    one_line_error(CliRunner().invoke(main, args), missing, "no such file or folder")
+    assert not out.exists()
+
+
+def test_a_run_that_fails_after_holding_its_new_folder_leaves_none(tmp_path):
+    from tinyasc.fileio import exclusive_folder
+
+    with pytest.raises(RuntimeError):
+        with exclusive_folder(tmp_path / "new" / "run"):
+            raise RuntimeError("failed before writing anything")
+    assert not (tmp_path / "new" / "run").exists()
+    kept = tmp_path / "kept"
+    with pytest.raises(RuntimeError):
+        with exclusive_folder(kept):
+            (kept / "config.json").write_text("{}")
+            raise RuntimeError("failed after writing")
+    assert (kept / "config.json").is_file()

@@ -11,6 +11,7 @@ docs/decisions.md and reproduced here with plain NumPy:
 A 10 s clip gives 1 + 160000 // 480 = 334 frames. Everything is vectorised: frames are a
 strided view, the FFT is one batched call and the filterbank is one (sparse) matrix product.
 """
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from math import gcd
@@ -25,6 +26,11 @@ from tinyasc.errors import DataError
 
 # Bump when the numbers log_mel produces change; part of every feature cache key.
 FRONTEND_VERSION = 1
+
+# Sample rates an audio file may have (docs/decisions.md). Every clip is resampled to 16 kHz,
+# so a file at 1 Hz would be upsampled 16000-fold: gigabytes from a 40 KB file.
+MIN_SAMPLE_RATE = 8_000     # telephone band, the lowest rate commonly met
+MAX_SAMPLE_RATE = 384_000   # the highest rate common recorders write
 
 
 @dataclass(frozen=True)
@@ -157,25 +163,56 @@ def _sparse_filterbank_t(n_freqs, sample_rate, n_mels, f_min, f_max):
     return scipy.sparse.csr_matrix(mel_filterbank(n_freqs, sample_rate, n_mels, f_min, f_max).T)
 
 
-def load_audio(path):
-    """Read an audio file as float32 (frames, or frames x channels) and its sample rate.
+def check_sample_rate(path, sample_rate):
+    """The sample rate of the audio file `path` lies in MIN_SAMPLE_RATE..MAX_SAMPLE_RATE."""
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise DataError(f"{path}: sample rate {sample_rate} Hz is outside the {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz "
+                        "tinyasc reads; resample the file, e.g. to 16000 Hz")
+    return sample_rate
 
-    Raises DataError with a one-line message naming the file when it is missing, not a
-    readable audio file, empty, or holds non-finite samples.
-    """
+
+@contextmanager
+def _open_audio(path):
+    """The sound file `path`, open, with a header fit to read; any failure to open or read it is a
+    one-line DataError naming it."""
     try:
-        wave, sr = sf.read(str(path), dtype="float32", always_2d=False)
+        with sf.SoundFile(str(path)) as f:
+            if f.frames <= 0:
+                raise DataError(f"{path}: audio file holds no samples; replace or re-download it")
+            check_sample_rate(path, f.samplerate)
+            yield f
     except FileNotFoundError:
         raise DataError(f"{path}: audio file not found; check the dataset folder") from None
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
         reason = " ".join(str(exc).split())
         raise DataError(f"{path}: not a readable audio file ({reason}); replace or re-download "
                         "it") from None
+
+
+def audio_info(path):
+    """(sample rate, frames, channels) of an audio file, from its header alone.
+
+    Refuses the file as load_audio does (missing, unreadable, empty, a sample rate out of range)
+    without reading its samples, so a clip's length can be checked before it is loaded.
+    """
+    with _open_audio(path) as f:
+        return int(f.samplerate), int(f.frames), int(f.channels)
+
+
+def load_audio(path):
+    """Read an audio file as float32 (frames, or frames x channels) and its sample rate.
+
+    Raises DataError with a one-line message naming the file when it is missing, not a
+    readable audio file, empty, at a sample rate outside MIN_SAMPLE_RATE..MAX_SAMPLE_RATE
+    (checked from the header, before any sample is read), or holds non-finite samples.
+    """
+    with _open_audio(path) as f:
+        wave, sr = f.read(dtype="float32", always_2d=False), int(f.samplerate)
     if wave.shape[0] == 0:
         raise DataError(f"{path}: audio file holds no samples; replace or re-download it")
     if not np.isfinite(wave).all():
         raise DataError(f"{path}: audio file holds NaN or infinite samples; replace it")
-    return wave, int(sr)
+    return wave, sr
 
 
 def file_log_mel(path, frontend=DEFAULT_FRONTEND):

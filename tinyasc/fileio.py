@@ -221,6 +221,7 @@ def exclusive_folder(folder, busy=None):
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise WriteError(f"{folder}: is a file, not a folder; name a new folder")
+    created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -237,6 +238,11 @@ def exclusive_folder(folder, busy=None):
             if exc.errno not in (errno.EBADF, errno.ENOLCK, errno.EINVAL, errno.EOPNOTSUPP):
                 raise write_error(folder, exc) from None
         yield folder
+    except BaseException:
+        if created:  # a block that failed before writing anything leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # refused unless empty
+        raise
     finally:
         os.close(fd)
 

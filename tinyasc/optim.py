@@ -10,6 +10,9 @@ import numpy as np
 
 
 class Optimizer:
+    STATE_ARRAYS = ()    # per-parameter state arrays (the parameter's shape, floating point)
+    STATE_COUNTERS = ()  # per-parameter integer counters
+
     def __init__(self, params, defaults):
         params = list(params)
         if not params:
@@ -58,21 +61,32 @@ class Optimizer:
             raise ValueError("optimizer state has a different number of parameter groups")
         for group, saved in zip(self.param_groups, state_dict["param_groups"]):
             group.update(saved)
-        self.state = {}
+        state = {}
         for key, value in state_dict["state"].items():
-            index, name = key.split(".", 1)
+            index, _, name = key.partition(".")
+            if not index.isdigit() or int(index) >= len(params):
+                raise ValueError(f"optimizer state {key!r} names no parameter (there are {len(params)})")
             p = params[int(index)]
-            if isinstance(value, np.ndarray) and value.ndim and value.shape != p.shape:
-                raise ValueError(f"optimizer state {key} has shape {value.shape}, parameter has {p.shape}")
-            if name == "step":  # a counter: back to a Python int, so resumed steps compute bit-identically
-                value = int(value)
-            elif isinstance(value, np.ndarray):
-                value = np.array(value, copy=True)
-            self.state.setdefault(id(p), {})[name] = value
+            value = np.asarray(value)
+            if name in self.STATE_ARRAYS:
+                if value.dtype.kind != "f" or value.shape != p.shape:
+                    raise ValueError(f"optimizer state {key} is {value.dtype} of shape {value.shape}, "
+                                     f"the parameter's is float of shape {p.shape}")
+                value = np.array(value, dtype=p.dtype, copy=True)
+            elif name in self.STATE_COUNTERS:
+                if value.dtype.kind not in "iu" or value.ndim or not 0 <= int(value) <= 2 ** 53:
+                    raise ValueError(f"optimizer state {key} = {value!r} is not a step count")
+                value = int(value)  # back to a Python int, so resumed steps compute bit-identically
+            else:
+                raise ValueError(f"optimizer state {key!r}: {type(self).__name__} keeps no {name!r}")
+            state.setdefault(id(p), {})[name] = value
+        self.state = state
 
 
 class SGD(Optimizer):
     """p -= lr * v, v = momentum * v + (1 - dampening) * (g + weight_decay * p) (v = that on step 1)."""
+
+    STATE_ARRAYS = ("momentum_buffer",)
 
     def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
         if nesterov and (momentum <= 0 or dampening != 0):
@@ -98,6 +112,9 @@ class SGD(Optimizer):
 
 class Adam(Optimizer):
     """Adam with PyTorch's bias correction (weight decay added to the gradient, L2 style)."""
+
+    STATE_ARRAYS = ("exp_avg", "exp_avg_sq")
+    STATE_COUNTERS = ("step",)
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))

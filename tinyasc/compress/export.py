@@ -183,6 +183,16 @@ def _decode(arrays, meta, bits, per_channel, source, index):
         values, positions, scales, half = get("values"), get("positions"), get("scales"), get("half")
     except KeyError as exc:
         raise CheckpointError(f"{source}: model {index} has no array {exc}") from None
+    value_dtype = np.float16 if bits == HALF else np.int8
+    for key, array, dtype in (("values", values, value_dtype), ("positions", positions, np.uint8),
+                              ("scales", scales, np.float32), ("half", half, np.float16)):
+        if array.dtype != dtype or array.ndim != 1:
+            raise CheckpointError(f"{source}: model {index}'s array {key!r} is {array.dtype} of shape {array.shape}, "
+                                  f"not a 1-D {np.dtype(dtype)} array; the file is damaged: write it again with "
+                                  "tinyasc compress")
+        if dtype in (np.float16, np.float32) and not np.isfinite(array).all():
+            raise CheckpointError(f"{source}: model {index}'s array {key!r} holds NaN or infinite values; "
+                                  "the file is damaged: write it again with tinyasc compress")
     sizes = [int(np.prod(shape)) for _, shape in meta["convs"]]
     nonzero = np.unpackbits(positions, count=sum(sizes)).astype(bool)
     if int(nonzero.sum()) != values.size:

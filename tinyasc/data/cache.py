@@ -169,7 +169,7 @@ def extract_features(paths, out, frontend=DEFAULT_FRONTEND, workers=None, progre
         return 1
 
     with progressbar(len(paths), desc, quiet=not progress) as bar:
-        run_tasks(one, len(paths), workers, processes=shared, done=bar.update)
+        run_tasks(one, len(paths), workers, processes=shared, done=bar.update, name=lambda i: paths[i])
     return len(paths) / max(time.perf_counter() - start, 1e-9)
 
 

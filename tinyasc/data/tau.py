@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
-import soundfile as sf
 
+from tinyasc.audio import audio_info
 from tinyasc.errors import DataError
 
 SCENES = ("airport", "bus", "metro", "metro_station", "park", "public_square", "shopping_mall",
@@ -193,22 +193,18 @@ def _audio_info(root, name, csv_path, lineno):
     if not path.is_file():
         raise DataError(f"{csv_path}: line {lineno}: names {name}, which does not exist under "
                         f"{root}; restore the file or regenerate the dataset")
-    try:
-        info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable audio file ({' '.join(str(exc).split())}), named "
-                        f"in {csv_path.name} line {lineno}; replace or re-download it") from None
-    if info.frames <= 0:
-        raise DataError(f"{path}: audio file holds no samples (named in {csv_path.name} line "
-                        f"{lineno}); replace or re-download it")
-    return int(info.samplerate), int(info.frames), int(info.channels)
+    try:  # the header only, as every reader checks it: readable, not empty, a usable sample rate
+        return audio_info(path)
+    except DataError as exc:
+        raise DataError(f"{exc} (named in {csv_path.name} line {lineno})") from None
 
 
 def load_dataset(root, check_audio=True):
     """Read a TAU-layout dataset at `root`; see the module docstring for the layout.
 
     With check_audio, every audio file named by a split must exist and have a readable,
-    non-empty header (corrupt sample data is caught later, when features are computed).
+    non-empty header with a usable sample rate (corrupt sample data is caught later, when
+    features are computed).
     """
     root = Path(root).expanduser()
     if not root.is_dir():

@@ -19,8 +19,12 @@ import os
 import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 
-_task = None  # the task of this worker process, set when it starts
+from tinyasc.errors import TinyAscError
+
+_task = None   # the task of this worker process, set when it starts
+_state = None  # shared with the parent: _state[i] is 1 while task(i) runs, 2 once it has returned
 
 
 def default_workers():
@@ -44,16 +48,21 @@ def can_fork():
     return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
 
-def _start_worker(task):
-    global _task
-    _task = task
+def _start_worker(task, state):
+    global _task, _state
+    _task, _state = task, state
     # Ctrl-C reaches the whole process group: the parent handles it (cancels what has not
     # started, waits for what has), so a worker does not also print a traceback
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _worker_chunk(start, stop):
-    return [_task(i) for i in range(start, stop)]
+    values = []
+    for i in range(start, stop):
+        _state[i] = 1  # should this process die now, the parent can name the task it was on
+        values.append(_task(i))
+        _state[i] = 2
+    return values
 
 
 def _chunks(count, workers):
@@ -63,14 +72,16 @@ def _chunks(count, workers):
     return [(start, min(start + size, count)) for start in range(0, count, size)]
 
 
-def run_tasks(task, count, workers=None, processes=True, done=None):
+def run_tasks(task, count, workers=None, processes=True, done=None, name=None):
     """Run task(0) ... task(count - 1) on `workers` processes (default: one per core), in no
     particular order; done(value) is called here with each task's return value as it finishes.
 
     processes=False, or a platform without a safe fork, uses threads instead (for tasks whose
     effects would not reach the parent from another process); workers=1 runs them here, in
     order. An exception in a task, or Ctrl-C, is raised here once the tasks already running have
-    finished; the others never start.
+    finished; the others never start. A worker process that dies (the kernel kills it when memory
+    runs out) is a one-line TinyAscError naming what the workers were on: name(i), e.g. the file
+    task i reads, or else "item i + 1 of count".
     """
     done = done or (lambda value: None)
     workers = max(1, min(workers or default_workers(), count))
@@ -79,10 +90,12 @@ def run_tasks(task, count, workers=None, processes=True, done=None):
             done(task(i))
         return
     if processes and can_fork():
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                   initializer=_start_worker, initargs=(task,))
+        fork = multiprocessing.get_context("fork")
+        state = fork.RawArray("b", count)  # shared memory the forked workers inherit
+        pool = ProcessPoolExecutor(workers, mp_context=fork, initializer=_start_worker, initargs=(task, state))
         submit = lambda start, stop: pool.submit(_worker_chunk, start, stop)  # noqa: E731
     else:
+        state = None
         pool = ThreadPoolExecutor(workers)
         submit = lambda start, stop: pool.submit(lambda: [task(i) for i in range(start, stop)])  # noqa: E731
     try:
@@ -90,5 +103,17 @@ def run_tasks(task, count, workers=None, processes=True, done=None):
         for fut in as_completed(futures):
             for value in fut.result():
                 done(value)
+    except BrokenProcessPool:
+        raise TinyAscError(_worker_died(state, count, name)) from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_died(state, count, name):
+    """The message for a worker process that died: what the workers were on, and what to do."""
+    name = name or (lambda i: f"item {i + 1} of {count}")
+    running = [str(name(i)) for i in range(count) if state[i] == 1]  # the dead one's, and the others'
+    where = f" while working on {', '.join(running)}" if running else ""
+    inputs = {0: "the inputs", 1: "that input"}.get(len(running), "those inputs")
+    return (f"a worker process died{where} (killed, most likely for lack of memory); check {inputs}, "
+            "free memory, or run on fewer cores (e.g. taskset -c 0 tinyasc ...), which starts fewer workers")

@@ -149,8 +149,40 @@ def check_finite_state(arrays, source):
                                "retrain with a lower --lr (or resume from a copy saved before it diverged)", *bad)
 
 
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def checked_history(history, epoch):
+    """A checkpoint's per-epoch metrics rows, checked before use: one row of named numbers per
+    finished epoch, numbered 1..epoch (metrics.csv is written from them)."""
+    if not isinstance(history, list) or len(history) != epoch:
+        size = len(history) if isinstance(history, list) else type(history).__name__
+        raise ValueError(f"history holds {size} rows for {epoch} finished epochs")
+    for i, row in enumerate(history, start=1):
+        if (not isinstance(row, dict) or row.get("epoch") != i
+                or not all(isinstance(k, str) and _number(v) for k, v in row.items())):
+            raise ValueError(f"history row {i} is not that epoch's metrics")
+    return [dict(row) for row in history]
+
+
+def checked_tally(tally_type, values):
+    """A running tally (NamedTuple of numbers) from a checkpoint's metadata."""
+    if not isinstance(values, list) or len(values) != len(tally_type._fields) or not all(map(_number, values)):
+        raise ValueError(f"running totals {values!r} are not {len(tally_type._fields)} numbers")
+    return tally_type(*values)
+
+
 def load_model_state(model, state, source):
     """load_state_dict, refusing (one line naming the file) weights that do not fit or are not finite."""
+    # A float array must be stored as floats, an integer one (a counter) as integers: anything else
+    # (strings, bytes, booleans, complex, dates) would be cast into other numbers without a word.
+    own = model.state_dict()
+    kinds = [f"{k} ({np.asarray(v).dtype})" for k, v in state.items()
+             if k in own and np.asarray(v).dtype.kind not in ("f" if own[k].dtype.kind == "f" else "iu")]
+    if kinds:
+        raise CheckpointError(f"{source}: arrays of the wrong type: {_listing(kinds)}; the file is damaged: "
+                              "restore it or retrain")
     problem = state_mismatch(model, state)
     if problem:
         raise CheckpointError(f"{source}: checkpoint does not fit this model: {problem}. "

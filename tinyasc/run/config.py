@@ -50,3 +50,16 @@ class JsonConfig:
         if unknown:
             raise TinyAscError(f"config has unknown keys {sorted(unknown)}; was it written by another version?")
         return cls(**values)
+
+    @classmethod
+    def from_saved(cls, values, source, fix):
+        """The settings read back from a file (a config.json, a checkpoint's metadata), checked: every
+        setting present (a default filled in for a missing one could silently change the model) and
+        valid (`validate`). Errors are one line naming `source` and ending with `fix`."""
+        missing = sorted({f.name for f in dataclasses.fields(cls)} - set(values))
+        try:
+            if missing:
+                raise TinyAscError(f"missing settings {missing}")
+            return cls.from_dict(values).validate()
+        except TinyAscError as exc:
+            raise TinyAscError(f"{source}: {exc}; {fix}") from None

@@ -34,7 +34,8 @@ from tinyasc.fileio import atomic_write_texts, progressbar
 from tinyasc.models import BCResNet, BCResNetMod, CPResNet
 from tinyasc.run import plots
 from tinyasc.run.checkpoint import (CheckpointError, NonFiniteWeights, check_finite_state, check_same_model,
-                                    load_checkpoint, load_model_state, split_prefix)
+                                    checked_history, checked_tally, load_checkpoint, load_model_state,
+                                    split_prefix)
 from tinyasc.run.folder import RunFolder, StopFlag
 from tinyasc.train import evaluate
 from tinyasc.train.config import TrainConfig, load_run_config
@@ -65,7 +66,18 @@ def load_run(run):
         if not isinstance(meta.get("config"), dict):
             raise TinyAscError(f"{run}: this compressed model carries no training config; "
                                "write it with tinyasc compress")
-        return TrainConfig.from_dict(meta["config"]).validate(), model
+        fix = "the file is damaged: write it again with tinyasc compress"
+        config = TrainConfig.from_saved(meta["config"], f"{run} (its training settings)", fix)
+        for i, model_meta in enumerate(meta["models"]):  # the settings must describe the model stored
+            arch = model_meta["architecture"]
+            stored = {"arch": "bcresnet-mod", "width": arch["c"], "norm": arch["norm"], "lam": arch["lam"],
+                      "subbands": arch["subbands"]}
+            differ = [f"{k} {getattr(config, k)!r} there, {v!r} in model {i}" for k, v in stored.items()
+                      if getattr(config, k) != v]
+            if differ:
+                raise CheckpointError(f"{run}: its training settings do not describe the model it stores "
+                                      f"({'; '.join(differ)}); {fix}")
+        return config, model
     config = load_run_config(run)
     path = run / SELECTED if config.select == "minvar" else run / CHECKPOINT
     if config.select == "minvar" and not path.is_file() and (run / CHECKPOINT).is_file():
@@ -247,12 +259,16 @@ class Trainer:
             self.schedule.load_state_dict(meta["schedule"])
             ta_random.set_state(meta["random"])
             self.epoch, self.step_in_epoch = int(meta["epoch"]), int(meta["step_in_epoch"])
-            self.running = Tally(*meta.get("running", Tally()))
-            self.history = list(meta["history"])
-            self.selected = Choice(*meta["selected"]) if meta.get("selected") is not None else None
+            self.running = checked_tally(Tally, meta.get("running", list(Tally())))
             if not (0 <= self.epoch <= self.config.epochs and 0 <= self.step_in_epoch <= self.steps_per_epoch):
                 raise ValueError(f"epoch {self.epoch}, step {self.step_in_epoch} is outside this run's "
                                  f"{self.config.epochs} epochs of {self.steps_per_epoch} steps")
+            self.history = checked_history(meta["history"], self.epoch)
+            selected = meta.get("selected")
+            self.selected = None if selected is None else checked_tally(Choice, selected)
+            if selected is not None and not (isinstance(self.selected.epoch, int)
+                                             and 1 <= self.selected.epoch <= self.epoch):
+                raise ValueError(f"the selected epoch {self.selected.epoch} is not one of the {self.epoch} trained")
             self.saved = (self.epoch, self.step_in_epoch)
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: checkpoint metadata is incomplete or malformed ({exc!r}); "
@@ -403,6 +419,7 @@ def train(config, run_dir, resume=False, log=print, progress=True, data=None):
         config = load_run_config(run_dir)  # before the folder is held (and so created): it must exist
     else:
         config.validate()
+    config.check_inputs()
     busy = (f"{run_dir} is in use by another tinyasc run; wait for it to finish, or pass another --out "
             "(two runs in one folder would overwrite each other's checkpoint and metrics)")
     with RunFolder(run_dir, KIND).hold(busy):

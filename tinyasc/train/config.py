@@ -144,6 +144,18 @@ class TrainConfig(JsonConfig):
             raise TinyAscError(f"momentum must be in [0, 1) and weight_decay >= 0, got {self.momentum} and "
                                f"{self.weight_decay}")
 
+    def check_inputs(self):
+        """The folders a run reads (its teachers, translator, starting weights and dataset) must exist:
+        checked before anything is loaded or any folder made, so a mistyped path costs nothing."""
+        from pathlib import Path
+
+        named = [("--teacher", t.strip()) for t in self.teacher.split(",") if t.strip()]
+        named += [("--translator", self.translator), ("--init-from", self.init_from), ("--data", self.data)]
+        for option, path in named:
+            if path and not Path(path).exists():
+                raise TinyAscError(f"{option} {path}: no such file or folder; check the path")
+        return self
+
     @property
     def warmup(self):
         return 0.05 * self.epochs if self.warmup_epochs is None else self.warmup_epochs
@@ -161,5 +173,5 @@ def load_run_config(run_dir):
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise TinyAscError(f"{run_dir}: no config.json here; pass a run folder written by tinyasc train")
-    values = read_json_object(path, "training settings", "restore it or pass another run folder")
-    return TrainConfig.from_dict(values).validate()
+    fix = "restore it or pass another run folder"
+    return TrainConfig.from_saved(read_json_object(path, "training settings", fix), path, fix)

@@ -204,6 +204,7 @@ def plan_experiment(base_config, rows, seeds, out_dir, translator=None, log=prin
     out_dir = Path(out_dir)
     for row in rows:
         replace(base_config, arch=row.arch, width=row.width, norm=row.norm).validate()
+    base_config.check_inputs()
     if translator:
         load_translator(translator)  # a wrong folder fails now, not after the other rows trained
     translator_dir = str(translator) if translator else str(out_dir / "translator")

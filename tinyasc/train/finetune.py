@@ -21,9 +21,10 @@ def finetune_config(run_config, run, prune, bits, per_channel=False, teachers=()
     learning rate unless `lr` is given, without warm-up."""
     if run_config.arch != "bcresnet-mod":
         raise TinyAscError(f"{run}: compression exports BC-ResNet-Mod; this run is --arch {run_config.arch}")
-    return replace(run_config, init_from=str(run), prune=prune, bits=bits, per_channel=per_channel,
-                   teacher=",".join(map(str, teachers)), epochs=epochs, lr=lr or run_config.lr / 10,
-                   warmup_epochs=0.0).validate()
+    lr = run_config.lr / 10 if lr is None else lr  # an lr given is checked by validate, not replaced
+    config = replace(run_config, init_from=str(run), prune=prune, bits=bits, per_channel=per_channel,
+                     teacher=",".join(map(str, teachers)), epochs=epochs, lr=lr, warmup_epochs=0.0)
+    return config.validate()
 
 
 def compress_runs(runs, out_dir, prune, bits, per_channel=False, teachers=(), epochs=10, lr=None,
@@ -36,6 +37,7 @@ def compress_runs(runs, out_dir, prune, bits, per_channel=False, teachers=(), ep
     configs = [finetune_config(load_run_config(run), run, prune, bits, per_channel, teachers, epochs, lr)
                for run in runs]
     for i, config in enumerate(configs):  # a folder of other settings fails before any training
+        config.check_inputs()
         check_same_config(out / f"finetune-{i}", config)
     models = []
     for i, (run, config) in enumerate(zip(runs, configs)):

@@ -64,14 +64,19 @@ def predict_files(run, paths, out_file, batch_size=32, log=print, progress=True)
 
 def write_submission(config, model, files, out_file, batch_size=32, progress=True):
     """Read and classify the audio `files` ((path, name in the file) pairs) with the front end of
-    training, write the submission file and return the N x 10 probabilities."""
+    training, write the submission file and return the N x 10 probabilities.
+
+    Every file's sample rate and length are checked from its header before any file is read, so
+    a file at 1 Hz or hours long is refused at once, not after gigabytes of resampling.
+    """
+    for path, _ in files:
+        sample_rate, samples, _ = audio.audio_info(path)
+        check_frames(audio.DEFAULT_FRONTEND.num_frames(samples, sample_rate), config.arch, str(path))
     names, probs = [], []
     with progressbar(len(files), "predict", quiet=not progress) as bar:
         for start in range(0, len(files), batch_size):
             chunk = files[start:start + batch_size]
             feats = [audio.file_log_mel(path) for path, _ in chunk]
-            for (path, _), f in zip(chunk, feats):
-                check_frames(f.shape[1], config.arch, str(path))
             lengths = {f.shape[1] for f in feats}
             if len(lengths) > 1:  # different durations: one at a time
                 for f in feats:

@@ -3,11 +3,12 @@ tinyasc table3, tinyasc compress): is a run folder found there the one asked for
 finished, and its per-device table."""
 import csv
 import json
+import math
 from dataclasses import fields
 from pathlib import Path
 
 from tinyasc.errors import TinyAscError
-from tinyasc.run.checkpoint import load_checkpoint
+from tinyasc.run.checkpoint import CheckpointError, load_checkpoint
 from tinyasc.train import classifier
 from tinyasc.train.config import read_json_object
 
@@ -54,7 +55,11 @@ def finished(run_dir, epochs):
     path = run_dir / classifier.CHECKPOINT
     if path.is_file():
         _, meta = load_checkpoint(path)
-        return meta["epoch"] >= epochs
+        epoch = meta.get("epoch")
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+            raise CheckpointError(f"{path}: its metadata has no valid epoch count ({epoch!r}); the file is "
+                                  "damaged: delete the run folder to train it again")
+        return epoch >= epochs
     metrics = run_dir / "metrics.csv"
     if not metrics.is_file():
         return False
@@ -64,8 +69,26 @@ def finished(run_dir, epochs):
 
 
 def read_device_table(run_dir):
-    with open(Path(run_dir) / "device_table.csv", newline="") as f:
-        return {row["device"]: float(row["accuracy"]) for row in csv.DictReader(f)}
+    """{device: accuracy %} of a finished run's device_table.csv, with its 'overall' row."""
+    path = Path(run_dir) / "device_table.csv"
+    damaged = f"{path}: not a device table written by tinyasc train"
+    fix = "delete the run folder to train it again, or restore the file from git"
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or not {"device", "accuracy"} <= set(reader.fieldnames):
+            raise TinyAscError(f"{damaged} (columns {reader.fieldnames}, need device and accuracy); {fix}")
+        table = {}
+        for row in reader:
+            try:
+                accuracy = float(row["accuracy"])
+            except (TypeError, ValueError):
+                accuracy = math.nan
+            if not 0 <= accuracy <= 100 or not row["device"] or row["device"] in table:
+                raise TinyAscError(f"{damaged} (row {row['device']!r}, accuracy {row['accuracy']!r}); {fix}")
+            table[row["device"]] = accuracy
+    if "overall" not in table:
+        raise TinyAscError(f"{damaged} (no 'overall' row); {fix}")
+    return table
 
 
 def require_checkpoint(run_dir):

@@ -160,7 +160,7 @@ def run_table3(base, out_dir, seeds=(1, 2), teacher=None, teacher_epochs=300, fi
                            "more; pass e.g. --seeds 1,2")
     if len(set(seeds)) < len(seeds):  # two students would share (and with jobs > 1 race for) one folder
         raise TinyAscError(f"--seeds {','.join(map(str, seeds))} names a seed twice")
-    base = replace(base, arch="bcresnet-mod", norm="resnorm").validate()
+    base = replace(base, arch="bcresnet-mod", norm="resnorm").validate().check_inputs()
     # Every folder that exists must hold what is asked for now: checked before hours of training.
     if teacher is not None:
         _check_teacher(teacher, base)

@@ -26,7 +26,8 @@ from tinyasc import random as ta_random
 from tinyasc.autograd import Tensor
 from tinyasc.errors import TinyAscError
 from tinyasc.fileio import progressbar
-from tinyasc.run.checkpoint import CheckpointError, check_finite_state, load_model_state, split_prefix
+from tinyasc.run.checkpoint import (CheckpointError, check_finite_state, checked_history, checked_tally,
+                                    load_model_state, split_prefix)
 from tinyasc.run.folder import RunFolder
 from tinyasc.run.config import read_json_object
 from tinyasc.translator.config import TranslatorConfig
@@ -112,7 +113,10 @@ class TranslatorTrainer:
                 raise CheckpointError(f"{path}: optimizer state does not fit the networks ({exc})") from None
         try:
             self.epoch, self.step_in_epoch = int(meta["epoch"]), int(meta["step_in_epoch"])
-            self.running, self.history = Tally(*meta["running"]), list(meta["history"])
+            if not 0 <= self.epoch <= self.config.epochs:
+                raise ValueError(f"epoch {self.epoch} is outside this run's {self.config.epochs} epochs")
+            self.running = checked_tally(Tally, meta["running"])
+            self.history = checked_history(meta["history"], self.epoch)
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: checkpoint metadata is incomplete ({exc!r})") from None
 
@@ -209,8 +213,9 @@ def train_translator(config, run_dir, resume=False, log=print, progress=True, da
 
 def _train_translator(config, run_dir, resume, log, progress, data, stop):
     if resume:
-        config = TranslatorConfig.from_dict(
-            read_json_object(run_dir / "config.json", "translator settings", "restore it or train into another --out"))
+        fix = "restore it or train into another --out"
+        path = run_dir / "config.json"
+        config = TranslatorConfig.from_saved(read_json_object(path, "translator settings", fix), path, fix)
     elif (run_dir / CHECKPOINT).is_file():
         raise TinyAscError(f"{run_dir} already holds a translator ({CHECKPOINT}); pass --resume to continue it, "
                            "or another --out")

@@ -1,0 +1,160 @@
+"""Audio files from outside: every reader refuses a sample rate the front end cannot resample
+sanely, `tinyasc predict` refuses a clip's length from its header before any spectrogram, and a
+worker process that dies is one line, not a BrokenProcessPool traceback (docs/decisions.md)."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.signal
+import soundfile as sf
+from click.testing import CliRunner
+
+from tinyasc import audio, checks
+from tinyasc.cli import main
+from tinyasc.data import cache, tau
+from tinyasc.errors import DataError, TinyAscError
+from tinyasc.train import inference
+from tinyasc.train.classifier import build_model
+from tinyasc.train.config import TrainConfig
+
+
+def write_wav(path, sample_rate, samples):
+    sf.write(path, np.zeros(samples, np.float32), sample_rate, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture
+def no_spectrogram(monkeypatch):
+    """Fail at once if a clip is resampled or its spectrogram computed: at 1 Hz the old code
+    allocated gigabytes here."""
+    def boom(*args, **kwargs):
+        raise AssertionError("the front end ran on a clip that should have been refused")
+
+    monkeypatch.setattr(scipy.signal, "resample_poly", boom)
+    monkeypatch.setattr(audio.FrontEnd, "__call__", boom)
+
+
+@pytest.fixture
+def untrained_run(monkeypatch):
+    """`tinyasc predict RUN` answers with a small untrained BC-ResNet-Mod, whatever RUN is."""
+    config = TrainConfig(width=2)
+    model = build_model(config).eval()
+    monkeypatch.setattr(inference, "load_run", lambda run: (config, model))
+
+
+def one_line(message, *needles):
+    assert "\n" not in message, message
+    for needle in needles:
+        assert needle in message, (needle, message)
+
+
+# ----------------------------------------------------------------------------------------
+# Sample rates
+
+@pytest.mark.parametrize("rate", [1, 7, 7999, 384_001])
+def test_load_audio_refuses_a_sample_rate_out_of_range(tmp_path, no_spectrogram, rate):
+    path = write_wav(tmp_path / f"at{rate}.wav", rate, 20_000)  # 40 KB: at 1 Hz, 2.6 GB at 16 kHz
+    for read in (audio.load_audio, audio.audio_info, audio.file_log_mel):
+        with pytest.raises(DataError) as err:
+            read(path)
+        one_line(str(err.value), f"at{rate}.wav", f"{rate} Hz", "8000-384000 Hz", "resample")
+
+
+@pytest.mark.parametrize("rate", [8000, 44100, 384_000])
+def test_load_audio_takes_the_rates_in_range(tmp_path, rate):
+    path = write_wav(tmp_path / "ok.wav", rate, 100)
+    wave, sr = audio.load_audio(path)
+    assert sr == rate and wave.shape == (100,)
+    assert audio.audio_info(path) == (rate, 100, 1)
+
+
+@pytest.mark.parametrize("rate", [1, 7])
+def test_predict_refuses_a_sample_rate_out_of_range(tmp_path, no_spectrogram, untrained_run, rate):
+    good = write_wav(tmp_path / "good.wav", 16000, 16000)
+    bad = write_wav(tmp_path / f"at{rate}.wav", rate, 20_000)
+    out = tmp_path / "s.tsv"
+    result = CliRunner().invoke(main, ["predict", "RUN", str(good), str(bad), "--out", str(out)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output
+    one_line(result.output.strip(), "error: ", str(bad), f"{rate} Hz", "8000-384000 Hz")
+    assert sorted(tmp_path.iterdir()) == [bad, good]  # no submission file, no temporary
+
+
+def test_the_dataset_reader_and_feature_workers_refuse_it(tmp_path, no_spectrogram):
+    root = tmp_path / "ds"
+    (root / "audio").mkdir(parents=True)
+    (root / "evaluation_setup").mkdir()
+    rows = [("audio/park-milan-2-0-a.wav", "park", "milan-2"), ("audio/tram-paris-4-0-c.wav", "tram", "paris-4")]
+    write_wav(root / rows[0][0], 44100, 441)
+    write_wav(root / rows[1][0], 1, 20_000)
+    (root / "meta.csv").write_text("filename\tscene_label\tidentifier\tsource_label\n"
+                                   + "".join(f"{n}\t{s}\t{i}\t{tau.device_of(n)}\n" for n, s, i in rows))
+    (root / "evaluation_setup/fold1_train.csv").write_text(f"filename\tscene_label\n{rows[0][0]}\tpark\n")
+    (root / "evaluation_setup/fold1_evaluate.csv").write_text(f"filename\tscene_label\n{rows[1][0]}\ttram\n")
+    with pytest.raises(DataError) as err:
+        tau.load_dataset(root)
+    one_line(str(err.value), "tram-paris-4-0-c.wav", "1 Hz", "8000-384000 Hz", "fold1_evaluate.csv line 2")
+
+    dataset = tau.load_dataset(root, check_audio=False)  # the workers check again, file by file
+    with pytest.raises(DataError) as err:
+        cache.extract_features([dataset.path(rows[1][0])], np.zeros((1, 256, 2), np.float32), workers=1,
+                               progress=False)
+    one_line(str(err.value), "tram-paris-4-0-c.wav", "1 Hz")
+
+
+# ----------------------------------------------------------------------------------------
+# Clip lengths, from the header
+
+def test_predict_refuses_a_short_clip_before_reading_any(tmp_path, no_spectrogram, untrained_run, monkeypatch):
+    monkeypatch.setattr(audio, "load_audio", lambda path: pytest.fail(f"{path} was read"))
+    good = write_wav(tmp_path / "good.wav", 16000, 16000)
+    short = write_wav(tmp_path / "short.wav", 16000, 1600)  # 0.1 s: 4 frames, BC-ResNet-Mod needs 7
+    with pytest.raises(TinyAscError) as err:
+        inference.predict_files("RUN", [good, short], tmp_path / "s.tsv", progress=False)
+    one_line(str(err.value), "short.wav", "4 frame(s)", "too short")
+    assert not (tmp_path / "s.tsv").exists()
+
+
+def test_predict_refuses_a_long_clip_before_reading_any(tmp_path, no_spectrogram, untrained_run, monkeypatch):
+    monkeypatch.setattr(audio, "load_audio", lambda path: pytest.fail(f"{path} was read"))
+    monkeypatch.setattr(checks, "MAX_FRAMES", 100)  # stands in for 100,000 frames: 50 minutes
+    good = write_wav(tmp_path / "good.wav", 16000, 16000)
+    long = write_wav(tmp_path / "long.wav", 8000, 32000)  # 4 s: 134 frames
+    with pytest.raises(TinyAscError) as err:
+        inference.predict_files("RUN", [good, long], tmp_path / "s.tsv", progress=False)
+    one_line(str(err.value), "long.wav", "134 frames", "cut the audio into shorter clips")
+    assert not (tmp_path / "s.tsv").exists()
+
+
+def test_predict_still_predicts_clips_of_any_usable_rate(tmp_path, untrained_run):
+    files = [write_wav(tmp_path / f"at{rate}.wav", rate, rate // 2) for rate in (8000, 22050, 44100)]
+    assert inference.predict_files("RUN", files, tmp_path / "s.tsv", progress=False) == 3
+    assert len((tmp_path / "s.tsv").read_text().splitlines()) == 4  # a header and one row per clip
+
+
+# ----------------------------------------------------------------------------------------
+# A worker process that dies
+
+def test_a_dead_worker_process_is_one_line_naming_its_task():
+    """os._exit stands in for the kernel's OOM killer. Run in a fresh process: only there are
+    the workers forked (this one has Numba's pool threads up)."""
+    code = ("import multiprocessing, os\n"
+            "from tinyasc.data import workers\n"
+            "from tinyasc.errors import TinyAscError\n"
+            "assert workers.can_fork()\n"
+            "def task(i):\n"
+            "    if i == 5:\n"
+            "        os._exit(1)\n"
+            "    return i\n"
+            "for name in (lambda i: f'clip{i}.wav', None):\n"
+            "    try:\n"
+            "        workers.run_tasks(task, 12, workers=2, name=name)\n"
+            "    except TinyAscError as exc:\n"
+            "        print(exc)\n"
+            "assert multiprocessing.active_children() == []\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    named, unnamed = result.stdout.splitlines()
+    one_line(named, "a worker process died while working on", "clip5.wav", "lack of memory", "fewer cores")
+    one_line(unnamed, "item 6 of 12", "lack of memory")
