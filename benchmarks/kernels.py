@@ -17,6 +17,7 @@ or from a shell (`tinyasc bench --what kernels` runs the same):
 """
 import argparse
 import csv
+import io
 import json
 import os
 import subprocess
@@ -329,15 +330,17 @@ def format_table(rows):
 
 
 def write_rows(rows, path):
-    """CSV when path ends in .csv, JSON otherwise."""
-    if str(path).endswith(".csv"):
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+    """CSV when path ends in .csv, JSON otherwise; written atomically (all of it or nothing)."""
+    from tinyasc.fileio import atomic_write_text
+
+    if str(path).lower().endswith(".csv"):
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(path, buf.getvalue())
     else:
-        with open(path, "w") as f:
-            json.dump(rows, f, indent=1)
+        atomic_write_text(path, json.dumps(rows, indent=1))
 
 
 def main(widths=(10, 80), batch=64, repeats=5, torch=True, reference=True, jit=True, out=None):

@@ -774,3 +774,40 @@ def test_a_run_that_fails_after_holding_its_new_folder_leaves_none(tmp_path):
             (kept / "config.json").write_text("{}")
             raise RuntimeError("failed after writing")
     assert (kept / "config.json").is_file()
+
+
+@pytest.mark.parametrize("metrics, needle", [("epoch,loss,test_overall\nnan,2.3,10\n", "'nan' is not an epoch"),
+                                             ("epoch,loss,test_overall\ninf,2.3,10\n", "'inf' is not an epoch"),
+                                             ("epoch,loss,test_overall\n1.5,2.3,10\n", "'1.5' is not an epoch"),
+                                             (b"epoch,loss,test_overall\n1,2.3,\xff\n", "not a CSV file")])
+def test_damaged_metrics_files_are_one_line_for_the_figures(tmp_path, metrics, needle):
+    from tinyasc.figures import read_metrics
+
+    path = tmp_path / "metrics.csv"
+    path.write_bytes(metrics if isinstance(metrics, bytes) else metrics.encode())
+    with pytest.raises(TinyAscError, match=str(path)) as caught:
+        read_metrics(tmp_path)
+    assert needle in str(caught.value)
+
+
+@pytest.mark.parametrize("name, needle", [("rows.txt", "name a .csv or .json file"),
+                                          ("a-file/rows.csv", "a-file")])
+def test_bench_checks_its_out_before_benchmarking(tmp_path, monkeypatch, name, needle):
+    import benchmarks.kernels
+
+    monkeypatch.setattr(benchmarks.kernels, "run_kernel_benchmarks",
+                        lambda **kwargs: pytest.fail("benchmarked before checking --out"))
+    (tmp_path / "a-file").write_text("")
+    one_line_error(CliRunner().invoke(main, ["bench", "--what", "kernels", "--no-torch", "--out",
+                                             str(tmp_path / name)]), needle)
+
+
+def test_bench_rows_are_written_whole(tmp_path):
+    from benchmarks.kernels import write_rows
+
+    rows = [{"width": 10, "ms": 1.5}, {"width": 80, "ms": 2.5}]
+    write_rows(rows, tmp_path / "rows.csv")
+    write_rows(rows, tmp_path / "rows.json")
+    assert (tmp_path / "rows.csv").read_text().splitlines() == ["width,ms", "10,1.5", "80,2.5"]
+    assert json.loads((tmp_path / "rows.json").read_text()) == rows
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.csv", "rows.json"]  # no temporaries left

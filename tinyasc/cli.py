@@ -437,7 +437,7 @@ def _seed_list(text):
 @click.option("--repeats", type=int, default=5, show_default=True, help="Timed repeats (the median is reported).")
 @click.option("--no-torch", is_flag=True, help="Skip the PyTorch comparison even when it is installed.")
 @click.option("--no-reference", is_flag=True, help="Skip the slow NumPy references in the kernel table.")
-@click.option("--out", default=None, type=click.Path(), help="Write the kernel rows to this .csv or .json file.")
+@click.option("--out", default=None, type=click.Path(), help="Write the kernel rows to this .csv or .json file (by its suffix).")
 @friendly_errors
 def bench(what, widths, batch, repeats, no_torch, no_reference, out):
     """Speed: each kernel at BC-ResNet-Mod's shapes, and one training step against PyTorch."""
@@ -450,6 +450,15 @@ def bench(what, widths, batch, repeats, no_torch, no_reference, out):
         check_int(w, "--widths", 1, MAX_WIDTH["bcresnet-mod"])
     check_int(batch, "--batch", 2, 4096)
     check_int(repeats, "--repeats", 1, 1000)
+    if out is not None:  # checked now, not after minutes of benchmarks
+        from pathlib import Path
+
+        from tinyasc.fileio import make_parent
+        if Path(out).suffix.lower() not in (".csv", ".json"):
+            raise TinyAscError(f"--out {out}: name a .csv or .json file")
+        if Path(out).is_dir():
+            raise TinyAscError(f"--out {out}: is a folder; name a .csv or .json file")
+        make_parent(out)
     from importlib.util import find_spec
     if not no_torch and find_spec("torch") is None:
         raise TinyAscError("PyTorch is not installed: pip install torch==2.13.0 for the side-by-side, "

@@ -14,6 +14,7 @@ picture (`translator.png`). Only the columns named above are read, so other colu
 table.csv may come and go.
 """
 import csv
+import math
 import re
 from pathlib import Path
 
@@ -34,34 +35,42 @@ def _number(text, where):
         raise TinyAscError(f"{where}: {text!r} is not a number; rerun the command that wrote it") from None
 
 
+def _read_csv(path):
+    """(header, records) of a CSV file written by tinyasc; a damaged one is a one-line error."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            records = list(reader)
+            return reader.fieldnames or [], records
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise TinyAscError(f"{path}: not a CSV file of tinyasc ({exc}); rerun the command that wrote it") from None
+
+
 def read_table(experiment):
     """(rows, device columns) of <experiment>/table.csv; rows are dicts of floats plus "method"."""
     path = Path(experiment) / "table.csv"
     if not path.is_file():
         raise TinyAscError(f"{path}: not found; `tinyasc experiment --out {experiment}` writes it")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        missing = [c for c in ("method", "overall_mean", "overall_std") if c not in header]
-        columns = [c for c in DEVICE_COLUMNS if c in header]
-        if missing or not columns:
-            raise TinyAscError(f"{path}: columns {missing or list(DEVICE_COLUMNS)} missing; "
-                               "is this a table.csv of tinyasc experiment?")
-        rows = []
-        for lineno, record in enumerate(reader, start=2):
-            where = f"{path}, line {lineno}"
-            row = {"method": record["method"]}
-            for column in columns + ["overall_mean", "overall_std"]:
-                row[column] = _number(record[column], where)
-            rows.append(row)
+    header, records = _read_csv(path)
+    missing = [c for c in ("method", "overall_mean", "overall_std") if c not in header]
+    columns = [c for c in DEVICE_COLUMNS if c in header]
+    if missing or not columns:
+        raise TinyAscError(f"{path}: columns {missing or list(DEVICE_COLUMNS)} missing; "
+                           "is this a table.csv of tinyasc experiment?")
+    rows = []
+    for lineno, record in enumerate(records, start=2):
+        where = f"{path}, line {lineno}"
+        row = {"method": record["method"]}
+        for column in columns + ["overall_mean", "overall_std"]:
+            row[column] = _number(record[column], where)
+        rows.append(row)
     if not rows:
         raise TinyAscError(f"{path}: no rows; the experiment has not finished")
     return rows, columns
 
 
 def _header(path):
-    with open(path, newline="") as f:
-        return next(csv.reader(f), [])
+    return _read_csv(path)[0]
 
 
 def find_runs(experiment):
@@ -76,14 +85,16 @@ def find_runs(experiment):
 def read_metrics(run_dir):
     """metrics.csv of a run: one dict per epoch, numbers as floats (epoch as int)."""
     path = Path(run_dir) / "metrics.csv"
-    with open(path, newline="") as f:
-        history = []
-        for lineno, record in enumerate(csv.DictReader(f), start=2):
-            row = {k: _number(v, f"{path}, line {lineno}") for k, v in record.items() if v not in ("", None)}
-            if "epoch" not in row:
-                raise TinyAscError(f"{path}: no epoch column; is this a metrics.csv of tinyasc train?")
-            row["epoch"] = int(row["epoch"])
-            history.append(row)
+    history = []
+    for lineno, record in enumerate(_read_csv(path)[1], start=2):
+        row = {k: _number(v, f"{path}, line {lineno}") for k, v in record.items() if v not in ("", None)}
+        if "epoch" not in row:
+            raise TinyAscError(f"{path}: no epoch column; is this a metrics.csv of tinyasc train?")
+        if not (math.isfinite(row["epoch"]) and row["epoch"] >= 1 and row["epoch"].is_integer()):
+            raise TinyAscError(f"{path}, line {lineno}: epoch {record['epoch']!r} is not an epoch number; "
+                               "rerun the command that wrote it")
+        row["epoch"] = int(row["epoch"])
+        history.append(row)
     return history
 
 

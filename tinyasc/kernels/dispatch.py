@@ -18,17 +18,20 @@ import os
 
 import numba
 
+from tinyasc.errors import TinyAscError
+
 # ------------------------------------------------------------------ the reference backend
 
 _BACKENDS = ("numba", "reference")
 _ENV_BACKEND = os.environ.get("TINYASC_KERNELS", "numba").strip().lower() or "numba"
-if _ENV_BACKEND not in _BACKENDS:
-    raise ValueError(f"TINYASC_KERNELS must be 'numba' or 'reference', got {_ENV_BACKEND!r}")
 _reference_depth = 0  # open use_reference() blocks
 
 
 def reference_active():
     """True when kernel calls run the NumPy references instead of the Numba kernels."""
+    if _ENV_BACKEND not in _BACKENDS:  # refused at the first kernel call: a command prints it as one line
+        raise TinyAscError(f"TINYASC_KERNELS={_ENV_BACKEND!r} in the environment: set it to 'numba' or "
+                           "'reference', or unset it")
     return _ENV_BACKEND == "reference" or _reference_depth > 0
 
 
