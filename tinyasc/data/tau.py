@@ -124,7 +124,15 @@ def _read_table(path, required, root):
                         "'tinyasc synth' or re-download the dataset)")
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:     # tolerate a BOM
-            rows = list(csv.reader(fh, delimiter="\t"))
+            reader, rows, start = csv.reader(fh, delimiter="\t"), [], 1
+            try:
+                for row in reader:
+                    rows.append(row)
+                    start = reader.line_num + 1      # where the next row begins
+            except csv.Error as exc:  # a field over csv's size limit: a stray '"' swallowed the rest
+                raise DataError(f"{path}: line {start}: {' '.join(str(exc).split())}; a '\"' at the "
+                                "start of a field quotes everything up to the next '\"', so remove a "
+                                "stray one there") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: cannot be read ({' '.join(str(exc).split())}); check the file's "
                         "permissions and encoding") from None
@@ -181,6 +189,16 @@ def _check_filename(name, csv_path, lineno):
     return device
 
 
+def _check_identifier(identifier, name, csv_path, lineno):
+    """The identifier names the recording location, '<city>-<location>' of the file name; the
+    validation split holds out whole locations by it, so it must be there and agree."""
+    expected = "-".join(Path(name).stem.rsplit("-", 4)[1:3])
+    if identifier != expected:
+        found = f"identifier {identifier!r}" if identifier else "empty identifier"
+        raise DataError(f"{csv_path}: line {lineno}: {found} for {name}; it must be the recording "
+                        f"location '<city>-<location>' of the file name, {expected!r}")
+
+
 def _check_scene(label, csv_path, lineno):
     if label not in SCENES:
         raise DataError(f"{csv_path}: line {lineno}: unknown scene label {label!r}; expected one "
@@ -217,6 +235,7 @@ def load_dataset(root, check_audio=True):
         name = row["filename"]
         device = _check_filename(name, meta_path, lineno)
         _check_scene(row["scene_label"], meta_path, lineno)
+        _check_identifier(row["identifier"], name, meta_path, lineno)
         if row["source_label"] != device:
             raise DataError(f"{meta_path}: line {lineno}: source_label {row['source_label']!r} "
                             f"differs from the device suffix {device!r} of {name}")

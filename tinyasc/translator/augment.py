@@ -3,10 +3,13 @@ every target device, added to the classifier's training set.
 
 The translations are computed once per (translator checkpoint, feature cache, clip list)
 and cached beside the translator as one .npy (a memmap when read back) plus a JSON index
-written last, so an interrupted computation is never mistaken for a finished one.
+written last, so an interrupted computation is never mistaken for a finished one. The index
+records the array's size and content digest: a truncated, replaced or damaged array is
+recomputed, never used.
 """
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,8 @@ from tinyasc.data.tau import segment_of
 from tinyasc.errors import TinyAscError
 from tinyasc.fileio import atomic_write_text, pending, progressbar, reserve
 from tinyasc.translator.load import CHECKPOINT, load_translator, translate
+
+CACHE_VERSION = 2  # 2: the index holds the array's size and digest (older caches are recomputed once)
 
 
 def file_digest(path):
@@ -37,6 +42,50 @@ def check_held_out(translator_dir, meta, held_out):
                            "(tinyasc translator train --data ...) so its pairs come from the training split")
 
 
+def content_digest(x, rows_per_block=256):
+    """(sha1 of the array's bytes, whether every value is finite), read a block of rows at a time."""
+    h, finite = hashlib.sha1(), True
+    for start in range(0, len(x), rows_per_block):
+        block = np.ascontiguousarray(x[start:start + rows_per_block])
+        finite = finite and bool(np.isfinite(block).all())
+        h.update(block)
+    return h.hexdigest(), finite
+
+
+def open_cached(npy_path, json_path, expected):
+    """(read-only memmap, None) if the cache holds what `expected` (the index fields that follow
+    from the inputs) describes, else (None, what is wrong). The index records the array's size
+    and digest, so a truncated, replaced or damaged array is never used."""
+    try:
+        with open(json_path, encoding="utf-8") as fh:
+            index = json.load(fh)
+    except (OSError, ValueError) as exc:
+        return None, f"unreadable index ({exc.__class__.__name__})"
+    if not isinstance(index, dict):
+        return None, "the index is not a JSON object"
+    for field, value in expected.items():
+        if index.get(field) != value:
+            return None, f"index field {field!r} differs"
+    try:
+        size = npy_path.stat().st_size
+    except OSError:
+        return None, "array file missing"
+    if size != index.get("npy_bytes"):
+        return None, f"array file has {size} bytes, the index says {index.get('npy_bytes')}"
+    try:
+        x = np.load(npy_path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        return None, f"array unreadable ({' '.join(str(exc).split())})"
+    if x.dtype != np.float32 or list(x.shape) != expected["shape"]:
+        return None, f"array holds {x.dtype} {x.shape}, the index says float32 {tuple(expected['shape'])}"
+    digest, finite = content_digest(x)
+    if not finite:
+        return None, "array holds NaN or infinity"
+    if digest != index.get("sha1"):
+        return None, "array content differs from the index's digest"
+    return x, None
+
+
 def translated_features(translator_dir, features, rows, filenames, log=print, progress=True, batch_size=16,
                         held_out=()):
     """(array len(rows)*K x F x T, target names): features[rows] translated to each of the
@@ -55,11 +104,16 @@ def translated_features(translator_dir, features, rows, filenames, log=print, pr
     npy_path = translator_dir / f"translations-{key}.npy"
     json_path = translator_dir / f"translations-{key}.json"
     shape = (len(rows) * len(targets),) + tuple(features.shape[1:])
-    if json_path.is_file() and npy_path.is_file():
-        x = np.load(npy_path, mmap_mode="r", allow_pickle=False)
-        if x.shape == shape:
+    expected = {"version": CACHE_VERSION, "key": key, **key_source, "targets": list(targets), "shape": list(shape),
+                "dtype": "float32"}
+    if json_path.is_file():
+        x, problem = open_cached(npy_path, json_path, expected)
+        if x is not None:
             log(f"translations: {shape} from cache {npy_path}")
             return x, targets
+        log(f"translations: cache {npy_path} does not match its index ({problem}); recomputing it")
+    elif npy_path.exists():
+        log(f"translations: cache {npy_path} has no index (an interrupted write?); recomputing it")
     log(f"translations: {len(rows)} device-A clips x {len(targets)} devices ({', '.join(targets)}) into {npy_path}")
     with pending(npy_path) as tmp:  # a failure leaves no temporary; a full disk is one line naming the file
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
@@ -74,9 +128,15 @@ def translated_features(translator_dir, features, rows, filenames, log=print, pr
                         batch_size=batch_size)
                     bar.update(len(chunk))
         out.flush()
+        digest, finite = content_digest(out)
         del out
-    atomic_write_text(json_path, json.dumps({"key": key, **key_source, "targets": list(targets),
-                                             "shape": list(shape)}, indent=2) + "\n")
+        if not finite:
+            raise TinyAscError(f"{checkpoint}: the translator turns some clips into NaN or infinity; retrain it "
+                               "(tinyasc translator train, with a lower --lr)")
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+    atomic_write_text(json_path, json.dumps({**expected, "npy_bytes": npy_path.stat().st_size, "sha1": digest},
+                                            indent=2) + "\n")
     return np.load(npy_path, mmap_mode="r", allow_pickle=False), targets
 
 

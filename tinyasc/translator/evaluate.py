@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyasc.errors import DataError
 from tinyasc.fileio import atomic_write_texts
 from tinyasc.run import plots
 from tinyasc.translator.data import CHUNK, PairData, eq_offsets
@@ -81,6 +82,15 @@ def table_csv(rows):
     return buf.getvalue()
 
 
+def check_targets(run_dir, targets, data):
+    """The generator knows a target device only by its index in `targets`: the data must pair
+    device A with the same devices in the same order, or every row would be another device's."""
+    if tuple(data.train.targets) != tuple(targets):
+        raise DataError(f"{run_dir}: the translator was trained for target devices {', '.join(targets)}, but its "
+                        f"dataset {data.dataset.root} now pairs device A with {', '.join(data.train.targets)}; "
+                        "restore the dataset it was trained on, or retrain the translator on this one")
+
+
 def evaluate_translator(run_dir, data=None, log=print):
     """Evaluate a translator folder on its dataset's test pairs; write evaluation.csv/.md
     (and translation.png with the plot extra); return the table text."""
@@ -88,6 +98,7 @@ def evaluate_translator(run_dir, data=None, log=print):
     config, generator, normalizer, targets, _ = load_translator(run_dir)
     if data is None:
         data = PairData.load(config, log=log)
+    check_targets(run_dir, targets, data)
     rows = evaluation_table(generator, normalizer, data)
     text = format_table(rows)
     atomic_write_texts({run_dir / "evaluation.csv": table_csv(rows), run_dir / "evaluation.md": text + "\n"})
@@ -102,6 +113,7 @@ def save_translation_figure(run_dir, path, data=None, example=0):
     config, generator, normalizer, targets, _ = load_translator(run_dir)
     if data is None:
         data = PairData.load(config, log=lambda *a: None)
+    check_targets(run_dir, targets, data)
     test = data.test
     first = test.of_device(0)
     segment = test.segments[first[example % len(first)]]

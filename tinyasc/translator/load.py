@@ -69,5 +69,16 @@ def load_translator(run_dir):
     if mean.shape != (bins,) or std.shape != (bins,):
         raise CheckpointError(f"{path}: normalizer statistics have shapes {mean.shape} and {std.shape}, the "
                               f"generator has {bins} mel bins; retrain it with tinyasc translator train")
+    if mean.dtype.kind != "f" or std.dtype.kind != "f":
+        problem = f"are stored as {mean.dtype} and {std.dtype}, not floats"
+    elif not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        problem = "hold NaN or infinity"
+    elif not (std > 0).all():
+        problem = f"include a standard deviation of {std.min():g} (every bin's must be above 0)"
+    else:
+        problem = None
+    if problem:  # translations would be NaN or infinite for every clip
+        raise CheckpointError(f"{path}: normalizer statistics norm/mean and norm/std {problem}; the file is "
+                              "damaged: retrain it with tinyasc translator train")
     generator.eval()
     return config, generator, Normalizer(mean, std), targets, meta

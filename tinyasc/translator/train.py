@@ -113,12 +113,18 @@ class TranslatorTrainer:
                 raise CheckpointError(f"{path}: optimizer state does not fit the networks ({exc})") from None
         try:
             self.epoch, self.step_in_epoch = int(meta["epoch"]), int(meta["step_in_epoch"])
-            if not 0 <= self.epoch <= self.config.epochs:
-                raise ValueError(f"epoch {self.epoch} is outside this run's {self.config.epochs} epochs")
+            if not (0 <= self.epoch <= self.config.epochs and 0 <= self.step_in_epoch <= self.steps_per_epoch):
+                raise ValueError(f"epoch {self.epoch}, step {self.step_in_epoch} is outside this run's "
+                                 f"{self.config.epochs} epochs of {self.steps_per_epoch} steps")
             self.running = checked_tally(Tally, meta["running"])
+            # mid-epoch the tally counts the steps taken (the epoch's means divide by it)
+            if self.step_in_epoch and self.running.steps != self.step_in_epoch:
+                raise ValueError(f"running totals count {self.running.steps} steps, the checkpoint is at step "
+                                 f"{self.step_in_epoch}")
             self.history = checked_history(meta["history"], self.epoch)
         except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{path}: checkpoint metadata is incomplete ({exc!r})") from None
+            raise CheckpointError(f"{path}: checkpoint metadata is incomplete or malformed ({exc!r}); "
+                                  "train the translator again into another --out") from None
 
     # ------------------------------------------------------------- training
     def train_step(self, src, tgt, device):

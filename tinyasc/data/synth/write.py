@@ -152,7 +152,7 @@ def is_complete(root, preset=None, seed=None):
             marker = json.load(fh)
     except (OSError, ValueError):
         return False
-    if marker.get("version") != SYNTH_VERSION:
+    if not isinstance(marker, dict) or marker.get("version") != SYNTH_VERSION:  # damaged or outdated
         return False
     if preset is not None and marker.get("preset") != asdict(get_preset(preset)):
         return False
