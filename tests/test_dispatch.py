@@ -99,14 +99,19 @@ def test_configure_runtime_limits_blas_to_one_thread():
         assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
 
 
-def test_a_bad_backend_in_the_environment_is_one_line_at_the_first_kernel_call(monkeypatch):
+def test_a_bad_backend_in_the_environment_is_one_line_when_a_command_starts(monkeypatch):
     env = {**os.environ, "TINYASC_KERNELS": "bogus"}
     out = subprocess.run([sys.executable, "-c", "import tinyasc.cli"], env=env, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]  # importing (and so `tinyasc --help`) still works
-    from tinyasc.errors import TinyAscError
+    from click.testing import CliRunner
+
+    from tinyasc.cli import main
 
     monkeypatch.setattr(dispatch, "_ENV_BACKEND", "bogus")
-    with pytest.raises(TinyAscError, match="TINYASC_KERNELS='bogus' in the environment: set it to 'numba'"):
+    message = "TINYASC_KERNELS='bogus' in the environment: set it to 'numba' or 'reference', or unset it"
+    result = CliRunner().invoke(main, ["data-info"])
+    assert result.exit_code == 1 and result.output.splitlines() == [f"error: {message}"], result.output
+    with pytest.raises(ValueError, match=message):  # a library caller: at the first kernel call
         K.conv2d_forward(np.zeros((1, 1, 4, 4), np.float32), np.zeros((1, 1, 1, 1), np.float32), (1, 1), (0, 0),
                          (1, 1), 1)

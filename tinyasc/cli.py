@@ -101,6 +101,11 @@ def config_options(config_class):
 def main():
     """tinyasc: Residual Normalization for device-imbalanced acoustic scene classification,
     from scratch in NumPy and Numba (DCASE2021 Task 1A, Kim et al.)."""
+    from tinyasc.kernels.dispatch import backend_problem
+
+    if backend_problem():  # before any command runs, so no command fails halfway over it
+        click.echo(f"error: {backend_problem()}", err=True)
+        sys.exit(1)
     configure_runtime()  # passive thread waits, one BLAS thread, freed memory kept: kernels/runtime.py
 
 

@@ -18,8 +18,6 @@ import os
 
 import numba
 
-from tinyasc.errors import TinyAscError
-
 # ------------------------------------------------------------------ the reference backend
 
 _BACKENDS = ("numba", "reference")
@@ -27,11 +25,18 @@ _ENV_BACKEND = os.environ.get("TINYASC_KERNELS", "numba").strip().lower() or "nu
 _reference_depth = 0  # open use_reference() blocks
 
 
+def backend_problem():
+    """What is wrong with TINYASC_KERNELS, or None. Not raised on import: the command line checks
+    it when a command starts (one error line), the kernels at their first call."""
+    if _ENV_BACKEND in _BACKENDS:
+        return None
+    return f"TINYASC_KERNELS={_ENV_BACKEND!r} in the environment: set it to 'numba' or 'reference', or unset it"
+
+
 def reference_active():
     """True when kernel calls run the NumPy references instead of the Numba kernels."""
-    if _ENV_BACKEND not in _BACKENDS:  # refused at the first kernel call: a command prints it as one line
-        raise TinyAscError(f"TINYASC_KERNELS={_ENV_BACKEND!r} in the environment: set it to 'numba' or "
-                           "'reference', or unset it")
+    if _ENV_BACKEND not in _BACKENDS:
+        raise ValueError(backend_problem())
     return _ENV_BACKEND == "reference" or _reference_depth > 0
 
 
