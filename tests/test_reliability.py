@@ -710,11 +710,13 @@ def test_a_checkpoint_without_a_valid_epoch_is_not_taken_for_finished(env, tmp_p
     ("device,accuracy\nA,50\n", "no 'overall' row"),
     ("device,accuracy\nA,150\noverall,50\n", "'150'"),
     ("device,accuracy\nA,50\nA,60\noverall,55\n", "row 'A'"),
+    ("device,accuracy\nA,5\xff0\noverall,55\n", "codec can't decode"),
+    ('device,accuracy\nA,"' + "x" * 200_000 + "\n", "field larger than field limit"),
 ])
 def test_a_damaged_device_table_is_one_line(tmp_path, table, needle):
     from tinyasc.train.runs import read_device_table
 
-    (tmp_path / "device_table.csv").write_text(table)
+    (tmp_path / "device_table.csv").write_bytes(table.encode("latin-1"))
     with pytest.raises(TinyAscError, match=str(tmp_path / "device_table.csv")) as caught:
         read_device_table(tmp_path)
     assert needle in str(caught.value)
@@ -764,16 +766,45 @@ def test_a_missing_input_folder_is_refused_before_any_folder_is_made(env, tmp_pa
 def test_a_run_that_fails_after_holding_its_new_folder_leaves_none(tmp_path):
     from tinyasc.fileio import exclusive_folder
 
+    busy = "in use by another run"
     with pytest.raises(RuntimeError):
-        with exclusive_folder(tmp_path / "new" / "run"):
+        with exclusive_folder(tmp_path / "new" / "run", busy):
             raise RuntimeError("failed before writing anything")
     assert not (tmp_path / "new" / "run").exists()
     kept = tmp_path / "kept"
     with pytest.raises(RuntimeError):
-        with exclusive_folder(kept):
+        with exclusive_folder(kept, busy):
             (kept / "config.json").write_text("{}")
             raise RuntimeError("failed after writing")
     assert (kept / "config.json").is_file()
+    with exclusive_folder(tmp_path / "held", busy):  # turned away by the holder: its folder stays
+        with pytest.raises(TinyAscError, match=busy):
+            with exclusive_folder(tmp_path / "held", busy):
+                pass
+        assert (tmp_path / "held").is_dir()
+    with pytest.raises(RuntimeError):  # a holder others may be waiting for never removes the folder
+        with exclusive_folder(tmp_path / "queued"):
+            raise RuntimeError("failed")
+    assert (tmp_path / "queued").is_dir()
+
+
+def test_an_ensemble_of_runs_with_other_settings_loads(tmp_path):
+    from tinyasc.compress import save_compressed
+    from tinyasc.models import BCResNetMod
+
+    config = json.loads(TrainConfig(width=3, norm="none").to_json())  # the last member's run, as compress stores
+    path = tmp_path / "model.npz"
+    save_compressed(path, [BCResNetMod(c=2), BCResNetMod(c=3, norm="none")], bits=8, config=config)
+    loaded_config, model = classifier.load_run(path)
+    assert loaded_config.width == 3 and [m.c for m in model.members] == [2, 3]
+
+
+def test_a_data_path_with_a_tilde_is_expanded_as_the_reader_does(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "TAU").mkdir()
+    TrainConfig(data="~/TAU").check_inputs()
+    with pytest.raises(TinyAscError, match="--data ~/missing: no such file or folder"):
+        TrainConfig(data="~/missing").check_inputs()
 
 
 @pytest.mark.parametrize("metrics, needle", [("epoch,loss,test_overall\nnan,2.3,10\n", "'nan' is not an epoch"),

@@ -227,6 +227,7 @@ def exclusive_folder(folder, busy=None):
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError as exc:
         raise write_error(folder, exc) from None
+    held = False
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if busy is None else fcntl.LOCK_NB))
@@ -237,9 +238,13 @@ def exclusive_folder(folder, busy=None):
             # read-only cannot take (EBADF), or have no locks at all: run unlocked rather than not at all.
             if exc.errno not in (errno.EBADF, errno.ENOLCK, errno.EINVAL, errno.EOPNOTSUPP):
                 raise write_error(folder, exc) from None
+        held = True
         yield folder
     except BaseException:
-        if created:  # a block that failed before writing anything leaves no empty folder behind
+        # A block that failed before writing anything leaves no empty folder behind: only the
+        # holder that made the folder, and only when no one waits for it (busy given: others are
+        # turned away, never queued on a folder that is about to go).
+        if created and held and busy is not None:
             with contextlib.suppress(OSError):
                 folder.rmdir()  # refused unless empty
         raise

@@ -68,15 +68,17 @@ def load_run(run):
                                "write it with tinyasc compress")
         fix = "the file is damaged: write it again with tinyasc compress"
         config = TrainConfig.from_saved(meta["config"], f"{run} (its training settings)", fix)
-        for i, model_meta in enumerate(meta["models"]):  # the settings must describe the model stored
-            arch = model_meta["architecture"]
-            stored = {"arch": "bcresnet-mod", "width": arch["c"], "norm": arch["norm"], "lam": arch["lam"],
-                      "subbands": arch["subbands"]}
-            differ = [f"{k} {getattr(config, k)!r} there, {v!r} in model {i}" for k, v in stored.items()
-                      if getattr(config, k) != v]
-            if differ:
-                raise CheckpointError(f"{run}: its training settings do not describe the model it stores "
-                                      f"({'; '.join(differ)}); {fix}")
+        # The settings are those of the last model's run (`compress_runs`): they must describe that
+        # model; the ensemble's other members may come from runs of other widths or norms.
+        last = len(meta["models"]) - 1
+        arch = meta["models"][last]["architecture"]
+        stored = {"arch": "bcresnet-mod", "width": arch["c"], "norm": arch["norm"], "lam": arch["lam"],
+                  "subbands": arch["subbands"]}
+        differ = [f"{k} {getattr(config, k)!r} there, {v!r} in model {last}" for k, v in stored.items()
+                  if getattr(config, k) != v]
+        if differ:
+            raise CheckpointError(f"{run}: its training settings do not describe the model it stores "
+                                  f"({'; '.join(differ)}); {fix}")
         return config, model
     config = load_run_config(run)
     path = run / SELECTED if config.select == "minvar" else run / CHECKPOINT

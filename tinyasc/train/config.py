@@ -152,7 +152,7 @@ class TrainConfig(JsonConfig):
         named = [("--teacher", t.strip()) for t in self.teacher.split(",") if t.strip()]
         named += [("--translator", self.translator), ("--init-from", self.init_from), ("--data", self.data)]
         for option, path in named:
-            if path and not Path(path).exists():
+            if path and not Path(path).expanduser().exists():  # as the readers expand it
                 raise TinyAscError(f"{option} {path}: no such file or folder; check the path")
         return self
 

@@ -73,19 +73,23 @@ def read_device_table(run_dir):
     path = Path(run_dir) / "device_table.csv"
     damaged = f"{path}: not a device table written by tinyasc train"
     fix = "delete the run folder to train it again, or restore the file from git"
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or not {"device", "accuracy"} <= set(reader.fieldnames):
-            raise TinyAscError(f"{damaged} (columns {reader.fieldnames}, need device and accuracy); {fix}")
-        table = {}
-        for row in reader:
-            try:
-                accuracy = float(row["accuracy"])
-            except (TypeError, ValueError):
-                accuracy = math.nan
-            if not 0 <= accuracy <= 100 or not row["device"] or row["device"] in table:
-                raise TinyAscError(f"{damaged} (row {row['device']!r}, accuracy {row['accuracy']!r}); {fix}")
-            table[row["device"]] = accuracy
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            header, rows = reader.fieldnames, list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise TinyAscError(f"{damaged} ({exc}); {fix}") from None
+    if header is None or not {"device", "accuracy"} <= set(header):
+        raise TinyAscError(f"{damaged} (columns {header}, need device and accuracy); {fix}")
+    table = {}
+    for row in rows:
+        try:
+            accuracy = float(row["accuracy"])
+        except (TypeError, ValueError):
+            accuracy = math.nan
+        if not 0 <= accuracy <= 100 or not row["device"] or row["device"] in table:
+            raise TinyAscError(f"{damaged} (row {row['device']!r}, accuracy {row['accuracy']!r}); {fix}")
+        table[row["device"]] = accuracy
     if "overall" not in table:
         raise TinyAscError(f"{damaged} (no 'overall' row); {fix}")
     return table
