@@ -20,6 +20,7 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
+from cli_checks import one_line_error  # tests/cli_checks.py
 from tinyasc.cli import main
 from tinyasc.data import cache, synth
 from tinyasc.data.tau import load_dataset
@@ -32,18 +33,6 @@ from tinyasc.train.config import TrainConfig
 from tinyasc.data.training import TrainingData
 
 QUIET = lambda *_: None  # noqa: E731
-
-
-def one_line_error(result, *needles):
-    """The command failed with exactly one `error:` line holding every needle, and no traceback."""
-    assert result.exit_code == 1, result.output
-    assert isinstance(result.exception, SystemExit), repr(result.exception)  # not an unhandled exception
-    assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, result.output
-    for needle in needles:
-        assert str(needle) in errors[0], (needle, errors[0])
-    return errors[0]
 
 
 def dead_pid():

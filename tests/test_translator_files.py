@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from cli_checks import one_line_error  # tests/cli_checks.py
+from test_translator import tiny  # noqa: F401  (the fixture: the tiny dataset, its home and features)
 from tinyasc.cli import main
-from tinyasc.data import cache, synth
+from tinyasc.data import cache
 from tinyasc.data.tau import load_dataset
 from tinyasc.errors import DataError, TinyAscError
 from tinyasc.run.checkpoint import META_KEY, load_checkpoint
@@ -20,28 +22,6 @@ from tinyasc.translator.evaluate import save_translation_figure
 from tinyasc.translator.train import TranslatorTrainer
 
 QUIET = lambda *_: None  # noqa: E731
-
-
-def one_line_error(result, *needles):
-    """The command failed with exactly one `error:` line holding every needle, and no traceback."""
-    assert result.exit_code == 1, result.output
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, result.output
-    for needle in needles:
-        assert str(needle) in errors[0], (needle, errors[0])
-    return errors[0]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    root = home / "tiny"
-    synth.write_dataset(root, preset="tiny", seed=0, progress=False)
-    dataset = load_dataset(root)
-    features = cache.load_features(dataset, cache_dir=home / "features", progress=False)
-    return home, root, dataset, features
 
 
 def _config(root, **kw):

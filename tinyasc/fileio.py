@@ -14,6 +14,7 @@ kernel however the process ends), so two runs cannot share one folder. The long 
 import contextlib
 import errno
 import fcntl
+import json
 import os
 import shutil
 import sys
@@ -37,6 +38,19 @@ _FIXES = {errno.ENOSPC: "no space left on the device; free some space (or write 
           errno.EISDIR: "a folder of that name is in the way; name a file instead",
           errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
           errno.ENAMETOOLONG: "the name is too long; choose a shorter path"}
+
+
+def read_index(path):
+    """(the JSON object in `path`, None), or (None, why it cannot be used): a cache's index,
+    whose damage means "rebuild the cache", never an error."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            index = json.load(fh)
+    except (OSError, ValueError) as exc:
+        return None, f"unreadable index ({exc.__class__.__name__})"
+    if not isinstance(index, dict):
+        return None, f"unreadable index (a JSON {type(index).__name__}, not an object)"
+    return index, None
 
 
 def write_error(path, exc):

@@ -30,7 +30,8 @@ import soundfile as sf
 from tinyasc.audio import DEFAULT_FRONTEND, file_log_mel
 from tinyasc.data.workers import run_tasks
 from tinyasc.errors import DataError
-from tinyasc.fileio import atomic_write_text, file_lock, pending, progressbar, remove_stale_temporaries, reserve
+from tinyasc.fileio import (atomic_write_text, file_lock, pending, progressbar, read_index, remove_stale_temporaries,
+                            reserve)
 
 CACHE_VERSION = 1
 
@@ -112,13 +113,9 @@ def _scan(x):
 
 def _open_cached(npy_path, json_path, key, filenames, frontend):
     """(FeatureSet, None) if the cache is valid, else (None, reason)."""
-    try:
-        with open(json_path, encoding="utf-8") as fh:
-            meta = json.load(fh)
-    except (OSError, ValueError) as exc:
-        return None, f"unreadable index ({exc.__class__.__name__})"
-    if not isinstance(meta, dict):
-        return None, f"unreadable index (a JSON {type(meta).__name__}, not an object)"
+    meta, problem = read_index(json_path)
+    if problem:
+        return None, problem
     expected = {"cache_version": CACHE_VERSION, "key": key, "frontend": frontend.as_dict(),
                 "filenames": list(filenames), "dtype": "float32"}
     for field, value in expected.items():

@@ -16,7 +16,7 @@ import numpy as np
 
 from tinyasc.data.tau import segment_of
 from tinyasc.errors import TinyAscError
-from tinyasc.fileio import atomic_write_text, pending, progressbar, reserve
+from tinyasc.fileio import atomic_write_text, pending, progressbar, read_index, reserve
 from tinyasc.translator.load import CHECKPOINT, load_translator, translate
 
 CACHE_VERSION = 2  # 2: the index holds the array's size and digest (older caches are recomputed once)
@@ -56,13 +56,9 @@ def open_cached(npy_path, json_path, expected):
     """(read-only memmap, None) if the cache holds what `expected` (the index fields that follow
     from the inputs) describes, else (None, what is wrong). The index records the array's size
     and digest, so a truncated, replaced or damaged array is never used."""
-    try:
-        with open(json_path, encoding="utf-8") as fh:
-            index = json.load(fh)
-    except (OSError, ValueError) as exc:
-        return None, f"unreadable index ({exc.__class__.__name__})"
-    if not isinstance(index, dict):
-        return None, "the index is not a JSON object"
+    index, problem = read_index(json_path)
+    if problem:
+        return None, problem
     for field, value in expected.items():
         if index.get(field) != value:
             return None, f"index field {field!r} differs"
