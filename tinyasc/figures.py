@@ -13,12 +13,12 @@ segments before and after FreqIN and ResNorm (`device_spectra.png`, tinyasc.spec
 picture (`translator.png`). Only the columns named above are read, so other columns of
 table.csv may come and go.
 """
-import csv
 import math
 import re
 from pathlib import Path
 
 from tinyasc.errors import TinyAscError
+from tinyasc.fileio import read_csv
 from tinyasc.run import plots
 from tinyasc.train.evaluate import DEVICE_COLUMNS
 
@@ -36,14 +36,7 @@ def _number(text, where):
 
 
 def _read_csv(path):
-    """(header, records) of a CSV file written by tinyasc; a damaged one is a one-line error."""
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            records = list(reader)
-            return reader.fieldnames or [], records
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise TinyAscError(f"{path}: not a CSV file of tinyasc ({exc}); rerun the command that wrote it") from None
+    return read_csv(path, "rerun the command that wrote it")
 
 
 def read_table(experiment):

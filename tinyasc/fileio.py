@@ -12,6 +12,7 @@ kernel however the process ends), so two runs cannot share one folder. The long 
 (datasets, feature caches, training epochs) show a `progressbar` on the terminal.
 """
 import contextlib
+import csv
 import errno
 import fcntl
 import json
@@ -38,6 +39,18 @@ _FIXES = {errno.ENOSPC: "no space left on the device; free some space (or write 
           errno.EISDIR: "a folder of that name is in the way; name a file instead",
           errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
           errno.ENAMETOOLONG: "the name is too long; choose a shorter path"}
+
+
+def read_csv(path, fix):
+    """(header, rows as dicts) of a CSV file tinyasc wrote; one that does not decode or parse
+    (not UTF-8, a field over csv's size limit) is a one-line error ending with `fix`."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            return reader.fieldnames or [], rows
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise TinyAscError(f"{path}: not a CSV file of tinyasc ({exc}); {fix}") from None
 
 
 def read_index(path):

@@ -8,6 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from tinyasc.errors import TinyAscError
+from tinyasc.fileio import read_csv
 from tinyasc.run.checkpoint import CheckpointError, load_checkpoint
 from tinyasc.train import classifier
 from tinyasc.train.config import read_json_object
@@ -73,13 +74,8 @@ def read_device_table(run_dir):
     path = Path(run_dir) / "device_table.csv"
     damaged = f"{path}: not a device table written by tinyasc train"
     fix = "delete the run folder to train it again, or restore the file from git"
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            header, rows = reader.fieldnames, list(reader)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise TinyAscError(f"{damaged} ({exc}); {fix}") from None
-    if header is None or not {"device", "accuracy"} <= set(header):
+    header, rows = read_csv(path, fix)
+    if not {"device", "accuracy"} <= set(header):
         raise TinyAscError(f"{damaged} (columns {header}, need device and accuracy); {fix}")
     table = {}
     for row in rows:
