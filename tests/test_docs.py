@@ -661,7 +661,8 @@ def test_figures_command_asks_the_translator_for_its_figure(tmp_path, monkeypatc
 
     calls = []
 
-    def save_translation_figure(translator_dir, png_path):
+    def save_translation_figure(translator_dir, png_path, log):
+        log("features: from the fake's cache")
         calls.append((Path(translator_dir), Path(png_path)))
         Path(png_path).write_bytes(b"\x89PNG\r\n\x1a\nfake")
 
@@ -676,6 +677,7 @@ def test_figures_command_asks_the_translator_for_its_figure(tmp_path, monkeypatc
                                        "--translator", str(tmp_path / "translator"), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert calls and calls[0][0] == tmp_path / "translator" and calls[0][1].suffix == ".png"
+    assert "features: from the fake's cache" in result.output  # the dataset's lines reach the user
     assert (out / "translator.png").read_bytes().endswith(b"fake")
     assert sorted(p.name for p in out.iterdir()) == ["table2_curves.png", "table2_devices.png", "translator.png"]
 

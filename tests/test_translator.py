@@ -186,6 +186,10 @@ def test_cli_trains_evaluates_and_the_table_has_every_target(tiny, tmp_path, mon
     assert json.loads((out / "config.json").read_text())["width"] == 2
     again = CliRunner().invoke(main, ["translator", "evaluate", str(out)])
     assert again.exit_code == 0 and "| s3 | 10 |" in again.output
+    figure = CliRunner().invoke(main, ["figures", "--translator", str(out), "--out", str(tmp_path / "figs")])
+    assert figure.exit_code == 0, figure.output
+    assert "features: " in figure.output  # the dataset's lines (a cache computed first would say so)
+    assert (tmp_path / "figs" / "translator.png").stat().st_size > 0
 
 
 def test_cli_errors_name_the_problem(tiny, tmp_path, monkeypatch):

@@ -116,8 +116,9 @@ def make_figures(experiment, out, translator=None, spectra=None, log=print):
     into `out`; return their paths. spectra: a TrainConfig naming the dataset, or None."""
     if not plots.available():
         raise TinyAscError("tinyasc figures needs matplotlib: pip install -e \".[plot]\"")
-    if experiment is None and spectra is None:
-        raise TinyAscError("nothing to draw: give --experiment DIR (Table 2's figures) and/or --spectra")
+    if experiment is None and spectra is None and translator is None:
+        raise TinyAscError("nothing to draw: give --experiment DIR (Table 2's figures), --spectra "
+                           "and/or --translator DIR")
     written = []
     out = Path(out)
     if experiment is not None:
@@ -148,7 +149,7 @@ def make_figures(experiment, out, translator=None, spectra=None, log=print):
         except ImportError as exc:
             raise TinyAscError(f"the translator figure needs tinyasc.translator ({exc})") from None
         out.mkdir(parents=True, exist_ok=True)
-        save_translation_figure(translator, out / TRANSLATOR_PNG)  # written atomically, as every PNG
+        save_translation_figure(translator, out / TRANSLATOR_PNG, log=log)  # written atomically, as every PNG
         written.append(out / TRANSLATOR_PNG)
     for path in written:
         log(f"wrote {path}")

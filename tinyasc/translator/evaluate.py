@@ -107,12 +107,15 @@ def evaluate_translator(run_dir, data=None, log=print):
     return text
 
 
-def save_translation_figure(run_dir, path, data=None, example=0):
+def save_translation_figure(run_dir, path, data=None, example=0, log=print):
     """A figure like the paper's Figure 1: a real device-A test clip, its translations to
-    every target device, and the real recordings of those devices (needs the plot extra)."""
+    every target device, and the real recordings of those devices (needs the plot extra).
+
+    log receives the dataset's lines when `data` is loaded here, so a feature cache that must
+    be computed first is announced, as in every other command."""
     config, generator, normalizer, targets, _ = load_translator(run_dir)
     if data is None:
-        data = PairData.load(config, log=lambda *a: None)
+        data = PairData.load(config, log=log)
     check_targets(run_dir, targets, data)
     test = data.test
     first = test.of_device(0)
