@@ -140,6 +140,30 @@ def test_load_audio_formats(tmp_path, subtype, channels):
     np.testing.assert_allclose(wave.reshape(2205, -1), data, atol=tol)
 
 
+@pytest.mark.parametrize("sr, channels", [(48000, 1), (44100, 2), (8000, 1), (384000, 1)])
+def test_a_long_clip_read_only_as_far_as_its_frames_gives_the_same_frames(tmp_path, sr, channels, monkeypatch):
+    """The feature cache crops every clip to the dataset's length: reading only the samples
+    that fix those frames must give them bit for bit, at every resampling ratio."""
+    rng = np.random.default_rng(sr)
+    frontend = audio.DEFAULT_FRONTEND
+    n_frames = 40
+    path = tmp_path / "long.wav"
+    sf.write(path, rng.uniform(-0.5, 0.5, (int(sr * 4), channels)).astype(np.float32), sr, subtype="FLOAT")
+    whole = audio.file_log_mel(path, frontend)
+    assert whole.shape[1] > 2 * n_frames
+    reads = []
+    load = audio.load_audio
+    monkeypatch.setattr(audio, "load_audio", lambda p, max_samples=None: reads.append(max_samples) or load(p, max_samples))
+    part = audio.file_log_mel(path, frontend, max_frames=n_frames)
+    assert reads == [frontend.samples_for(n_frames, sr)] and reads[0] < sr * 4 / 2
+    np.testing.assert_array_equal(part, whole[:, :n_frames])
+    # the check can fail: a cut one n_fft earlier reaches into the last frame's window
+    cut = reads[0] - frontend.n_fft * sr // frontend.sample_rate
+    early = frontend(load(path, cut)[0], sr)
+    assert not np.array_equal(early[:, n_frames - 1], whole[:, n_frames - 1])
+    np.testing.assert_array_equal(audio.file_log_mel(path, frontend, max_frames=10 ** 6), whole)  # a limit past the clip's end reads all of it
+
+
 def test_load_audio_errors_name_the_file(tmp_path):
     missing = tmp_path / "nothere.wav"
     with pytest.raises(DataError, match="nothere.wav"):

@@ -54,6 +54,18 @@ class FrontEnd:
         resampled = -(-num_samples * up // down)  # resample_poly keeps ceil(n * up / down)
         return 1 + resampled // self.hop_length
 
+    def samples_for(self, n_frames, sample_rate):
+        """Samples at `sample_rate` that fix the first n_frames frames: any clip cut after them
+        gives those frames bit for bit as the whole clip does.
+
+        The last frame's window, centred, ends before (n_frames - 1) * hop + n_fft resampled
+        samples; each resampled sample reads resample_poly's filter, 10 * max(up, down) taps at
+        the up-sampled rate, on either side.
+        """
+        up, down = _ratio(sample_rate, self.sample_rate)
+        resampled = (n_frames - 1) * self.hop_length + self.n_fft
+        return -(-resampled * down // up) + 10 * max(up, down) // up + 1
+
     def __call__(self, wave, sample_rate):
         x = resample(to_mono(wave), sample_rate, self.sample_rate)
         power = power_spectrogram(x, self.n_fft, self.win_length, self.hop_length)   # T x bins
@@ -199,15 +211,17 @@ def audio_info(path):
         return int(f.samplerate), int(f.frames), int(f.channels)
 
 
-def load_audio(path):
-    """Read an audio file as float32 (frames, or frames x channels) and its sample rate.
+def load_audio(path, max_samples=None):
+    """Read an audio file as float32 (frames, or frames x channels) and its sample rate; only
+    its first max_samples samples when given.
 
     Raises DataError with a one-line message naming the file when it is missing, not a
     readable audio file, empty, at a sample rate outside MIN_SAMPLE_RATE..MAX_SAMPLE_RATE
     (checked from the header, before any sample is read), or holds non-finite samples.
     """
     with _open_audio(path) as f:
-        wave, sr = f.read(dtype="float32", always_2d=False), int(f.samplerate)
+        count = -1 if max_samples is None else int(max_samples)
+        wave, sr = f.read(count, dtype="float32", always_2d=False), int(f.samplerate)
     if wave.shape[0] == 0:
         raise DataError(f"{path}: audio file holds no samples; replace or re-download it")
     if not np.isfinite(wave).all():
@@ -215,7 +229,15 @@ def load_audio(path):
     return wave, sr
 
 
-def file_log_mel(path, frontend=DEFAULT_FRONTEND):
-    """log_mel of an audio file (load_audio + front end)."""
-    wave, sr = load_audio(path)
-    return frontend(wave, sr)
+def file_log_mel(path, frontend=DEFAULT_FRONTEND, max_frames=None):
+    """log_mel of an audio file (load_audio + front end).
+
+    max_frames: return at most this many frames, from only the samples that fix them
+    (FrontEnd.samples_for), so a clip far longer than that costs no more memory or time.
+    """
+    if max_frames is None:
+        wave, sr = load_audio(path)
+        return frontend(wave, sr)
+    sample_rate = audio_info(path)[0]
+    wave, sr = load_audio(path, max_samples=frontend.samples_for(max_frames, sample_rate))
+    return frontend(wave, sr)[:, :max_frames]

@@ -186,8 +186,8 @@ def extract_features(paths, out, frontend=DEFAULT_FRONTEND, workers=None, progre
     shared = isinstance(out, np.memmap) and out.mode in ("r+", "w+")
     start = time.perf_counter()
 
-    def one(i):
-        out[i] = fit_frames(file_log_mel(paths[i], frontend), n_frames)
+    def one(i):  # a longer clip is read only as far as its first n_frames frames need
+        out[i] = fit_frames(file_log_mel(paths[i], frontend, max_frames=n_frames), n_frames)
         return 1
 
     with progressbar(len(paths), desc, quiet=not progress) as bar:
