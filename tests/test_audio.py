@@ -164,6 +164,21 @@ def test_a_long_clip_read_only_as_far_as_its_frames_gives_the_same_frames(tmp_pa
     np.testing.assert_array_equal(audio.file_log_mel(path, frontend, max_frames=10 ** 6), whole)  # a limit past the clip's end reads all of it
 
 
+@pytest.mark.parametrize("block", [1, 100, 333, 334, 10 ** 6])
+def test_the_front_end_in_blocks_of_frames_gives_the_whole_clips_bits(monkeypatch, block):
+    """FrontEnd works on blocks of frames so that a long clip's spectrum never sits in memory whole;
+    each frame is computed on its own, so any block size gives the same bits as the whole clip."""
+    rng = np.random.default_rng(block)
+    wave = rng.uniform(-0.5, 0.5, (441000, 2)).astype(np.float32)  # 10 s, stereo, 44.1 kHz: 334 frames
+    fe = audio.DEFAULT_FRONTEND
+    x = audio.resample(audio.to_mono(wave), 44100, fe.sample_rate)
+    power = audio.power_spectrogram(x, fe.n_fft, fe.win_length, fe.hop_length)
+    fb_t = audio._sparse_filterbank_t(fe.n_fft // 2 + 1, fe.sample_rate, fe.n_mels, fe.f_min, fe.f_max)
+    whole = np.log(fb_t @ power.T + fe.log_offset).astype(np.float32)
+    monkeypatch.setattr(audio, "FRAME_BLOCK", block)
+    np.testing.assert_array_equal(fe(wave, 44100), whole)
+
+
 def test_load_audio_errors_name_the_file(tmp_path):
     missing = tmp_path / "nothere.wav"
     with pytest.raises(DataError, match="nothere.wav"):

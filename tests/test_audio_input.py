@@ -134,6 +134,85 @@ def test_predict_still_predicts_clips_of_any_usable_rate(tmp_path, untrained_run
 
 
 # ----------------------------------------------------------------------------------------
+# Folders given to predict
+
+def _rows(path):
+    return [line.split("\t")[0] for line in path.read_text().splitlines()[1:]]
+
+
+def test_predict_names_the_clips_of_dot_and_dotdot_by_the_folders_name(tmp_path, untrained_run, monkeypatch):
+    audio_dir = tmp_path / "audio"
+    (audio_dir / "sub").mkdir(parents=True)
+    write_wav(audio_dir / "0.wav", 16000, 16000)
+    monkeypatch.chdir(audio_dir)
+    assert inference.predict_files("RUN", ["."], tmp_path / "dot.tsv", progress=False) == 1
+    monkeypatch.chdir(audio_dir / "sub")
+    assert inference.predict_files("RUN", [".."], tmp_path / "up.tsv", progress=False) == 1
+    assert _rows(tmp_path / "dot.tsv") == _rows(tmp_path / "up.tsv") == ["audio/0.wav"]  # as the DCASE lists name it
+
+
+def test_predict_takes_wav_and_flac_of_any_case_and_says_what_it_skipped(tmp_path, untrained_run):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for name in ("a.wav", "b.WAV", "c.flac", "._a.wav"):
+        sf.write(folder / name, np.zeros(16000, np.float32), 16000)
+    (folder / "readme.txt").write_text("not audio")
+    lines = []
+    assert inference.predict_files("RUN", [folder], tmp_path / "s.tsv", log=lines.append, progress=False) == 3
+    assert _rows(tmp_path / "s.tsv") == ["clips/a.wav", "clips/b.WAV", "clips/c.flac"]
+    assert lines == [f"{folder}: skipped 2 files that are not .wav or .flac audio, or hidden"]
+    (folder / "a.wav").unlink(), (folder / "b.WAV").unlink(), (folder / "c.flac").unlink()
+    with pytest.raises(TinyAscError) as err:
+        inference.predict_files("RUN", [folder], tmp_path / "none.tsv", progress=False)
+    one_line(str(err.value), str(folder), "no .wav or .flac files", "2 other files")
+
+
+def test_predict_refuses_two_clips_that_would_share_a_row(tmp_path, untrained_run):
+    first, second = tmp_path / "x" / "audio", tmp_path / "y" / "audio"
+    first.mkdir(parents=True), second.mkdir(parents=True)
+    write_wav(first / "0.wav", 16000, 16000), write_wav(second / "0.wav", 8000, 16000)
+    for paths in ([first, second], [first / "0.wav", first / "0.wav"]):
+        with pytest.raises(TinyAscError) as err:
+            inference.predict_files("RUN", paths, tmp_path / "s.tsv", progress=False)
+        one_line(str(err.value), str(paths[0] if paths[0].is_file() else first / "0.wav"), "both be", "0.wav")
+        assert not (tmp_path / "s.tsv").exists()
+
+
+def test_predict_refuses_an_out_file_that_is_one_of_its_clips(tmp_path, untrained_run):
+    clip = write_wav(tmp_path / "0.wav", 16000, 16000)
+    before = clip.read_bytes()
+    result = CliRunner().invoke(main, ["predict", "RUN", str(tmp_path), "--out", str(clip)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    one_line(result.output.strip(), "error: ", f"--out {clip}", "one of the audio files")
+    assert clip.read_bytes() == before
+
+
+def test_predict_out_of_memory_names_the_clip_and_the_fix(tmp_path, untrained_run, monkeypatch):
+    short, long = write_wav(tmp_path / "short.wav", 16000, 16000), write_wav(tmp_path / "long.wav", 16000, 64000)
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate 9.9 GiB")
+
+    monkeypatch.setattr(inference.evaluate, "predict_proba", no_memory)
+    result = CliRunner().invoke(main, ["predict", "RUN", str(short), str(long), "--out", str(tmp_path / "s.tsv")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    one_line(result.output.strip(), "error: ", str(long), "4 s", "cut it into shorter clips")
+    assert not (tmp_path / "s.tsv").exists()
+
+
+def test_out_of_memory_elsewhere_is_one_line_that_fits_every_command(tmp_path, monkeypatch):
+    def no_memory(run):
+        raise MemoryError("Unable to allocate 9.9 GiB")
+
+    monkeypatch.setattr(inference, "load_run", no_memory)
+    write_wav(tmp_path / "0.wav", 16000, 16000)
+    result = CliRunner().invoke(main, ["predict", "RUN", str(tmp_path / "0.wav"), "--out", str(tmp_path / "s.tsv")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    one_line(result.output.strip(), "error: out of memory (Unable to allocate 9.9 GiB)", "where the command has them",
+             "shorter clips")
+
+
+# ----------------------------------------------------------------------------------------
 # A worker process that dies
 
 def test_a_dead_worker_process_is_one_line_naming_its_task():

@@ -32,6 +32,8 @@ FRONTEND_VERSION = 1
 MIN_SAMPLE_RATE = 8_000     # telephone band, the lowest rate commonly met
 MAX_SAMPLE_RATE = 384_000   # the highest rate common recorders write
 
+FRAME_BLOCK = 1024  # frames per block of the front end: ~70 MB of float64 work arrays, whatever the clip's length
+
 
 @dataclass(frozen=True)
 class FrontEnd:
@@ -68,11 +70,16 @@ class FrontEnd:
 
     def __call__(self, wave, sample_rate):
         x = resample(to_mono(wave), sample_rate, self.sample_rate)
-        power = power_spectrogram(x, self.n_fft, self.win_length, self.hop_length)   # T x bins
+        frames = stft_frames(x, self.n_fft, self.win_length, self.hop_length)       # T x win, a view
         fb_t = _sparse_filterbank_t(self.n_fft // 2 + 1, self.sample_rate, self.n_mels,
                                     self.f_min, self.f_max)                          # M x bins
-        mel = fb_t @ power.T                                                         # M x T
-        return np.log(mel + self.log_offset).astype(np.float32)
+        out = np.empty((self.n_mels, len(frames)), np.float32)
+        # Blocks of frames bound the memory of a long clip (an hour's spectrum is gigabytes in
+        # float64); every frame is computed on its own, so the blocks give the same bits.
+        for t0 in range(0, len(frames), FRAME_BLOCK):
+            power = frame_power(frames[t0:t0 + FRAME_BLOCK], self.n_fft, self.win_length)
+            out[:, t0:t0 + FRAME_BLOCK] = np.log(fb_t @ power.T + self.log_offset)   # M x block
+        return out
 
 
 DEFAULT_FRONTEND = FrontEnd()
@@ -118,14 +125,14 @@ def hann_window(win_length):
     return 0.5 - 0.5 * np.cos(2.0 * np.pi * n / win_length)
 
 
-def power_spectrogram(x, n_fft, win_length, hop_length):
-    """|STFT|^2 of a 1-D signal as torch.stft(center=True, pad_mode="reflect") computes it.
+def stft_frames(x, n_fft, win_length, hop_length):
+    """The frames torch.stft(center=True, pad_mode="reflect") takes of a 1-D signal, as a
+    T x win_length view (no copy) of the padded signal.
 
-    Returns T x (n_fft // 2 + 1) float64. torch centres the win_length window inside the
-    n_fft frame, i.e. at offset (n_fft - win_length) // 2; only those samples are non-zero,
-    so we take win_length-sample frames at that offset and let rfft zero-pad them to n_fft.
-    Dropping the offset only multiplies each bin by a unit-modulus phase factor, which the
-    power discards.
+    torch centres the win_length window inside the n_fft frame, i.e. at offset
+    (n_fft - win_length) // 2; only those samples are non-zero, so we take win_length-sample
+    frames at that offset and let rfft zero-pad them to n_fft (frame_power). Dropping the
+    offset only multiplies each bin by a unit-modulus phase factor, which the power discards.
     """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 1 or x.size == 0:
@@ -137,9 +144,19 @@ def power_spectrogram(x, n_fft, win_length, hop_length):
     n_frames = 1 + (padded.size - n_fft) // hop_length
     offset = (n_fft - win_length) // 2
     frames = np.lib.stride_tricks.sliding_window_view(padded[offset:], win_length)
-    frames = frames[: (n_frames - 1) * hop_length + 1: hop_length]
+    return frames[: (n_frames - 1) * hop_length + 1: hop_length]
+
+
+def frame_power(frames, n_fft, win_length):
+    """|rfft|^2 of Hann-windowed frames (T x win_length), zero-padded to n_fft: T x (n_fft // 2 + 1)."""
     spectrum = scipy.fft.rfft(frames * hann_window(win_length), n=n_fft, axis=1)
     return spectrum.real ** 2 + spectrum.imag ** 2
+
+
+def power_spectrogram(x, n_fft, win_length, hop_length):
+    """|STFT|^2 of a 1-D signal as torch.stft(center=True, pad_mode="reflect") computes it:
+    T x (n_fft // 2 + 1) float64 (stft_frames, then frame_power)."""
+    return frame_power(stft_frames(x, n_fft, win_length, hop_length), n_fft, win_length)
 
 
 def hz_to_mel(f):

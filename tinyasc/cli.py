@@ -41,8 +41,8 @@ def friendly_errors(fn):
             sys.exit(1)
         except MemoryError as exc:  # the checks of the options keep this rare; never a traceback
             detail = " ".join(str(exc).split()) or "MemoryError"
-            click.echo(f"error: out of memory ({detail}); lower --batch-size or --model-width, or free memory",
-                       err=True)
+            click.echo(f"error: out of memory ({detail}); lower --batch-size or --model-width where the command "
+                       "has them, use shorter clips, or free memory", err=True)
             sys.exit(1)
     return wrapper
 
@@ -230,7 +230,7 @@ def evaluate(run, data, quiet):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
 def predict(run, paths, out_file, quiet):
-    """Write the DCASE submission file for audio files (or folders of .wav files)."""
+    """Write the DCASE submission file for audio files (or folders of .wav / .flac files)."""
     from tinyasc.train.inference import predict_files
 
     count = predict_files(run, paths, out_file, log=click.echo, progress=not quiet)

@@ -32,34 +32,70 @@ def evaluate_run(run, data=None, log=print, progress=True):
                       "confusion matrix (rows: true, columns: predicted)", str(matrix)])
 
 
-def _audio_files(paths):
+AUDIO_SUFFIXES = (".wav", ".flac")  # what a folder given to predict is searched for, in any case
+
+
+def _folder_label(folder):
+    """The folder part of a clip's name in the submission: the folder's own name, as in the
+    DCASE lists' `audio/<clip>.wav`, also when it was given as `.` or `..`."""
+    return folder.resolve().name
+
+
+def _audio_files(paths, log=print):
+    """(path, name in the submission) of every clip to predict: files as given, and the audio
+    files (AUDIO_SUFFIXES, any case) of folders as `<folder name>/<file name>`, sorted.
+
+    Other files and hidden ones (a Mac's `._<name>.wav`) in a folder are skipped and counted.
+    Two clips may not share a name, and every name must fit the submission format.
+    """
     files = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(p.glob("*.wav"))
+            entries = sorted(f for f in p.iterdir() if f.is_file())
+            found = [f for f in entries if f.suffix.lower() in AUDIO_SUFFIXES and not f.name.startswith(".")]
+            kinds = " or ".join(AUDIO_SUFFIXES)
             if not found:
-                raise TinyAscError(f"{p}: no .wav files in this folder")
-            files.extend((f, f"{p.name}/{f.name}") for f in found)
+                raise TinyAscError(f"{p}: no {kinds} files in this folder ({len(entries)} other files)")
+            if len(found) < len(entries):
+                log(f"{p}: skipped {len(entries) - len(found)} files that are not {kinds} audio, or hidden")
+            label = _folder_label(p)
+            files.extend((f, f"{label}/{f.name}" if label else f.name) for f in found)
         elif p.is_file():
             files.append((p, str(p)))
         else:
             raise TinyAscError(f"{p}: no such file or folder")
+    seen = {}
     for path, name in files:  # checked before any work: the submission file cannot hold these names
         problem = evaluate.tsv_field_problem(name)
         if problem:
             raise DataError(f"{path}: the file name {problem}; rename the file")
+        if name in seen:
+            raise TinyAscError(f"{path} and {seen[name]} would both be {name!r} in the submission file; "
+                               "give each clip once, from folders of different names")
+        seen[name] = path
     return files
 
 
 def predict_files(run, paths, out_file, batch_size=32, log=print, progress=True):
     """`tinyasc predict`: the DCASE submission file of a run (or compressed model) for audio files
-    or folders of .wav files; returns the number of clips."""
+    or folders of them; returns the number of clips."""
     if Path(out_file).is_dir():
         raise TinyAscError(f"--out {out_file} is a folder; name the submission file to write, "
                            f"e.g. {Path(out_file) / 'submission.tsv'}")
+    files = _audio_files(paths, log)
+    target = Path(out_file).resolve()
+    for path, _ in files:
+        if path.resolve() == target:
+            raise TinyAscError(f"--out {out_file} is one of the audio files to predict; name another file, "
+                               "e.g. submission.tsv")
     config, model = load_run(run)
-    probs = write_submission(config, model, _audio_files(paths), out_file, batch_size, progress)
+    probs = write_submission(config, model, files, out_file, batch_size, progress)
     return len(probs)
+
+
+def _seconds(path):
+    sample_rate, samples, _ = audio.audio_info(path)
+    return samples / sample_rate
 
 
 def write_submission(config, model, files, out_file, batch_size=32, progress=True):
@@ -76,13 +112,18 @@ def write_submission(config, model, files, out_file, batch_size=32, progress=Tru
     with progressbar(len(files), "predict", quiet=not progress) as bar:
         for start in range(0, len(files), batch_size):
             chunk = files[start:start + batch_size]
-            feats = [audio.file_log_mel(path) for path, _ in chunk]
-            lengths = {f.shape[1] for f in feats}
-            if len(lengths) > 1:  # different durations: one at a time
-                for f in feats:
-                    probs.append(evaluate.predict_proba(model, f[None]))
-            else:
-                probs.append(evaluate.predict_proba(model, np.stack(feats)))
+            try:
+                feats = [audio.file_log_mel(path) for path, _ in chunk]
+                lengths = {f.shape[1] for f in feats}
+                if len(lengths) > 1:  # different durations: one at a time
+                    for f in feats:
+                        probs.append(evaluate.predict_proba(model, f[None]))
+                else:
+                    probs.append(evaluate.predict_proba(model, np.stack(feats)))
+            except MemoryError:  # the network's activations grow with the clip's length
+                longest = max((path for path, _ in chunk), key=_seconds)
+                raise DataError(f"{longest}: out of memory predicting this clip of {_seconds(longest):.0f} s; "
+                                "cut it into shorter clips (or free memory)") from None
             names.extend(name for _, name in chunk)
             bar.update(len(chunk))
     probs = np.concatenate(probs) if probs else np.zeros((0, model.num_classes), np.float32)
