@@ -17,13 +17,14 @@ from tinyasc.compress.prune import (apply_masks, conv_modules, conv_weights, hol
                                     layer_sparsity, magnitude_masks, mask_gradients, masks_from_state,
                                     masks_state, prune)
 from tinyasc.compress.quantize import (FakeQuantizeFunction, QuantizationAware, QuantizedConv2d, compress_weights_,
-                                       dequantize, fake_quantize, float_convs_, half_precision_, qmax,
+                                       dequantize, fake_quantize, fake_quantize_weights_, float_convs_, half_precision_, qmax,
                                        quantization_scale, quantize, quantize_convs_, round_half)
 from tinyasc.compress.size import KIB, LIMIT_BYTES, SizeReport, accounted_bytes, model_size
 
 __all__ = ["Distiller", "Ensemble", "ExportSummary", "FakeQuantizeFunction", "KIB", "LIMIT_BYTES",
            "QuantizationAware", "QuantizedConv2d", "SizeReport", "accounted_bytes", "apply_masks", "architecture",
            "compress_weights_", "conv_modules", "conv_weights", "dequantize", "distillation_loss",
-           "ensemble_probabilities", "fake_quantize", "float_convs_", "half_precision_", "hold_masks", "layer_sparsity",
+           "ensemble_probabilities", "fake_quantize", "fake_quantize_weights_",
+           "float_convs_", "half_precision_", "hold_masks", "layer_sparsity",
            "load_compressed", "magnitude_masks", "mask_gradients", "masks_from_state", "masks_state",
            "model_size", "prune", "qmax", "quantization_scale", "quantize", "quantize_convs_", "round_half", "save_compressed"]

@@ -197,7 +197,13 @@ def compress_weights_(model, bits=8, per_channel=False):
     bits = check_bits(bits)
     if bits == HALF:
         return half_precision_(model, conv=True)
+    return half_precision_(fake_quantize_weights_(model, bits, per_channel))
+
+
+def fake_quantize_weights_(model, bits=8, per_channel=False):
+    """Set every conv weight to its fake-quantized value (bits 2..8), in place: the plain model then
+    computes what its QAT version (QuantizedConv2d) computes, and predicts what it reported."""
     for p in conv_weights(model).values():
         codes, scale = quantize(p.data, bits, per_channel)
         p.data[...] = dequantize(codes, scale)
-    return half_precision_(model)
+    return model

@@ -11,6 +11,7 @@ Every random choice of step s of epoch e comes from np.random.default_rng([seed,
 tinyasc.random, whose state is checkpointed. So a run stopped after any step and
 resumed reproduces the uninterrupted run exactly.
 """
+import hashlib
 import json
 import math
 import time
@@ -24,8 +25,8 @@ from tinyasc import optim
 from tinyasc import random as ta_random
 from tinyasc.autograd import Tensor
 from tinyasc.checks import check_frames
-from tinyasc.compress import (Distiller, hold_masks, load_compressed, mask_gradients, masks_from_state, masks_state,
-                              prune, quantize_convs_)
+from tinyasc.compress import (Distiller, fake_quantize_weights_, hold_masks, load_compressed, mask_gradients,
+                              masks_from_state, masks_state, prune, quantize_convs_)
 from tinyasc.compress.complexity import complexity
 from tinyasc.data.augment import Augment
 from tinyasc.data.training import TrainingData
@@ -90,8 +91,23 @@ def load_run(run):
     model = build_model(config)
     load_model_state(model, split_prefix(arrays, "model"), path)
     check_same_model(meta.get("config"), config, path)  # when the shapes agree, the settings may not
+    if config.bits <= 8:  # a QAT fine-tune (tinyasc compress): the model it trained and reported computes
+        fake_quantize_weights_(model, config.bits, config.per_channel)  # with these weights, not the float ones
     model.eval()
     return config, model
+
+
+def weights_digest(models):
+    """SHA-1 of the models' state dicts (names and bytes, in order); None for no models."""
+    if not models:
+        return None
+    digest = hashlib.sha1()
+    for model in models:
+        for name, value in model.state_dict().items():
+            value = np.ascontiguousarray(value)
+            digest.update(f"{name}:{value.dtype.str}:{value.shape};".encode())
+            digest.update(value.tobytes())
+    return digest.hexdigest()
 
 
 class Tally(NamedTuple):
@@ -167,6 +183,8 @@ class Trainer:
         # model. Models of other runs are built before seeding: building one draws from tinyasc.random.
         teachers = [load_run(run.strip())[1] for run in config.teacher.split(",") if run.strip()]
         start = load_run(config.init_from.strip())[1] if config.init_from else None
+        # which weights the teachers and the starting run hold: a resume checks they are the same
+        self.sources_digest = weights_digest(teachers + ([start] if start is not None else []))
         ta_random.manual_seed(config.seed)
         self.model = build_model(config)
         if config.norm == "global":
@@ -216,6 +234,8 @@ class Trainer:
         digest = getattr(self.data, "translator_digest", None)
         if digest is not None:
             meta["translator_digest"] = digest
+        if self.sources_digest is not None:
+            meta["sources_digest"] = self.sources_digest
         try:
             self.folder.save(self.state_arrays(), meta, name)
         except NonFiniteWeights as exc:
@@ -241,6 +261,12 @@ class Trainer:
             raise CheckpointError(f"{path}: the translator {self.config.translator} is not the one this run started "
                                   "with (retrained or replaced since), so resuming would not reproduce the run; "
                                   "start a new run, or train translators into new folders")
+        saved_sources = meta.get("sources_digest")
+        if saved_sources is not None and saved_sources != self.sources_digest:
+            sources = ", ".join(p for p in (self.config.teacher, self.config.init_from) if p)
+            raise CheckpointError(f"{path}: the weights of its teacher or starting runs ({sources}) are not those "
+                                  "this run started with (retrained or replaced since), so resuming would not "
+                                  "reproduce the run; restore them, or start a new run")
         load_model_state(self.model, split_prefix(arrays, "model"), path)
         check_same_model(meta.get("config"), self.config, path)  # when the shapes agree, the settings may not
         check_finite_state(arrays, path)  # the optimizer's momentum too
@@ -394,12 +420,12 @@ class Trainer:
             evaluate.format_device_table(table, f"Test split, {which}"), "",
             "per-class accuracy (%)", evaluate.format_class_table(per_class), "",
             f"model: {complexity(self.model).line()}"])
+        if plots.available() and self.history:  # before device_table.csv, which marks the run finished
+            plots.training_curves(self.history, self.run_dir / "curves.png")
+            plots.confusion(matrix, self.run_dir / "confusion.png")
         atomic_write_texts({self.run_dir / "device_table.csv": evaluate.device_table_csv(table),
                             self.run_dir / "classes.csv": evaluate.class_csv(per_class, matrix),
                             self.run_dir / "report.txt": text + "\n"})
-        if plots.available() and self.history:
-            plots.training_curves(self.history, self.run_dir / "curves.png")
-            plots.confusion(matrix, self.run_dir / "confusion.png")
         return text, table
 
 

@@ -171,6 +171,9 @@ def load_run_config(run_dir):
     from pathlib import Path
 
     path = Path(run_dir) / "config.json"
+    if (Path(run_dir) / "translator.npz").is_file():
+        raise TinyAscError(f"{run_dir}: a device translator's folder (tinyasc translator train), not a classifier "
+                           "run; pass a run folder written by tinyasc train")
     if not path.is_file():
         raise TinyAscError(f"{run_dir}: no config.json here; pass a run folder written by tinyasc train")
     fix = "restore it or pass another run folder"

@@ -39,6 +39,31 @@ def compress_runs(runs, out_dir, prune, bits, per_channel=False, teachers=(), ep
     for i, config in enumerate(configs):  # a folder of other settings fails before any training
         config.check_inputs()
         check_same_config(out / f"finetune-{i}", config)
+    for run in runs:  # so does an unfinished or damaged run or teacher, not after the runs before it
+        _check_source(run, "")
+    for teacher in teachers:
+        _check_source(teacher, "--teacher ")
+    made = not out.exists()
+    try:
+        return _compress(runs, configs, out, prune, bits, per_channel, epochs, log, progress, data)
+    finally:
+        if made and out.is_dir() and not any(out.iterdir()):  # nothing written: leave nothing behind
+            out.rmdir()
+
+
+def _check_source(path, option):
+    """A run or teacher compress reads: a finished run that kept its weights, or a compressed
+    model file. Loaded once here, so a damaged file fails before any training."""
+    path = Path(path)
+    if path.is_dir():
+        config = load_run_config(path)
+        if not finished(path, config.epochs):
+            raise TinyAscError(f"{option}{path}: not a finished run; finish it first (tinyasc train --resume {path})")
+        require_checkpoint(path)
+    classifier.load_run(path)
+
+
+def _compress(runs, configs, out, prune, bits, per_channel, epochs, log, progress, data):
     models = []
     for i, (run, config) in enumerate(zip(runs, configs)):
         run_dir = out / f"finetune-{i}"

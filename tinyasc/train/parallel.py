@@ -25,6 +25,7 @@ from pathlib import Path
 from tinyasc.data.training import TrainingData
 from tinyasc.errors import TinyAscError
 from tinyasc.run.folder import StopFlag
+from tinyasc.train import classifier
 from tinyasc.train.experiment import (config_of, ensure_translator, plan_experiment, read_device_table, run_folder,
                                       write_tables)
 
@@ -160,8 +161,10 @@ def _stop(running, log):
                 late.append(key)
                 continue
             code = worker.process.returncode
+            saved = (worker.job.run_dir / classifier.CHECKPOINT).is_file()
             state = ("finished (its result is read back next time)" if code == 0 else
-                     "stopped, checkpoint saved" if code in (130, -signal.SIGINT) else f"failed (see {worker.log_path})")
+                     f"failed (see {worker.log_path})" if code not in (130, -signal.SIGINT) else
+                     "stopped, checkpoint saved" if saved else "stopped before its first checkpoint")
             log(f"{key}: {state}")
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -5,7 +5,7 @@
 
 trains (or resumes) the run folder RUN_DIR with the TrainConfig given as JSON, exactly as a run
 trained in the parent process would be, and writes nothing else. Exit code 0: finished; 130: stopped by
-SIGINT (its checkpoint saved); 1: an error, printed as one line. If the parent process dies, the
+SIGINT (its checkpoint saved, if it had started training); 1: an error, printed as one line. If the parent process dies, the
 worker gets SIGINT (Linux), so it saves its checkpoint and stops rather than train on alone.
 """
 import ctypes
@@ -30,11 +30,11 @@ def _stop_with_parent():
 def main(argv=None):
     run_dir, config_json = (sys.argv[1:] if argv is None else argv)[:2]
     _stop_with_parent()
-    configure_runtime()
-    from tinyasc.train import classifier
-    from tinyasc.train.config import TrainConfig
+    try:  # a SIGINT may come while the imports still run: exit 130 then too, without a traceback
+        configure_runtime()
+        from tinyasc.train import classifier
+        from tinyasc.train.config import TrainConfig
 
-    try:
         config = TrainConfig.from_dict(json.loads(config_json)).validate()
         resume = (Path(run_dir) / classifier.CHECKPOINT).is_file()
         text, _ = classifier.train(config, run_dir, resume=resume, log=print, progress=False)
