@@ -475,6 +475,7 @@ def test_experiment_jobs_names_the_log_of_a_failed_run(tiny_home, tmp_path, monk
     monkeypatch.setenv("TINYASC_HOME", str(home))
     run = tmp_path / "exp" / "resnorm-seed0"
     run.mkdir(parents=True)
+    (run / "config.json").write_text(_config(data=str(root), norm="resnorm", epochs=1, seed=0).to_json())
     (run / "checkpoint.npz").write_bytes(b"not a checkpoint")   # the worker resuming it stops
     result = CliRunner().invoke(main, ["experiment", "--data", str(root), "--model-width", "4", "--norms",
                                        "none,resnorm", "--seeds", "0", "--epochs", "1", "--batch-size", "8",
@@ -482,4 +483,4 @@ def test_experiment_jobs_names_the_log_of_a_failed_run(tiny_home, tmp_path, monk
     assert result.exit_code == 1 and "Traceback" not in result.output
     log = tmp_path / "exp" / "logs" / "resnorm-seed0.txt"
     assert f"the run resnorm-seed0 failed (exit code 1); the end of its log {log}: error: " in result.output
-    assert "resnorm-seed0: no config.json here" in result.output.splitlines()[-1]
+    assert "resnorm-seed0/checkpoint.npz: truncated or corrupt" in result.output.splitlines()[-1]

@@ -14,6 +14,7 @@ long experiment can be read (and its small outputs kept) while it is still runni
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,10 +25,11 @@ from tinyasc.errors import TinyAscError
 from tinyasc.models.bcresnet import INPUT_NORMS
 from tinyasc.models.bcresnet_mod import NORMS
 from tinyasc.train import classifier
-from tinyasc.fileio import atomic_write_text
+from tinyasc.fileio import atomic_write_texts
 from tinyasc.run.folder import StopFlag
-from tinyasc.train.config import DEFAULT_WIDTH
-from tinyasc.train.runs import check_same_config, finished, read_device_table
+from tinyasc.checks import check_frames
+from tinyasc.train.config import DEFAULT_WIDTH, read_json_object
+from tinyasc.train.runs import check_same_config, finished, read_device_table, same_setting
 from tinyasc.data.training import TrainingData
 from tinyasc.translator.config import TranslatorConfig
 from tinyasc.translator.load import CHECKPOINT as TRANSLATOR_CHECKPOINT
@@ -93,7 +95,7 @@ def parse_rows(text, width=None):
         head, slash, count = spec.partition("/")
         max_seeds = None
         if slash:
-            if not count.isdigit() or int(count) < 1:
+            if not re.fullmatch(r"[0-9]+", count) or int(count) < 1:
                 raise TinyAscError(f"--rows: {spec!r}: '/N' takes a positive number of seeds, not {count!r}")
             max_seeds = int(count)
         body, plus, extra = head.partition("+")
@@ -203,8 +205,12 @@ def plan_experiment(base_config, rows, seeds, out_dir, translator=None, log=prin
     back, before the first run starts (a typo in the last row does not surface hours later)."""
     out_dir = Path(out_dir)
     for row in rows:
-        replace(base_config, arch=row.arch, width=row.width, norm=row.norm).validate()
+        try:
+            replace(base_config, arch=row.arch, width=row.width, norm=row.norm).validate()
+        except TinyAscError as exc:  # the width may come from the row's spec, not from --model-width
+            raise TinyAscError(f"--rows: the row {row.name}: {exc}") from None
     base_config.check_inputs()
+    check_experiment_folder(out_dir, base_config)
     if translator:
         load_translator(translator)  # a wrong folder fails now, not after the other rows trained
     translator_dir = str(translator) if translator else str(out_dir / "translator")
@@ -217,10 +223,64 @@ def plan_experiment(base_config, rows, seeds, out_dir, translator=None, log=prin
         check_same_config(run_dir, config)
         if finished(run_dir, config.epochs):
             plan.results[(row.key, seed)] = read_device_table(run_dir)
+    check_same_devices(plan)
     if plan.results:
         log(f"{len(plan.results)} of {len(plan.order)} runs already finished in {out_dir}")
-    out_dir.mkdir(parents=True, exist_ok=True)
     return plan
+
+
+TABLE_FILES = ("table.csv", "table.md", "experiment.json")
+OWN_SETTINGS = ("arch", "width", "norm", "seed", "translator")  # what a row and a seed set; the rest is shared
+OTHER_FOLDERS = {"config.json": "a run folder", "translator.npz": "a translator folder", "meta.csv": "a dataset",
+                 "model.npz": "a compress folder", "table3.json": "a table3 folder"}
+
+
+def check_experiment_folder(out_dir, base_config):
+    """--out is an experiment's folder (or new): not another command's folder, its table files
+    can be written, and every run already in it shares this experiment's recipe (a table must
+    not mix, say, runs of 1 and 2 epochs under one heading)."""
+    for name, what in OTHER_FOLDERS.items():
+        if (out_dir / name).exists():
+            raise TinyAscError(f"--out {out_dir} is {what} (it holds {name}), not an experiment's folder; "
+                               "pass another --out")
+    for name in TABLE_FILES:
+        if (out_dir / name).is_dir():
+            raise TinyAscError(f"{out_dir / name} is a folder; the experiment writes its table there: "
+                               "move it away or pass another --out")
+    wanted = json.loads(base_config.to_json())
+    for saved_path in sorted(out_dir.glob("*-seed*/config.json")) if out_dir.is_dir() else ():
+        saved = read_json_object(saved_path, "settings", "use another --out or delete that folder")
+        different = sorted(k for k in wanted if k not in OWN_SETTINGS and k in saved
+                           and not same_setting(k, saved[k], wanted[k]))
+        if different:
+            detail = ", ".join(f"{k}: {saved[k]!r} there, {wanted[k]!r} now" for k in different)
+            raise TinyAscError(f"{saved_path.parent} was trained with another recipe ({detail}) than this "
+                               f"experiment's; its table would mix the two: pass another --out")
+
+
+def check_same_devices(plan):
+    """Every finished run of the experiment reports the same devices: a device table that lost
+    a row (damaged by hand) would otherwise shift its group means unnoticed."""
+    devices = {key: set(table) for key, table in plan.results.items()}
+    union = set().union(*devices.values()) if devices else set()
+    for (row_key, seed), have in devices.items():
+        if have != union:
+            path = plan.out_dir / f"{row_key}-seed{seed}" / "device_table.csv"
+            raise TinyAscError(f"{path}: no row for {', '.join(sorted(union - have))}, which the experiment's other "
+                               "runs report; the file is damaged: restore it from git, or delete the run folder to "
+                               "train it again")
+
+
+def check_rows_fit(plan, base_config, data):
+    """The clips are long enough for every row's network and numerous enough for a batch: found
+    before the first run trains, not when a slow row starts hours later."""
+    for row, seed in plan.todo():
+        config = config_of(base_config, row, seed, plan.translator_dir)
+        if row.translator:  # its translations come later; the clips' length must suit it already
+            root = getattr(getattr(data, "dataset", None), "root", "the dataset")
+            check_frames(data.features.shape[-1], config.arch, f"the clips of {root}")
+        else:
+            classifier.training_data(config, data, log=lambda *a: None, progress=False)
 
 
 def run_experiment(base_config, rows, seeds, out_dir, log=print, progress=True, translator=None):
@@ -231,6 +291,8 @@ def run_experiment(base_config, rows, seeds, out_dir, log=print, progress=True, 
     """
     plan = plan_experiment(base_config, rows, seeds, out_dir, translator, log)
     data = TrainingData.load(base_config, log=log, progress=progress)
+    check_rows_fit(plan, base_config, data)
+    plan.out_dir.mkdir(parents=True, exist_ok=True)
     for row, seed in plan.todo():
         if row.translator and not plan.translator_ready:
             if ensure_translator(base_config, plan.out_dir, None, log, progress) is None:
@@ -252,19 +314,20 @@ def write_tables(out_dir, rows, seeds, results, base_config, translator_dir):
     """table.csv, table.md and experiment.json over the runs finished so far; returns (table, text)."""
     table = summarize(results, rows, seeds)
     text = format_table(table, base_config, seeds)
-    atomic_write_text(out_dir / "table.csv", table_csv(table))
-    atomic_write_text(out_dir / "table.md", text + "\n")
     uses_translator = any(r.translator for r in rows)
-    atomic_write_text(out_dir / "experiment.json", json.dumps(
-        {"rows": [r.key for r in rows], "seeds": list(seeds), "config": json.loads(base_config.to_json()),
-         "translator": translator_dir if uses_translator else None,
-         "results": {f"{k}-seed{s}": v for (k, s), v in results.items()}}, indent=2) + "\n")
+    record = {"rows": [r.key for r in rows], "seeds": list(seeds), "config": json.loads(base_config.to_json()),
+              "translator": translator_dir if uses_translator else None,
+              "results": {f"{k}-seed{s}": v for (k, s), v in results.items()}}
+    atomic_write_texts({out_dir / "table.csv": table_csv(table), out_dir / "table.md": text + "\n",
+                        out_dir / "experiment.json": json.dumps(record, indent=2) + "\n"})  # all three, or none
     return table, text
 
 
 def group_accuracy(device_table, devices):
-    """Mean of the per-device accuracies of `devices` (the test split has as many clips of each)."""
-    return float(np.mean([device_table[d] for d in devices]))
+    """Mean of the per-device accuracies of `devices` (the test split has as many clips of each);
+    a dataset whose test split lacks some of them averages those it has (NaN: none)."""
+    present = [device_table[d] for d in devices if d in device_table]
+    return float(np.mean(present)) if present else float("nan")
 
 
 def paired_interval(differences, confidence=0.95):
@@ -327,8 +390,8 @@ def table_csv(rows):
                     + ["overall_mean", "overall_std", "seen_mean", "unseen_mean", "seeds", "paired_seeds"]
                     + PAIRED_COLUMNS)
     for row in rows:
-        writer.writerow([row["name"], row["row"]] + [f"{row[c]:.2f}" for c in DEVICE_COLUMNS]
-                        + [f"{row[k]:.2f}" for k in ("overall_mean", "overall_std", "seen_mean", "unseen_mean")]
+        writer.writerow([row["name"], row["row"]] + [_cell(row[c], ".2f") for c in DEVICE_COLUMNS]
+                        + [_cell(row[k], ".2f") for k in ("overall_mean", "overall_std", "seen_mean", "unseen_mean")]
                         + [row["seeds"], row.get("paired_seeds", "")]
                         + [_cell(row.get(k), ".2f") for k in PAIRED_COLUMNS])
     return buf.getvalue()
@@ -340,7 +403,7 @@ def _cell(value, spec):
 
 def _interval(row, group):
     """'+3.1 [+1.2, +5.0]' (95 % t interval over the paired seeds), or '' without a reference."""
-    if f"d_{group}" not in row:
+    if f"d_{group}" not in row or np.isnan(row[f"d_{group}"]):
         return ""
     low, high = row[f"d_{group}_low"], row[f"d_{group}_high"]
     text = f"{row[f'd_{group}']:+.1f}"
@@ -353,7 +416,7 @@ def format_table(rows, config, seeds):
              "test accuracy (%) per device (mean over seeds); overall mean +- std over seeds (population std, ddof 0)",
              "", head, "|" + "---|" * (len(DEVICE_COLUMNS) + 3)]
     for row in rows:
-        cells = " | ".join(f"{row[c]:.1f}" for c in DEVICE_COLUMNS)
+        cells = " | ".join(_cell(row[c], ".1f") or "-" for c in DEVICE_COLUMNS)  # '-': no clips of the device
         seeds_cell = f"{row['seeds']}" + (f" of {row['seeds_planned']}" if row["seeds"] < row["seeds_planned"] else "")
         lines.append(f"| {row['name']} | {cells} | {row['overall_mean']:.1f} +- {row['overall_std']:.1f} | {seeds_cell} |")
     compared = [row for row in rows if "d_overall" in row]

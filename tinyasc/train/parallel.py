@@ -26,15 +26,22 @@ from tinyasc.data.training import TrainingData
 from tinyasc.errors import TinyAscError
 from tinyasc.run.folder import StopFlag
 from tinyasc.train import classifier
-from tinyasc.train.experiment import (config_of, ensure_translator, plan_experiment, read_device_table, run_folder,
-                                      write_tables)
+from tinyasc.train.experiment import (check_rows_fit, config_of, ensure_translator, plan_experiment,
+                                      read_device_table, run_folder, write_tables)
 
 POLL_SECONDS = 0.5
 STOP_SECONDS = 600      # how long stopped workers get, together, to save their checkpoints
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # The worker imports tinyasc from the folder this process imported it from (not from the
-# working directory, which may hold another checkout).
-WORKER = "import sys; sys.path.insert(0, sys.argv.pop(1)); from tinyasc.train.worker import main; main()"
+# working directory, which may hold another checkout). A SIGINT while it still imports (about a
+# second: NumPy, Numba, SciPy) stops it as one before its first step would: exit 130, no traceback.
+WORKER = ("import sys\n"
+          "sys.path.insert(0, sys.argv.pop(1))\n"
+          "try:\n"
+          "    from tinyasc.train.worker import main\n"
+          "except KeyboardInterrupt:\n"
+          "    sys.exit(130)\n"
+          "main()\n")
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,8 @@ def run_experiment_parallel(base_config, rows, seeds, out_dir, jobs, log=print, 
     (None, None) if interrupted (the same command resumes)."""
     plan = plan_experiment(base_config, rows, seeds, out_dir, translator, log)
     if plan.todo():  # the dataset and its features are made here once, not by two workers at a time
-        TrainingData.load(base_config, log=log, progress=progress)
+        check_rows_fit(plan, base_config, TrainingData.load(base_config, log=log, progress=progress))
+    plan.out_dir.mkdir(parents=True, exist_ok=True)
     runs = {f"{row.key}-seed{seed}": (row, seed) for row, seed in plan.todo()}
     todo = [Job(key, f"{row.name}, seed {seed}", run_folder(plan.out_dir, row, seed),
                 config_of(base_config, row, seed, plan.translator_dir)) for key, (row, seed) in runs.items()]
@@ -119,7 +127,7 @@ def _start(job, logs, running, log):
         log_file.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')}: {job.name}\n")
         log_file.flush()
         process = subprocess.Popen([sys.executable, "-u", "-c", WORKER, package_root, str(job.run_dir),
-                                    job.config.to_json()],
+                                    job.config.to_json(), str(os.getpid())],
                                    stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
                                    env=dict(os.environ, NUMBA_NUM_THREADS="1"))
     running.append(Worker(job, process, log_path, time.monotonic()))

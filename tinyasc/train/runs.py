@@ -18,22 +18,28 @@ def check_same_config(run_dir, config):
     """A run (or translator) folder found in an output folder must hold the settings asked for now."""
     saved_path = Path(run_dir) / "config.json"
     if not saved_path.is_file():
+        made = [name for name in (classifier.CHECKPOINT, "device_table.csv", "metrics.csv")
+                if (Path(run_dir) / name).is_file()]
+        if made:  # a run's outputs without its settings: nothing says which run they are
+            raise TinyAscError(f"{run_dir} holds a run ({', '.join(made)}) without its config.json; restore the "
+                               "file (from git), or delete the folder to train the run again")
         return
     saved = read_json_object(saved_path, "settings", "use another --out or delete that folder")
     wanted = json.loads(config.to_json())
     defaults = {f.name: f.default for f in fields(type(config))}
     # A setting added after the run was made is missing there: it ran with the default.
-    different = sorted(k for k in wanted if not _same_setting(k, saved.get(k, defaults.get(k)), wanted[k]))
+    different = sorted(k for k in wanted if not same_setting(k, saved.get(k, defaults.get(k)), wanted[k]))
     if different:
         detail = ", ".join(f"{k}: {saved.get(k)!r} there, {wanted[k]!r} now" for k in different)
         raise TinyAscError(f"{run_dir} holds a run with other settings ({detail}); "
                            "use another --out or delete that folder")
 
 
-PATH_SETTINGS = ("translator", "teacher", "init_from")  # folders, comma-separated for teachers
+PATH_SETTINGS = ("data", "translator", "teacher", "init_from")  # folders, comma-separated for teachers
 
 
-def _same_setting(key, saved, wanted):
+def same_setting(key, saved, wanted):
+    """Whether a saved setting is the one wanted; folders compare as the folders they name."""
     if key in PATH_SETTINGS and saved and wanted:  # the same folders, however the paths were written
         return _folders(saved) == _folders(wanted)
     return saved == wanted

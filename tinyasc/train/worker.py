@@ -1,7 +1,7 @@
 """One run of `tinyasc experiment --jobs N` or `tinyasc table3 --jobs N`, in a process of its own
 (tinyasc/train/parallel.py).
 
-    python -c "...; from tinyasc.train.worker import main; main()" RUN_DIR CONFIG_JSON
+    python -c "...; from tinyasc.train.worker import main; main()" RUN_DIR CONFIG_JSON PARENT_PID
 
 trains (or resumes) the run folder RUN_DIR with the TrainConfig given as JSON, exactly as a run
 trained in the parent process would be, and writes nothing else. Exit code 0: finished; 130: stopped by
@@ -10,6 +10,7 @@ worker gets SIGINT (Linux), so it saves its checkpoint and stops rather than tra
 """
 import ctypes
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -28,9 +29,11 @@ def _stop_with_parent():
 
 
 def main(argv=None):
-    run_dir, config_json = (sys.argv[1:] if argv is None else argv)[:2]
-    _stop_with_parent()
+    run_dir, config_json, parent = ((sys.argv[1:] if argv is None else argv) + [None])[:3]
     try:  # a SIGINT may come while the imports still run: exit 130 then too, without a traceback
+        _stop_with_parent()
+        if parent is not None and os.getppid() != int(parent):  # it died before the line above took effect
+            sys.exit(130)
         configure_runtime()
         from tinyasc.train import classifier
         from tinyasc.train.config import TrainConfig
