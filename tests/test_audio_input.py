@@ -149,6 +149,9 @@ def test_predict_names_the_clips_of_dot_and_dotdot_by_the_folders_name(tmp_path,
     monkeypatch.chdir(audio_dir / "sub")
     assert inference.predict_files("RUN", [".."], tmp_path / "up.tsv", progress=False) == 1
     assert _rows(tmp_path / "dot.tsv") == _rows(tmp_path / "up.tsv") == ["audio/0.wav"]  # as the DCASE lists name it
+    (tmp_path / "eval").symlink_to(audio_dir)  # a link keeps its own name
+    assert inference.predict_files("RUN", [tmp_path / "eval"], tmp_path / "link.tsv", progress=False) == 1
+    assert _rows(tmp_path / "link.tsv") == ["eval/0.wav"]
 
 
 def test_predict_takes_wav_and_flac_of_any_case_and_says_what_it_skipped(tmp_path, untrained_run):

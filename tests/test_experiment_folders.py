@@ -2,6 +2,10 @@
 (another command's folder, another recipe, a run without its settings, a row that cannot fit
 the data), and tables that stay right when a device is missing."""
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,9 +15,11 @@ from tests.cli_checks import one_line_error
 from tinyasc.cli import main
 from tinyasc.data import synth
 from tinyasc.errors import TinyAscError
-from tinyasc.train import worker
+from tinyasc.figures import make_figures, read_table
+from tinyasc.run import plots
+from tinyasc.train import parallel
 from tinyasc.train.config import TrainConfig
-from tinyasc.train.experiment import Plan, check_same_devices, format_table, parse_rows, summarize
+from tinyasc.train.experiment import Plan, check_same_devices, format_table, parse_rows, summarize, table_csv
 from tinyasc.train.runs import check_same_config
 
 
@@ -92,6 +98,17 @@ def test_a_test_split_without_a_device_gives_a_table_without_it(tmp_path):
     assert "| 60.5 | -" in text and "nan" not in text
 
 
+def test_figures_draw_a_table_without_a_device(tmp_path):
+    devices = ["A", "B", "C", "S1", "S2", "S3", "S4", "S5"]
+    (tmp_path / "table.csv").write_text(table_csv(summarize(_tables([devices, devices]), parse_rows("none,resnorm"),
+                                                            [0, 1])))
+    rows, columns = read_table(tmp_path)
+    assert "S6" not in columns and columns[-1] == "S5" and rows[1]["S5"] == 60.5
+    if plots.available():
+        written = make_figures(tmp_path, tmp_path / "figs", log=lambda *a: None)
+        assert [p.name for p in written] == ["table2_devices.png"]
+
+
 def test_a_device_table_that_lost_a_row_is_refused(tmp_path):
     full = ["A", "B", "C", "S1", "S2", "S3", "S4", "S5", "S6"]
     results = _tables([full, full])
@@ -102,7 +119,12 @@ def test_a_device_table_that_lost_a_row_is_refused(tmp_path):
 
 
 def test_a_worker_whose_parent_is_gone_stops_before_training(tmp_path):
+    """Started as --jobs starts it, but told a parent id that is not its parent's (pid 1): it
+    stops before it imports the training code, makes no folder and prints no traceback."""
     config = TrainConfig(width=4, epochs=1, batch_size=8)
-    with pytest.raises(SystemExit) as stop:
-        worker.main([str(tmp_path / "run"), config.to_json(), "1"])  # pid 1 is not this process's parent
-    assert stop.value.code == 130 and not (tmp_path / "run").exists()
+    package_root = str(Path(parallel.__file__).resolve().parents[2])
+    done = subprocess.run([sys.executable, "-c", parallel.WORKER, package_root, str(tmp_path / "run"), config.to_json(),
+                           "1"], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, TINYASC_HOME=str(tmp_path / "home")))
+    assert done.returncode == 130, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr and not (tmp_path / "run").exists()

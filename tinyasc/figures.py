@@ -54,12 +54,14 @@ def read_table(experiment):
     for lineno, record in enumerate(records, start=2):
         where = f"{path}, line {lineno}"
         row = {"method": record["method"]}
-        for column in columns + ["overall_mean", "overall_std"]:
+        for column in columns:  # empty: the test split has no clips of this device
+            row[column] = math.nan if record[column] == "" else _number(record[column], where)
+        for column in ("overall_mean", "overall_std"):
             row[column] = _number(record[column], where)
         rows.append(row)
     if not rows:
         raise TinyAscError(f"{path}: no rows; the experiment has not finished")
-    return rows, columns
+    return rows, [c for c in columns if not all(math.isnan(row[c]) for row in rows)]
 
 
 def _header(path):

@@ -36,9 +36,9 @@ AUDIO_SUFFIXES = (".wav", ".flac")  # what a folder given to predict is searched
 
 
 def _folder_label(folder):
-    """The folder part of a clip's name in the submission: the folder's own name, as in the
-    DCASE lists' `audio/<clip>.wav`, also when it was given as `.` or `..`."""
-    return folder.resolve().name
+    """The folder part of a clip's name in the submission: the folder's name as given, as in the
+    DCASE lists' `audio/<clip>.wav` (a link keeps its own name); `.` and `..` by the folder they are."""
+    return folder.name if folder.name not in ("", "..") else folder.resolve().name
 
 
 def _audio_files(paths, log=print):
