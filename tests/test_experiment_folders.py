@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from tests.cli_checks import one_line_error
+from tests.test_train import tiny_home  # noqa: F401 (a fixture: the tiny dataset in a home of its own)
 from tinyasc.cli import main
-from tinyasc.data import synth
 from tinyasc.errors import TinyAscError
 from tinyasc.figures import make_figures, read_table
 from tinyasc.run import plots
@@ -21,14 +21,6 @@ from tinyasc.train import parallel
 from tinyasc.train.config import TrainConfig
 from tinyasc.train.experiment import Plan, check_same_devices, format_table, parse_rows, summarize, table_csv
 from tinyasc.train.runs import check_same_config
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    root = home / "tiny"
-    synth.write_dataset(root, preset="tiny", seed=0, progress=False)
-    return home, root
 
 
 def _experiment(root, out, *extra):
@@ -47,8 +39,8 @@ def test_a_run_without_its_settings_is_not_taken_for_the_one_asked_for(tmp_path)
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
-def test_refusals_come_before_anything_is_written(tiny, tmp_path, monkeypatch, jobs):
-    home, root = tiny
+def test_refusals_come_before_anything_is_written(tiny_home, tmp_path, monkeypatch, jobs):
+    home, root = tiny_home
     monkeypatch.setenv("TINYASC_HOME", str(home))
     run_folder = tmp_path / "a-run"
     run_folder.mkdir()
@@ -67,8 +59,8 @@ def test_refusals_come_before_anything_is_written(tiny, tmp_path, monkeypatch, j
         assert (sorted(p.name for p in out.iterdir()) if out.is_dir() else None) == before, out
 
 
-def test_runs_of_another_recipe_in_the_folder_are_refused(tiny, tmp_path, monkeypatch):
-    home, root = tiny
+def test_runs_of_another_recipe_in_the_folder_are_refused(tiny_home, tmp_path, monkeypatch):
+    home, root = tiny_home
     monkeypatch.setenv("TINYASC_HOME", str(home))
     out = tmp_path / "exp"
     assert _experiment(root, out, "--rows", "none").exit_code == 0
