@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tests.cli_checks import one_line_error
+from cli_checks import one_line_error  # tests/cli_checks.py
 from tinyasc.cli import main
 from tinyasc.data import cache, synth
 from tinyasc.data.tau import load_dataset

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tests.cli_checks import one_line_error
-from tests.test_train import tiny_home  # noqa: F401 (a fixture: the tiny dataset in a home of its own)
+from cli_checks import one_line_error  # tests/cli_checks.py
+from test_train import tiny_home  # noqa: F401  (the fixture: the tiny dataset in a home of its own)
 from tinyasc.cli import main
 from tinyasc.errors import TinyAscError
 from tinyasc.figures import make_figures, read_table
