@@ -3,6 +3,7 @@ sanely, `tinyasc predict` refuses a clip's length from its header before any spe
 worker process that dies is one line, not a BrokenProcessPool traceback (docs/decisions.md)."""
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -240,3 +241,37 @@ def test_a_dead_worker_process_is_one_line_naming_its_task():
     named, unnamed = result.stdout.splitlines()
     one_line(named, "a worker process died while working on", "clip5.wav", "lack of memory", "fewer cores")
     one_line(unnamed, "item 6 of 12", "lack of memory")
+
+
+def _alive(pid):
+    """Whether process pid still runs (a zombie waiting for its new parent to reap it does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_workers_end_with_a_parent_killed_outright(tmp_path):
+    """SIGKILL (or the OOM killer) gives the parent no chance to stop its workers; they must
+    not live on holding the locks they inherited (the cache's, the run folder's)."""
+    code = ("import os, sys, time\n"
+            "from tinyasc.data import workers\n"
+            "def task(i):\n"
+            f"    open(os.path.join({str(tmp_path)!r}, f'worker{{os.getpid()}}'), 'w').close()\n"
+            "    time.sleep(60)\n"
+            "workers.run_tasks(task, 4, workers=2)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("worker*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    pids = [int(p.name[len("worker"):]) for p in tmp_path.glob("worker*")]
+    assert len(pids) == 2 and all(_alive(pid) for pid in pids)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in pids)
+

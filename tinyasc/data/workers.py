@@ -14,6 +14,7 @@ and it receives `task` (a closure is fine) by inheritance, not by pickling; only
 indices and the return values cross between processes. Where fork is not the safe default
 (macOS, Windows), the tasks run in threads as before.
 """
+import ctypes
 import multiprocessing
 import os
 import signal
@@ -48,12 +49,23 @@ def can_fork():
     return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
 
-def _start_worker(task, state):
+PR_SET_PDEATHSIG = 1  # Linux prctl: the signal this process gets when its parent dies
+
+
+def _start_worker(task, state, parent):
     global _task, _state
     _task, _state = task, state
     # Ctrl-C reaches the whole process group: the parent handles it (cancels what has not
     # started, waits for what has), so a worker does not also print a traceback
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A parent killed outright (SIGKILL, the OOM killer) cannot stop its workers: they end with
+    # it, or they would wait for work for ever, holding the locks they inherited by fork.
+    try:
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # it died before the line above took effect
+        os._exit(1)
 
 
 def _worker_chunk(start, stop):
@@ -92,14 +104,23 @@ def run_tasks(task, count, workers=None, processes=True, done=None, name=None):
     if processes and can_fork():
         fork = multiprocessing.get_context("fork")
         state = fork.RawArray("b", count)  # shared memory the forked workers inherit
-        pool = ProcessPoolExecutor(workers, mp_context=fork, initializer=_start_worker, initargs=(task, state))
+        pool = ProcessPoolExecutor(workers, mp_context=fork, initializer=_start_worker,
+                                   initargs=(task, state, os.getpid()))
         submit = lambda start, stop: pool.submit(_worker_chunk, start, stop)  # noqa: E731
     else:
         state = None
         pool = ThreadPoolExecutor(workers)
         submit = lambda start, stop: pool.submit(lambda: [task(i) for i in range(start, stop)])  # noqa: E731
     try:
-        futures = [submit(start, stop) for start, stop in _chunks(count, workers)]
+        # The pool forks its workers inside submit: a Ctrl-C there would leave workers it never
+        # tells to stop (and this process waiting for them at exit), so it waits until they all run.
+        masks = hasattr(signal, "pthread_sigmask")  # POSIX
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if masks else None
+        try:
+            futures = [submit(start, stop) for start, stop in _chunks(count, workers)]
+        finally:
+            if masks:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         for fut in as_completed(futures):
             for value in fut.result():
                 done(value)

@@ -85,8 +85,8 @@ def load_run(run):
     path = run / SELECTED if config.select == "minvar" else run / CHECKPOINT
     if config.select == "minvar" and not path.is_file() and (run / CHECKPOINT).is_file():
         raise CheckpointError(f"{path}: missing, and this run selects its model by Min Var (--select minvar); "
-                              f"its last epoch is not the selected model. Restore {SELECTED}, or resume the run "
-                              f"to write it again (tinyasc train --resume {run})")
+                              f"its last epoch is not the selected model. Restore {SELECTED}, or train the run "
+                              "again into a new folder")
     arrays, meta = load_checkpoint(path)
     model = build_model(config)
     load_model_state(model, split_prefix(arrays, "model"), path)
