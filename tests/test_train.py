@@ -484,3 +484,29 @@ def test_experiment_jobs_names_the_log_of_a_failed_run(tiny_home, tmp_path, monk
     log = tmp_path / "exp" / "logs" / "resnorm-seed0.txt"
     assert f"the run resnorm-seed0 failed (exit code 1); the end of its log {log}: error: " in result.output
     assert "resnorm-seed0/checkpoint.npz: truncated or corrupt" in result.output.splitlines()[-1]
+
+
+def test_kill_stops_training_as_ctrl_c_does(tiny_home, tmp_path):
+    """SIGTERM (`kill`, a scheduler's stop) saves a checkpoint between steps and exits 130, so the
+    same command with --resume goes on; before, it ended the process where it stood."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    home, root = tiny_home
+    run = tmp_path / "run"
+    env = dict(os.environ, TINYASC_HOME=str(home))
+    process = subprocess.Popen([sys.executable, "-m", "tinyasc", "train", "--data", str(root), "--model-width", "4",
+                                "--epochs", "500", "--batch-size", "8", "--out", str(run), "--quiet"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.monotonic() + 300
+    while not (run / "metrics.csv").is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=300)[0]
+    assert process.returncode == 130, output
+    assert "Traceback" not in output
+    _, meta = load_checkpoint(run / classifier.CHECKPOINT)
+    assert 1 <= meta["epoch"] < 500
+

@@ -7,6 +7,7 @@ and help), so a setting is defined once, in its config.
 """
 import dataclasses
 import functools
+import signal
 import sys
 
 import click
@@ -107,6 +108,17 @@ def main():
         click.echo(f"error: {backend_problem()}", err=True)
         sys.exit(1)
     configure_runtime()  # passive thread waits, one BLAS thread, freed memory kept: kernels/runtime.py
+    # `kill` and a closed terminal stop a command as Ctrl-C does: training saves its checkpoint
+    # (StopFlag), everything else cleans up what it started and exits 130
+    try:
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _interrupt)
+    except ValueError:  # called outside the main thread: signals stay as they are
+        pass
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 @main.command()

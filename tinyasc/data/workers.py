@@ -55,9 +55,10 @@ PR_SET_PDEATHSIG = 1  # Linux prctl: the signal this process gets when its paren
 def _start_worker(task, state, parent):
     global _task, _state
     _task, _state = task, state
-    # Ctrl-C reaches the whole process group: the parent handles it (cancels what has not
-    # started, waits for what has), so a worker does not also print a traceback
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C (or `kill` of the group) reaches every process: the parent handles it (cancels
+    # what has not started, waits for what has), so a worker neither prints a traceback nor dies
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
     # A parent killed outright (SIGKILL, the OOM killer) cannot stop its workers: they end with
     # it, or they would wait for work for ever, holding the locks they inherited by fork.
     try:

@@ -60,14 +60,18 @@ def metrics_csv(history):
     return buf.getvalue()
 
 
-class StopFlag:
-    """SIGINT sets a flag checked between steps, so a checkpoint is never taken mid-update.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, `kill`, a closed terminal
 
-    A second Ctrl-C interrupts at once. `signals` may add others that mean the same (SIGTERM,
-    SIGHUP). Outside the main thread no handler can be installed and Ctrl-C behaves as usual.
+
+class StopFlag:
+    """Ctrl-C (or `kill`, or a closed terminal: STOP_SIGNALS) sets a flag checked between steps,
+    so a checkpoint is saved and never taken mid-update.
+
+    A second signal interrupts at once. Outside the main thread no handler can be installed and
+    Ctrl-C behaves as usual.
     """
 
-    def __init__(self, signals=(signal.SIGINT,)):
+    def __init__(self, signals=STOP_SIGNALS):
         self.stop = False
         self.signals = tuple(signals)
         self._previous = {}

@@ -24,14 +24,13 @@ from pathlib import Path
 
 from tinyasc.data.training import TrainingData
 from tinyasc.errors import TinyAscError
-from tinyasc.run.folder import StopFlag
+from tinyasc.run.folder import STOP_SIGNALS, StopFlag
 from tinyasc.train import classifier
 from tinyasc.train.experiment import (check_rows_fit, config_of, ensure_translator, plan_experiment,
                                       read_device_table, run_folder, write_tables)
 
 POLL_SECONDS = 0.5
 STOP_SECONDS = 600      # how long stopped workers get, together, to save their checkpoints
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # The worker imports tinyasc from the folder this process imported it from (not from the
 # working directory, which may hold another checkout). A SIGINT while it still imports (about a
 # second: NumPy, Numba, SciPy) stops it as one before its first step would: exit 130, no traceback.
