@@ -52,6 +52,17 @@ def can_fork():
 PR_SET_PDEATHSIG = 1  # Linux prctl: the signal this process gets when its parent dies
 
 
+def end_with_parent(signum, parent):
+    """Ask the kernel for `signum` when this process's parent dies (Linux), and exit at once
+    (code 130) if the parent, pid `parent`, is gone already: a worker must not live on alone."""
+    try:
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signum)
+    except (OSError, AttributeError):  # not Linux: the parent's own stop is all there is
+        pass
+    if os.getppid() != parent:  # it died before the line above took effect
+        os._exit(130)
+
+
 def _start_worker(task, state, parent):
     global _task, _state
     _task, _state = task, state
@@ -61,12 +72,7 @@ def _start_worker(task, state, parent):
         signal.signal(signum, signal.SIG_IGN)
     # A parent killed outright (SIGKILL, the OOM killer) cannot stop its workers: they end with
     # it, or they would wait for work for ever, holding the locks they inherited by fork.
-    try:
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:  # it died before the line above took effect
-        os._exit(1)
+    end_with_parent(signal.SIGKILL, parent)
 
 
 def _worker_chunk(start, stop):

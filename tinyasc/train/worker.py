@@ -8,32 +8,21 @@ trained in the parent process would be, and writes nothing else. Exit code 0: fi
 SIGINT (its checkpoint saved, if it had started training); 1: an error, printed as one line. If the parent process dies, the
 worker gets SIGINT (Linux), so it saves its checkpoint and stops rather than train on alone.
 """
-import ctypes
 import json
-import os
 import signal
 import sys
 from pathlib import Path
 
+from tinyasc.data.workers import end_with_parent
 from tinyasc.errors import TinyAscError
 from tinyasc.kernels.runtime import configure_runtime
-
-PR_SET_PDEATHSIG = 1
-
-
-def _stop_with_parent():
-    try:
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
-    except (OSError, AttributeError):  # not Linux: the parent's own stop is all there is
-        pass
 
 
 def main(argv=None):
     run_dir, config_json, parent = ((sys.argv[1:] if argv is None else argv) + [None])[:3]
     try:  # a SIGINT may come while the imports still run: exit 130 then too, without a traceback
-        _stop_with_parent()
-        if parent is not None and os.getppid() != int(parent):  # it died before the line above took effect
-            sys.exit(130)
+        if parent is not None:  # SIGINT when the parent dies: save the checkpoint and stop
+            end_with_parent(signal.SIGINT, int(parent))
         configure_runtime()
         from tinyasc.train import classifier
         from tinyasc.train.config import TrainConfig
