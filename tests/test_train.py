@@ -510,3 +510,45 @@ def test_kill_stops_training_as_ctrl_c_does(tiny_home, tmp_path):
     _, meta = load_checkpoint(run / classifier.CHECKPOINT)
     assert 1 <= meta["epoch"] < 500
 
+
+
+def test_resume_refuses_an_option_that_would_change_the_run(tiny_home, tmp_path, monkeypatch):
+    """A resumed run keeps its saved settings, so an option that differs from them is refused by name
+    (it used to be ignored silently); options repeating the saved values, however a folder is
+    written, go on to the resume itself."""
+    home, root = tiny_home
+    monkeypatch.setenv("TINYASC_HOME", str(home))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(_config(data=str(root)).to_json())
+    runner = CliRunner()
+
+    def resume(*options):
+        return runner.invoke(main, ["train", "--resume", str(run), *options, "--quiet"])
+
+    for options, named in [(["--epochs", "7"], "--epochs 7 would change"),
+                           (["--model-width", "6"], "--model-width 6 would change"),
+                           (["--no-mixup"], "--no-mixup would change"),
+                           (["--data", str(tmp_path)], f"--data {tmp_path} would change"),
+                           (["--arch", "cpresnet"], "--arch cpresnet would change")]:
+        result = resume(*options)
+        assert result.exit_code == 1 and result.exception.__class__ is SystemExit, result.output
+        assert result.output.count("\n") == 1 and named in result.output and f"{run}'s saved" in result.output
+    result = resume("--out", str(tmp_path / "elsewhere"))
+    assert result.exit_code == 1 and "name different folders" in result.output
+    assert not (tmp_path / "elsewhere").exists()
+    # the saved values again (the dataset as root/.), and --out naming the same folder: on to the
+    # resume, which finds no checkpoint in this hand-made folder
+    result = resume("--epochs", "2", "--model-width", "4", "--seed", "3", "--data", str(root / "."), "--out", str(run))
+    assert result.exit_code == 1 and "would change" not in result.output and "checkpoint" in result.output
+
+
+def test_translator_resume_refuses_an_option_that_would_change_the_run(tmp_path):
+    from tinyasc.translator.config import TranslatorConfig
+
+    run = tmp_path / "translator"
+    run.mkdir()
+    (run / "config.json").write_text(TranslatorConfig(epochs=3).to_json())
+    result = CliRunner().invoke(main, ["translator", "train", "--resume", "--out", str(run), "--epochs", "9"])
+    assert result.exit_code == 1 and result.exception.__class__ is SystemExit
+    assert f"--epochs 9 would change {run}'s saved epochs = 3" in result.output and result.output.count("\n") == 1

@@ -147,6 +147,33 @@ def gradcheck(select, seed, no_full):
     sys.exit(1 if failed else 0)
 
 
+def refuse_changed_settings(config, saved, run_dir):
+    """A resumed run continues with the settings saved in `run_dir`; an option given with --resume
+    that would change one of them is refused (naming it), not silently ignored. An option repeating
+    the saved value is fine, so the first command with --resume added works."""
+    import os
+
+    def same(field, given, kept):
+        if field.metadata.get("path"):  # the same folders, however they are written
+            def folders(value):
+                return [os.path.realpath(part.strip()) for part in (value or "").split(",") if part.strip()]
+            return folders(given) == folders(kept)
+        return given == kept
+
+    ctx = click.get_current_context()
+    for field in dataclasses.fields(saved):
+        if ctx.get_parameter_source(field.name) in (None, click.ParameterSource.DEFAULT,
+                                                    click.ParameterSource.DEFAULT_MAP):
+            continue  # not a command-line option here, or left alone
+        given, kept = getattr(config, field.name), getattr(saved, field.name)
+        if same(field, given, kept):
+            continue
+        option = field.metadata.get("option", "--" + field.name.replace("_", "-"))
+        what = option if "flag_value" in field.metadata else f"{option} {given}"
+        raise TinyAscError(f"{what} would change {run_dir}'s saved {field.name} = {kept!r}, but a resumed run keeps "
+                           f"the settings it started with; drop {option}, or start a new run with --out")
+
+
 def _default_run_dir():  # a function, so a test can name the second two runs start in
     import time
     return f"runs/{time.strftime('%Y%m%d-%H%M%S')}"
@@ -156,7 +183,8 @@ def _default_run_dir():  # a function, so a test can name the second two runs st
 @config_options(TrainConfig)
 @click.option("--out", "run_dir", type=click.Path(), default=None, help="Run folder. Default: runs/<date-time>.")
 @click.option("--resume", "resume_dir", type=click.Path(), default=None,
-              help="Continue the run in this folder from its last checkpoint (its saved config is used).")
+              help="Continue the run in this folder from its last checkpoint, with its saved settings (an option "
+                   "that would change one is refused).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
 def train(config, run_dir, resume_dir, quiet):
@@ -165,12 +193,17 @@ def train(config, run_dir, resume_dir, quiet):
 
     from tinyasc.fileio import new_folder
     from tinyasc.train.classifier import train as run_training
+    from tinyasc.train.config import load_run_config
 
     created = None
     if resume_dir:
+        if run_dir is not None and Path(run_dir).resolve() != Path(resume_dir).resolve():
+            raise TinyAscError(f"--out {run_dir} and --resume {resume_dir} name different folders; a resumed run "
+                               "stays in its own folder: drop --out")
         run_dir = resume_dir
         if not (Path(run_dir) / "config.json").is_file():
             raise TinyAscError(f"{run_dir}: no config.json here; --resume needs a run folder written by tinyasc train")
+        refuse_changed_settings(config, load_run_config(run_dir), run_dir)
     else:
         config.validate()  # before a folder is made for it
         if run_dir is None:  # runs/<date-time>, or -2, -3, ... if another run took it this second
@@ -288,15 +321,18 @@ def translator():
 @click.option("--out", "out_dir", type=click.Path(), required=True,
               help="Translator folder (checkpoint, metrics, evaluation).")
 @click.option("--resume", is_flag=True,
-              help="Continue the run in --out from its checkpoint, with its saved settings (other options are "
-                   "ignored).")
+              help="Continue the run in --out from its checkpoint, with its saved settings (an option that would "
+                   "change one is refused).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
 def translator_train(config, out_dir, resume, quiet):
     """Train the translator on the paired training segments, then evaluate it on the test pairs."""
     from tinyasc.run.folder import StopFlag
+    from tinyasc.translator.config import load_translator_config
     from tinyasc.translator.train import train_translator
 
+    if resume:
+        refuse_changed_settings(config, load_translator_config(out_dir), out_dir)
     with StopFlag() as flag:
         text = train_translator(config, out_dir, resume=resume, log=click.echo, progress=not quiet,
                                 stop=flag)
@@ -524,6 +560,8 @@ def export(run, onnx_file, frames, check):
     """Export a trained run folder or a compressed .npz (tinyasc compress) to ONNX.
 
     Input "logmel" N x 1 x 256 x T, output "logits" N x 10 (an ensemble: log of the mean probabilities).
+    BC-ResNet-Mod runs only (--arch bcresnet-mod, the paper's model and everything tinyasc compress
+    makes): the comparison systems BC-ResNet and CP-ResNet have no ONNX export.
     """
     import numpy as np
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from tinyasc.checks import MAX_FRAMES, check_finite, check_int, check_seed
 from tinyasc.errors import TinyAscError
-from tinyasc.run.config import PRESET_NAMES, JsonConfig, setting
+from tinyasc.run.config import PRESET_NAMES, JsonConfig, read_json_object, setting
 from tinyasc.translator.model import check_bins
 
 
@@ -91,3 +91,14 @@ class TranslatorConfig(JsonConfig):
     def target_list(self):
         names = tuple(d.strip().lower() for d in self.targets.split(",") if d.strip())
         return names or None
+
+
+def load_translator_config(run_dir):
+    """The TranslatorConfig saved in a translator folder, or a one-line error naming what is wrong."""
+    from pathlib import Path
+
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise TinyAscError(f"{run_dir}: no config.json here; pass a folder written by tinyasc translator train")
+    fix = "restore it or train into another --out"
+    return TranslatorConfig.from_saved(read_json_object(path, "translator settings", fix), path, fix)

@@ -29,8 +29,7 @@ from tinyasc.fileio import progressbar
 from tinyasc.run.checkpoint import (CheckpointError, check_finite_state, checked_history, checked_tally,
                                     load_model_state, split_prefix)
 from tinyasc.run.folder import RunFolder
-from tinyasc.run.config import read_json_object
-from tinyasc.translator.config import TranslatorConfig
+from tinyasc.translator.config import load_translator_config
 from tinyasc.translator.data import PairData
 from tinyasc.translator.evaluate import evaluate_translator, translator_lsd
 from tinyasc.translator.load import CHECKPOINT, KIND, build_networks
@@ -208,9 +207,9 @@ def train_translator(config, run_dir, resume=False, log=print, progress=True, da
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise TinyAscError(f"{run_dir} is a file, not a folder; pass another --out")
-    if resume and not (run_dir / "config.json").is_file():
-        raise TinyAscError(f"{run_dir}: no config.json here; pass a folder written by tinyasc translator train")
-    if not resume:
+    if resume:
+        load_translator_config(run_dir)  # before the folder is held (and so created): it must exist
+    else:
         config.validate()  # before the folder is made
     busy = f"{run_dir} is in use by another tinyasc translator run; wait for it to finish, or pass another --out"
     with RunFolder(run_dir, KIND).hold(busy):
@@ -219,9 +218,7 @@ def train_translator(config, run_dir, resume=False, log=print, progress=True, da
 
 def _train_translator(config, run_dir, resume, log, progress, data, stop):
     if resume:
-        fix = "restore it or train into another --out"
-        path = run_dir / "config.json"
-        config = TranslatorConfig.from_saved(read_json_object(path, "translator settings", fix), path, fix)
+        config = load_translator_config(run_dir)
     elif (run_dir / CHECKPOINT).is_file():
         raise TinyAscError(f"{run_dir} already holds a translator ({CHECKPOINT}); pass --resume to continue it, "
                            "or another --out")
