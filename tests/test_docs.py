@@ -179,13 +179,16 @@ PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_]*$")  # DIR, RUN, N in prose: `tinyasc
 
 def _fill_placeholders(command, args):
     """An option value written as a placeholder becomes a valid value of the option's type."""
+    from tinyasc.cli import Number
+
     args = list(args)
     for i in range(1, len(args)):
         if PLACEHOLDER.match(args[i]) and args[i - 1].startswith("-"):
             param = next((p for p in command.params if args[i - 1] in p.opts), None)
             if param is not None and isinstance(param.type, click.Choice):
                 args[i] = param.type.choices[0]
-            elif param is not None and isinstance(param.type, (click.types.IntParamType, click.types.FloatParamType)):
+            elif param is not None and isinstance(param.type, (Number, click.types.IntParamType,
+                                                               click.types.FloatParamType)):
                 args[i] = "0"
     return args
 
@@ -280,7 +283,7 @@ def test_the_command_checker_has_teeth():
     assert check_command(["tinyasc", "train", "--help"]) is None
     assert "No such option" in check_command(["tinyasc", "train", "--epochz", "2"])
     assert "No such command" in check_command(["tinyasc", "trian"])
-    assert "not a valid integer" in check_command(["tinyasc", "train", "--epochs", "two"])
+    assert "--epochs must be an integer, got 'two'" in check_command(["tinyasc", "train", "--epochs", "two"])
     assert "is not one of" in check_command(["tinyasc", "train", "--norm", "batchnorm"])
     assert "Missing option" in check_command(["tinyasc", "synth"])
     assert check_command(["tinyasc", "synth"], partial=True) is None          # prose may name a bare command
@@ -671,12 +674,15 @@ def test_figures_command_asks_the_translator_for_its_figure(tmp_path, monkeypatc
     monkeypatch.setitem(sys.modules, "tinyasc.translator.evaluate", fake)
     if find_spec("tinyasc.translator") is None:
         monkeypatch.setitem(sys.modules, "tinyasc.translator", types.ModuleType("tinyasc.translator"))
+    import tinyasc.figures
+    monkeypatch.setattr(tinyasc.figures, "check_translator_folder", lambda folder: calls.append(Path(folder)))
     (tmp_path / "translator").mkdir()
     out = tmp_path / "figs"
     result = CliRunner().invoke(main, ["figures", "--experiment", str(_fake_experiment(tmp_path / "exp")),
                                        "--translator", str(tmp_path / "translator"), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert calls and calls[0][0] == tmp_path / "translator" and calls[0][1].suffix == ".png"
+    assert calls[0] == tmp_path / "translator"  # checked before anything is drawn
+    assert calls[1][0] == tmp_path / "translator" and calls[1][1].suffix == ".png"
     assert "features: from the fake's cache" in result.output  # the dataset's lines reach the user
     assert (out / "translator.png").read_bytes().endswith(b"fake")
     assert sorted(p.name for p in out.iterdir()) == ["table2_curves.png", "table2_devices.png", "translator.png"]
@@ -697,7 +703,7 @@ def test_figures_errors_are_one_line(tmp_path, monkeypatch):
     assert result.exit_code == 1 and "table.csv: not found" in result.output
     (tmp_path / "table.csv").write_text("method,A,overall_mean,overall_std\nx,ten,1,0\n")
     result = runner.invoke(main, ["figures", "--experiment", str(tmp_path), "--out", str(tmp_path / "f")])
-    assert result.exit_code == 1 and "line 2" in result.output and "'ten' is not a number" in result.output
+    assert result.exit_code == 1 and "line 2" in result.output and "'ten' is not a finite number" in result.output
 
 
 # ------------------------------------------------------------------- the README's train run

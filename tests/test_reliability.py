@@ -796,8 +796,11 @@ def test_a_data_path_with_a_tilde_is_expanded_as_the_reader_does(tmp_path, monke
         TrainConfig(data="~/missing").check_inputs()
 
 
-@pytest.mark.parametrize("metrics, needle", [("epoch,loss,test_overall\nnan,2.3,10\n", "'nan' is not an epoch"),
-                                             ("epoch,loss,test_overall\ninf,2.3,10\n", "'inf' is not an epoch"),
+@pytest.mark.parametrize("metrics, needle", [("epoch,loss,test_overall\nnan,2.3,10\n", "'nan' is not a finite number"),
+                                             ("epoch,loss,test_overall\ninf,2.3,10\n", "'inf' is not a finite number"),
+                                             ("epoch,loss,test_overall\n1,nan,10\n", "'nan' is not a finite number"),
+                                             ("epoch,loss,test_overall\n1,1e999,10\n", "'1e999' is not a finite"),
+                                             ("epoch,loss,test_overall\n\u0663,2.3,10\n", "'\u0663' is not a finite"),
                                              ("epoch,loss,test_overall\n1.5,2.3,10\n", "'1.5' is not an epoch"),
                                              (b"epoch,loss,test_overall\n1,2.3,\xff\n", "not a CSV file")])
 def test_damaged_metrics_files_are_one_line_for_the_figures(tmp_path, metrics, needle):
@@ -831,3 +834,216 @@ def test_bench_rows_are_written_whole(tmp_path):
     assert (tmp_path / "rows.csv").read_text().splitlines() == ["width,ms", "10,1.5", "80,2.5"]
     assert json.loads((tmp_path / "rows.json").read_text()) == rows
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.csv", "rows.json"]  # no temporaries left
+
+
+# --------------------------------- 9. evaluate, export, bench and figures (a review's findings)
+
+def test_export_never_overwrites_the_model(env, tmp_path):
+    """`export M --onnx M` replaced the model with the ONNX file and exited 0."""
+    _, _, run = env
+    before = (run / "checkpoint.npz").read_bytes()
+    one_line_error(CliRunner().invoke(main, ["export", str(run), "--onnx", str(run / "checkpoint.npz")]),
+                   "checkpoint.npz", "name a file ending in .onnx")
+    assert (run / "checkpoint.npz").read_bytes() == before
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"an earlier export")
+    one_line_error(CliRunner().invoke(main, ["export", str(model), "--onnx", str(model)]),
+                   "is the model being exported")
+    assert model.read_bytes() == b"an earlier export"
+
+
+def test_a_failed_onnxruntime_import_is_not_a_skipped_check(env, tmp_path, monkeypatch):
+    """Ctrl-C during onnxruntime's import surfaces as an ImportError ("import numpy failed"); the
+    export said "onnxruntime is not installed: skipped the check", kept the unchecked file and
+    exited 0. Installed is now decided without importing, and a failed import stops the command."""
+    import builtins
+
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    real_import = builtins.__import__
+
+    def failing_import(name, *args, **kwargs):
+        if name == "onnxruntime":
+            raise ImportError("import numpy failed")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", failing_import)
+    out = tmp_path / "m.onnx"
+    one_line_error(CliRunner().invoke(main, ["export", str(env[2]), "--onnx", str(out)]),
+                   "onnxruntime is installed but failed to import (import numpy failed)")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_export_that_cannot_be_written_names_the_file_asked_for(env, tmp_path, monkeypatch):
+    pytest.importorskip("onnx")
+    import tinyasc.compress.onnx_export as onnx_export
+
+    real_open = open
+
+    def full_disk(path, *args, **kwargs):
+        if ".m.onnx.tmp-" in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(onnx_export, "open", full_disk, raising=False)
+    line = one_line_error(CliRunner().invoke(main, ["export", str(env[2]), "--onnx", str(tmp_path / "m.onnx")]),
+                          f"{tmp_path / 'm.onnx'}: cannot write: no space left")
+    assert ".tmp-" not in line and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["evaluate", "RUN", "--data", ""], ["train", "--data", "", "--epochs", "1"],
+                                     ["translator", "train", "--data", " ", "--out", "OUT"]])
+def test_an_empty_data_option_is_refused(env, tmp_path, command):
+    """`--data ""` evaluated the run on the default synthetic dataset (generated for it) and wrote
+    that table over the run's own evaluation."""
+    command = [{"RUN": str(env[2]), "OUT": str(tmp_path / "t")}.get(part, part) for part in command]
+    before = sorted(p.name for p in env[0].iterdir())
+    one_line_error(CliRunner().invoke(main, command), "--data is empty")
+    assert sorted(p.name for p in env[0].iterdir()) == before  # no dataset generated
+
+
+def test_evaluate_shows_its_table_when_the_run_folder_cannot_be_written(env, monkeypatch):
+    from tinyasc.fileio import WriteError
+    from tinyasc.train import inference
+
+    def read_only(files):
+        raise WriteError(f"{next(iter(files))}: cannot write: the file system is read-only; write elsewhere")
+
+    monkeypatch.setattr(inference, "atomic_write_texts", read_only)
+    result = CliRunner().invoke(main, ["evaluate", str(env[2]), "--quiet"])
+    one_line_error(result, "eval_device_table.csv: cannot write: the file system is read-only")
+    assert "per-class accuracy" in result.output and "confusion matrix" in result.output
+
+
+@pytest.mark.parametrize("text, needle", [("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+                                          ('{"width": ' + "9" * 5000 + "}", "not valid JSON")])
+def test_json_that_python_cannot_hold_is_one_line(env, tmp_path, text, needle):
+    """Nesting deeper than the parser's recursion, and integers longer than int() takes, were
+    tracebacks (RecursionError, ValueError) in config.json and in a checkpoint's metadata."""
+    run = copy_run(env[2], tmp_path / "run")
+    (run / "config.json").write_text(text)
+    one_line_error(CliRunner().invoke(main, ["evaluate", str(run)]), "config.json: not valid JSON", needle)
+    run = copy_run(env[2], tmp_path / "run2")
+    arrays, _ = load_checkpoint(run / "checkpoint.npz")
+    arrays["__meta__"] = np.frombuffer(text.encode(), dtype=np.uint8)
+    with open(run / "checkpoint.npz", "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(CheckpointError, match="checkpoint metadata is not valid JSON"):
+        load_checkpoint(run / "checkpoint.npz")
+    from tinyasc.fileio import read_index
+    (tmp_path / "index.json").write_text(text)
+    assert read_index(tmp_path / "index.json")[0] is None  # a cache index: rebuilt, never an error
+
+
+def test_a_closed_pipe_ends_the_command_quietly(tmp_path):
+    """`tinyasc ... | head -1` printed "error: a file: Broken pipe; check the path ..."."""
+    process = subprocess.Popen([sys.executable, "-m", "tinyasc", "gradcheck", "--select", "neg", "--no-full"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # the reader is gone before the first line
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=300) == 141 and err == "", err
+
+
+def _experiment_folder(folder, std="1.5", loss="2.3"):
+    folder.mkdir(parents=True)
+    devices = "A,B,C,S1,S2,S3,S4,S5,S6"
+    (folder / "table.csv").write_text(f"method,row,{devices},overall_mean,overall_std\n"
+                                      f"plain,none,{','.join(['50'] * 9)},50,{std}\n")
+    run = folder / "none-seed0"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "metrics.csv").write_text(f"epoch,loss,test_overall\n1,{loss},40\n2,2.0,50\n")
+    return folder
+
+
+@pytest.mark.parametrize("std, loss, needle", [("-5", "2.3", "'-5' is outside 0..100"),
+                                               ("1.5", "nan", "'nan' is not a finite number"),
+                                               ("\u0661", "2.3", "is not a finite number")])
+def test_figures_check_every_input_before_drawing(tmp_path, std, loss, needle):
+    """A negative std was a matplotlib traceback; a bad metrics.csv came to light after
+    table2_devices.png was written, into a folder made for it."""
+    pytest.importorskip("matplotlib")
+    experiment = _experiment_folder(tmp_path / "exp", std=std, loss=loss)
+    one_line_error(CliRunner().invoke(main, ["figures", "--experiment", str(experiment),
+                                             "--out", str(tmp_path / "figs")]), needle)
+    assert not (tmp_path / "figs").exists()
+
+
+def test_figures_that_fail_leave_the_old_figures_as_they_were(tmp_path):
+    pytest.importorskip("matplotlib")
+    experiment = _experiment_folder(tmp_path / "exp")
+    figs = tmp_path / "figs"
+    figs.mkdir()
+    (figs / "table2_devices.png").write_bytes(b"the old figure")
+    one_line_error(CliRunner().invoke(main, ["figures", "--experiment", str(experiment), "--translator",
+                                             str(tmp_path / "nowhere"), "--out", str(figs)]), "no such translator")
+    assert [p.name for p in figs.iterdir()] == ["table2_devices.png"]
+    assert (figs / "table2_devices.png").read_bytes() == b"the old figure"
+    result = CliRunner().invoke(main, ["figures", "--experiment", str(experiment), "--out", str(figs)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in figs.iterdir()) == ["table2_curves.png", "table2_devices.png"]
+    assert (figs / "table2_devices.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_figures_say_a_classifier_run_is_not_a_translator(env, tmp_path):
+    pytest.importorskip("matplotlib")
+    one_line_error(CliRunner().invoke(main, ["figures", "--translator", str(env[2]), "--out", str(tmp_path / "f")]),
+                   "a classifier run (tinyasc train), not a translator folder")
+    assert not (tmp_path / "f").exists()
+
+
+@pytest.mark.parametrize("args, needle", [(["--what", "train-step", "--out", "rows.csv"], "--what train-step does not"),
+                                          (["--what", "kernels", "--out", "ro/rows.csv"], "read-only or not writable")])
+def test_bench_refuses_an_out_it_could_not_write_before_benchmarking(tmp_path, monkeypatch, args, needle):
+    """A read-only --out folder failed after the whole benchmark (150-170 s here); with --what
+    train-step, --out was accepted and nothing written."""
+    import benchmarks.kernels
+    import benchmarks.train_step
+
+    monkeypatch.setattr(benchmarks.kernels, "run_kernel_benchmarks",
+                        lambda **kwargs: pytest.fail("benchmarked before checking --out"))
+    monkeypatch.setattr(benchmarks.train_step, "run", lambda **kwargs: pytest.fail("benchmarked first"))
+    (tmp_path / "ro").mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if Path(path).name == "ro" else real_access(path, mode))
+    monkeypatch.chdir(tmp_path)
+    one_line_error(CliRunner().invoke(main, ["bench", "--no-torch", *args]), needle)
+    assert [p.name for p in tmp_path.iterdir()] == ["ro"]
+
+
+@pytest.mark.parametrize("args, option", [(["train", "--data", "nowhere", "--epochs", "\u0663"], "--epochs"),
+                                          (["train", "--data", "nowhere", "--lr", "\u0660.\u0661"], "--lr"),
+                                          (["gradcheck", "--select", "no-such-check", "--seed", "\u0663"], "--seed"),
+                                          (["export", "x.onnx", "--onnx", "y.onnx", "--frames", "\u0663\u0664"],
+                                           "--frames")])
+def test_numbers_in_other_scripts_digits_are_refused(tmp_path, monkeypatch, args, option):
+    """click's INT and FLOAT (and int(), float()) read '\u0663\u0664' as 34; tinyasc never writes
+    such digits, so an option holding them is a mistake to name, not a number to guess. (The
+    other options make the command fail at once should the number be taken.)"""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.onnx").write_text("")
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and f"{option} must be" in result.output and "ASCII digits 0-9" in result.output
+
+
+def test_parse_number_reads_ascii_only():
+    from tinyasc.checks import parse_number
+
+    assert parse_number(" 34 ", int, "--x") == 34 and parse_number("-1.5e-3", float, "--x") == -1.5e-3
+    for text in ["\u0663\u0664", "3\u0664"]:
+        with pytest.raises(TinyAscError, match="--x must be an integer written with the ASCII digits 0-9"):
+            parse_number(text, int, "--x")
+    for text in ["x", "", "1.5"]:
+        with pytest.raises(TinyAscError, match="--x must be an integer, got"):
+            parse_number(text, int, "--x")
+    from tinyasc.train.experiment import parse_rows
+    with pytest.raises(TinyAscError, match="width '\u0668' is not an integer"):
+        parse_rows("bcresnet@\u0668:none")
+
+
+def test_a_file_in_the_way_of_a_folder_is_named_as_such(tmp_path):
+    from tinyasc.fileio import WriteError, make_parent
+
+    (tmp_path / "meta.csv").write_text("")
+    with pytest.raises(WriteError, match="a part of the path is a file, not a folder"):
+        make_parent(tmp_path / "meta.csv" / "x.onnx")  # mkdir says "File exists" here, ENOTDIR one deeper

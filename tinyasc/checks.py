@@ -35,6 +35,21 @@ def check_seed(seed, option="--seed"):
     return int(seed)
 
 
+def parse_number(text, kind, option):
+    """kind(text) (int or float) for a number given as text, refusing what tinyasc never writes:
+    Python's int() and float() also read other scripts' digits ('\u0663\u0664' as 34)."""
+    text = str(text).strip()
+    try:
+        if text.isascii():
+            return kind(text)
+    except ValueError:
+        pass
+    what = "an integer" if kind is int else "a number"
+    if not text.isascii():
+        what += " written with the ASCII digits 0-9"
+    raise TinyAscError(f"{option} must be {what}, got {text!r}")
+
+
 def check_int(value, option, low, high=None, why=""):
     """An integer in low..high (high None: no upper limit)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

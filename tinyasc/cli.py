@@ -7,6 +7,7 @@ and help), so a setting is defined once, in its config.
 """
 import dataclasses
 import functools
+import os
 import signal
 import sys
 
@@ -35,6 +36,10 @@ def friendly_errors(fn):
         except KeyboardInterrupt:  # outside a training loop's own handler: nothing half-written to save
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # the reader went away (`tinyasc ... | head`): stop quietly, as a shell tool does
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # so the flush at exit does not fail again
+            sys.exit(141)
         except OSError as exc:  # a path that is a file, not a folder; no permission; a full disk
             where = exc.filename if exc.filename is not None else "a file"
             click.echo(one_line(f"error: {where}: {exc.strerror or exc}; check the path, its permissions and the "
@@ -48,6 +53,26 @@ def friendly_errors(fn):
     return wrapper
 
 
+class Number(click.ParamType):
+    """An int or float option in ASCII digits (click's INT and FLOAT take any script's digits);
+    a bad value is one `error:` line naming the option."""
+
+    def __init__(self, kind):
+        self.kind, self.name = kind, kind.__name__
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, self.kind) and not isinstance(value, bool):
+            return value
+        from tinyasc.checks import parse_number
+        try:
+            return parse_number(value, self.kind, param.opts[0] if param is not None else "the value")
+        except TinyAscError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+INT, FLOAT = Number(int), Number(float)
+
+
 def config_option(config_class, name, **overrides):
     """The click option of one field of a config dataclass, from what `setting` stored in the field.
 
@@ -59,7 +84,7 @@ def config_option(config_class, name, **overrides):
     decls = (meta.get("option", "--" + name.replace("_", "-")), name)
     if "flag_value" in meta:
         return click.option(*decls, flag_value=meta["flag_value"], default=default, help=text)
-    kind = click.Path() if meta.get("path") else field.type
+    kind = click.Path() if meta.get("path") else {int: INT, float: FLOAT}.get(field.type, field.type)
     if "choices" in meta:  # as text: click before 8.2 compares choices with the text typed
         kind = click.Choice([str(c) for c in meta["choices"]])
         default = None if default is None else str(default)
@@ -123,7 +148,7 @@ def _interrupt(signum, frame):
 
 @main.command()
 @click.option("--select", "-k", default=None, help="Only checks whose name contains this text.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the random inputs.")
+@click.option("--seed", type=INT, default=0, show_default=True, help="Seed of the random inputs.")
 @click.option("--no-full", is_flag=True, help="Skip the full-Jacobian mode (directional checks only).")
 @friendly_errors
 def gradcheck(select, seed, no_full):
@@ -151,7 +176,6 @@ def refuse_changed_settings(config, saved, run_dir):
     """A resumed run continues with the settings saved in `run_dir`; an option given with --resume
     that would change one of them is refused (naming it), not silently ignored. An option repeating
     the saved value is fine, so the first command with --resume added works."""
-    import os
 
     def same(field, given, kept):
         if field.metadata.get("path"):  # the same folders, however they are written
@@ -286,7 +310,7 @@ def predict(run, paths, out_file, quiet):
 @click.option("--out", "out_dir", type=click.Path(), required=True, help="Folder to create (must not exist).")
 @config_option(TrainConfig, "preset", help="Size: tiny (tests), default (minutes end to end), full (TAU-sized, "
                                           "10 s clips).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=INT, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
 def synth(out_dir, preset, seed, quiet):
@@ -373,7 +397,7 @@ def translator_evaluate(run):
 @config_option(TrainConfig, "batch_size")
 @click.option("--out", "out_dir", type=click.Path(), default="runs/experiment", show_default=True,
               help="Experiment folder; finished runs in it are reused, interrupted ones resumed.")
-@click.option("--jobs", type=int, default=1, show_default=True,
+@click.option("--jobs", type=INT, default=1, show_default=True,
               help="Runs trained at a time, each in its own process on one core (2 on two cores: about 1.6x "
                    "the runs per hour); their output goes to OUT/logs/.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -419,7 +443,7 @@ def experiment(data, preset, rows, arch, width, norms, translator, seeds, epochs
 @click.option("--teacher", type=click.Path(), default=None,
               help="A finished run to distil from (e.g. tinyasc experiment's ResNorm row at c=80). Default: train "
                    "one in OUT/teacher.")
-@click.option("--teacher-epochs", type=int, default=300, show_default=True,
+@click.option("--teacher-epochs", type=INT, default=300, show_default=True,
               help="Epochs of the teacher trained here (the paper's best: 300).")
 @click.option("--seeds", default="1,2", show_default=True,
               help="Seeds of the distilled students, one model of model 1's ensemble each (Table 3: two).")
@@ -427,11 +451,11 @@ def experiment(data, preset, rows, arch, width, norms, translator, seeds, epochs
 @config_option(TrainConfig, "warmup_epochs", default=10.0,
                help="Linear warm-up epochs of the teacher and the students (the paper: 10 of 300).")
 @config_option(TrainConfig, "batch_size")
-@click.option("--finetune-epochs", type=int, default=10, show_default=True,
+@click.option("--finetune-epochs", type=INT, default=10, show_default=True,
               help="Fine-tuning epochs after pruning, with the masks held, QAT and the teacher.")
 @click.option("--out", "out_dir", type=click.Path(), default="runs/table3", show_default=True,
               help="Folder of every step; finished steps in it are read back, an interrupted one resumed.")
-@click.option("--jobs", type=int, default=1, show_default=True,
+@click.option("--jobs", type=INT, default=1, show_default=True,
               help="Students trained at a time, each in its own process on one core (2 on two cores: about "
                    "1.6x the runs per hour); their output goes to OUT/logs/.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -467,11 +491,11 @@ def table3(data, preset, width, teacher, teacher_epochs, seeds, epochs, warmup_e
 
 def _seed_list(text):
     """Comma-separated seeds of --seeds, checked."""
-    from tinyasc.checks import check_seed
+    from tinyasc.checks import check_seed, parse_number
 
     try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
+        seeds = [parse_number(s, int, "--seeds") for s in text.split(",") if s.strip()]
+    except TinyAscError:
         raise TinyAscError(f"--seeds must be comma-separated integers, got {text!r}") from None
     if not seeds:
         raise TinyAscError("--seeds is empty; pass e.g. --seeds 0,1,2")
@@ -486,18 +510,18 @@ def _seed_list(text):
 @click.option("--what", type=click.Choice(["kernels", "train-step", "all"]), default="all", show_default=True,
               help="Kernel benchmarks, the whole training step against PyTorch, or both.")
 @click.option("--widths", default="10,80", show_default=True, help="BC-ResNet-Mod widths c for the kernel table.")
-@click.option("--batch", type=int, default=64, show_default=True, help="Batch size of the kernel table.")
-@click.option("--repeats", type=int, default=5, show_default=True, help="Timed repeats (the median is reported).")
+@click.option("--batch", type=INT, default=64, show_default=True, help="Batch size of the kernel table.")
+@click.option("--repeats", type=INT, default=5, show_default=True, help="Timed repeats (the median is reported).")
 @click.option("--no-torch", is_flag=True, help="Skip the PyTorch comparison even when it is installed.")
 @click.option("--no-reference", is_flag=True, help="Skip the slow NumPy references in the kernel table.")
-@click.option("--out", default=None, type=click.Path(), help="Write the kernel rows to this .csv or .json file (by its suffix).")
+@click.option("--out", default=None, type=click.Path(), help="Write the kernel table's rows to this .csv or .json file (by its suffix).")
 @friendly_errors
 def bench(what, widths, batch, repeats, no_torch, no_reference, out):
     """Speed: each kernel at BC-ResNet-Mod's shapes, and one training step against PyTorch."""
-    from tinyasc.checks import MAX_WIDTH, check_int
+    from tinyasc.checks import MAX_WIDTH, check_int, parse_number
     try:
-        width_list = tuple(int(w) for w in widths.split(","))
-    except ValueError:
+        width_list = tuple(parse_number(w, int, "--widths") for w in widths.split(","))
+    except TinyAscError:
         raise TinyAscError(f"--widths must be comma-separated integers, got {widths!r}") from None
     for w in width_list:
         check_int(w, "--widths", 1, MAX_WIDTH["bcresnet-mod"])
@@ -506,12 +530,15 @@ def bench(what, widths, batch, repeats, no_torch, no_reference, out):
     if out is not None:  # checked now, not after minutes of benchmarks
         from pathlib import Path
 
-        from tinyasc.fileio import make_parent
+        from tinyasc.fileio import check_writable
+        if what == "train-step":
+            raise TinyAscError("--out writes the kernel table, which --what train-step does not make; "
+                               "use --what kernels or all, or drop --out")
         if Path(out).suffix.lower() not in (".csv", ".json"):
             raise TinyAscError(f"--out {out}: name a .csv or .json file")
         if Path(out).is_dir():
             raise TinyAscError(f"--out {out}: is a folder; name a .csv or .json file")
-        make_parent(out)
+        check_writable(out)  # its folders are made when it is written
     from importlib.util import find_spec
     if not no_torch and find_spec("torch") is None:
         raise TinyAscError("PyTorch is not installed: pip install torch==2.13.0 for the side-by-side, "
@@ -551,7 +578,7 @@ def figures(experiment, translator, spectra, data, preset, lam, out_dir):
 @main.command("export")
 @click.argument("run", type=click.Path(exists=True))
 @click.option("--onnx", "onnx_file", type=click.Path(), required=True, help="ONNX file to write.")
-@click.option("--frames", type=int, default=None,
+@click.option("--frames", type=INT, default=None,
               help="Fix the number of frames T (default: dynamic; 334 for 10 s clips).")
 @click.option("--check/--no-check", default=True, show_default=True,
               help="Run the file with onnxruntime (if installed) and compare with tinyasc on a random input.")
@@ -563,13 +590,19 @@ def export(run, onnx_file, frames, check):
     BC-ResNet-Mod runs only (--arch bcresnet-mod, the paper's model and everything tinyasc compress
     makes): the comparison systems BC-ResNet and CP-ResNet have no ONNX export.
     """
+    from pathlib import Path
+
     import numpy as np
 
     from tinyasc.checks import check_frames
-    from tinyasc.compress.onnx_export import export_onnx, onnx_predict
+    from tinyasc.compress.onnx_export import export_onnx, onnx_predict, onnxruntime_installed
     from tinyasc.fileio import pending
     from tinyasc.train.classifier import load_run
 
+    if Path(onnx_file).suffix.lower() != ".onnx":  # never the model's own .npz or config.json
+        raise TinyAscError(f"--onnx {onnx_file}: name a file ending in .onnx (e.g. model.onnx)")
+    if Path(onnx_file).resolve() == Path(run).resolve():
+        raise TinyAscError(f"--onnx {onnx_file} is the model being exported; name another file")
     config, model = load_run(run)
     if frames is not None:
         check_frames(frames, config.arch, "--frames")
@@ -577,15 +610,13 @@ def export(run, onnx_file, frames, check):
     # takes the name onnx_file.
     with pending(onnx_file) as tmp:
         try:
-            summary = export_onnx(model.eval(), tmp, num_bins=256, frames=frames)
+            summary = export_onnx(model.eval(), tmp, num_bins=256, frames=frames, atomic=False)
         except (TypeError, ValueError) as exc:
             raise TinyAscError(f"{run}: {exc}") from None
         summary = dataclasses.replace(summary, path=str(onnx_file))
         checked = None
         if check:
-            try:
-                import onnxruntime  # noqa: F401
-            except ImportError:
+            if not onnxruntime_installed():  # not a failed import, which Ctrl-C can cause
                 checked = "onnxruntime is not installed: skipped the check (pip install 'tinyasc[onnx]')"
             else:
                 import tinyasc as ta

@@ -14,11 +14,13 @@ picture (`translator.png`). Only the columns named above are read, so other colu
 table.csv may come and go.
 """
 import math
+import os
 import re
+import shutil
 from pathlib import Path
 
 from tinyasc.errors import TinyAscError
-from tinyasc.fileio import read_csv
+from tinyasc.fileio import read_csv, remove_stale_temporaries, temporary_path
 from tinyasc.run import plots
 from tinyasc.train.evaluate import DEVICE_COLUMNS
 
@@ -28,11 +30,18 @@ CURVES_PNG = "table2_curves.png"
 TRANSLATOR_PNG = "translator.png"
 
 
-def _number(text, where):
+def _number(text, where, low=-math.inf, high=math.inf):
+    """A finite number in [low, high] written in ASCII, as tinyasc writes its CSVs; anything else
+    (nan, inf, another script's digits, a negative std) is a one-line error naming `where`."""
     try:
-        return float(text)
-    except (TypeError, ValueError):
-        raise TinyAscError(f"{where}: {text!r} is not a number; rerun the command that wrote it") from None
+        value = float(text) if isinstance(text, str) and text.isascii() else None
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value):
+        raise TinyAscError(f"{where}: {text!r} is not a finite number; rerun the command that wrote it")
+    if not low <= value <= high:
+        raise TinyAscError(f"{where}: {text!r} is outside {low:g}..{high:g}; rerun the command that wrote it")
+    return value
 
 
 def _read_csv(path):
@@ -55,9 +64,9 @@ def read_table(experiment):
         where = f"{path}, line {lineno}"
         row = {"method": record["method"]}
         for column in columns:  # empty: the test split has no clips of this device
-            row[column] = math.nan if record[column] == "" else _number(record[column], where)
-        for column in ("overall_mean", "overall_std"):
-            row[column] = _number(record[column], where)
+            row[column] = math.nan if record[column] == "" else _number(record[column], f"{where}, {column}", 0, 100)
+        for column in ("overall_mean", "overall_std"):  # percentages, and a spread of them
+            row[column] = _number(record[column], f"{where}, {column}", 0, 100)
         rows.append(row)
     if not rows:
         raise TinyAscError(f"{path}: no rows; the experiment has not finished")
@@ -98,8 +107,8 @@ def variant_of(run_name):
     return re.sub(r"-seed\d+$", "", run_name)
 
 
-def make_spectra_figure(config, out, log=print):
-    """device_spectra.png from the test split of config's dataset; returns its path."""
+def spectra_of(config, log=print):
+    """What device_spectra.png shows, from the test split of config's dataset: (spectra, segments)."""
     from tinyasc.spectra import device_spectra, paired_segments, summary_lines
     from tinyasc.data.training import TrainingData
 
@@ -108,51 +117,79 @@ def make_spectra_figure(config, out, log=print):
     spectra = device_spectra(data.features, paired, lam=config.lam)
     for line in summary_lines(spectra, n_segments, config.lam):
         log(line)
-    target = Path(out) / SPECTRA_PNG
-    plots.device_spectra(spectra, n_segments, config.lam, target)  # written atomically, as every PNG
-    return target
+    return spectra, n_segments
+
+
+def check_translator_folder(translator):
+    """A translator folder that loads (tinyasc translator train), or a one-line error saying what it is."""
+    from tinyasc.translator.load import load_translator
+
+    translator = Path(translator)
+    if not translator.is_dir():
+        raise TinyAscError(f"{translator}: no such translator folder")
+    if not (translator / "translator.npz").is_file() and (translator / "checkpoint.npz").is_file():
+        raise TinyAscError(f"--translator {translator}: a classifier run (tinyasc train), not a translator folder; "
+                           "pass a folder written by tinyasc translator train")
+    load_translator(translator)
 
 
 def make_figures(experiment, out, translator=None, spectra=None, log=print):
     """Write the experiment's (and optionally the translator's and the device spectra's) PNGs
-    into `out`; return their paths. spectra: a TrainConfig naming the dataset, or None."""
+    into `out`; return their paths. spectra: a TrainConfig naming the dataset, or None.
+
+    Every input is read and checked before anything is drawn, and the figures are drawn into a
+    hidden folder inside `out` and moved in at the end: a bad input, a full disk or Ctrl-C leaves
+    `out` as it was (and no new empty folder)."""
     if not plots.available():
         raise TinyAscError("tinyasc figures needs matplotlib: pip install -e \".[plot]\"")
     if experiment is None and spectra is None and translator is None:
         raise TinyAscError("nothing to draw: give --experiment DIR (Table 2's figures), --spectra "
                            "and/or --translator DIR")
-    written = []
-    out = Path(out)
+    drawings = []  # (file name, draw(path))
     if experiment is not None:
         experiment = Path(experiment)
         if not experiment.is_dir():
             raise TinyAscError(f"{experiment}: no such experiment folder")
         rows, columns = read_table(experiment)
-        out.mkdir(parents=True, exist_ok=True)
-        plots.device_bars(rows, columns, out / DEVICES_PNG,
-                          title=f"{experiment.name}: test accuracy per device (mean over seeds; overall +- std)")
-        written.append(out / DEVICES_PNG)
+        title = f"{experiment.name}: test accuracy per device (mean over seeds; overall +- std)"
+        drawings.append((DEVICES_PNG, lambda path: plots.device_bars(rows, columns, path, title=title)))
         runs = [(variant_of(run.name), run.name, read_metrics(run)) for run in find_runs(experiment)]
         if runs:
-            plots.experiment_curves(runs, out / CURVES_PNG)
-            written.append(out / CURVES_PNG)
+            drawings.append((CURVES_PNG, lambda path: plots.experiment_curves(runs, path)))
         else:
             log(f"{experiment}: no run folders with metrics.csv; skipped the training curves")
-    if spectra is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        written.append(make_spectra_figure(spectra, out, log=log))
     if translator is None:
         log("no --translator given: skipped the translator figure")
     else:
-        if not Path(translator).is_dir():
-            raise TinyAscError(f"{translator}: no such translator folder")
-        try:
-            from tinyasc.translator.evaluate import save_translation_figure
-        except ImportError as exc:
-            raise TinyAscError(f"the translator figure needs tinyasc.translator ({exc})") from None
-        out.mkdir(parents=True, exist_ok=True)
-        save_translation_figure(translator, out / TRANSLATOR_PNG, log=log)  # written atomically, as every PNG
-        written.append(out / TRANSLATOR_PNG)
+        check_translator_folder(translator)
+    if spectra is not None:
+        curves, segments = spectra_of(spectra, log=log)
+        drawings.append((SPECTRA_PNG, lambda path: plots.device_spectra(curves, segments, spectra.lam, path)))
+    if translator is not None:
+        from tinyasc.translator.evaluate import save_translation_figure
+        drawings.append((TRANSLATOR_PNG, lambda path: save_translation_figure(translator, path, log=log)))
+    return _draw_into(Path(out), drawings, log)
+
+
+def _draw_into(out, drawings, log):
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out, "figures")
+    staging = temporary_path(out / "figures")
+    try:
+        staging.mkdir()
+        for name, draw in drawings:
+            draw(staging / name)  # each written atomically, as every PNG
+        written = []
+        for name, _ in drawings:
+            os.replace(staging / name, out / name)
+            written.append(out / name)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created and not any(out.iterdir()):
+            out.rmdir()
+        raise
+    staging.rmdir()
     for path in written:
         log(f"wrote {path}")
     return written

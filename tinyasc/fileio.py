@@ -53,13 +53,20 @@ def read_csv(path, fix):
         raise TinyAscError(f"{path}: not a CSV file of tinyasc ({exc}); {fix}") from None
 
 
+def json_problem(exc):
+    """What is wrong with a JSON text, from the error its parsing raised, in one short phrase."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return " ".join(str(exc).split())[:200]
+
+
 def read_index(path):
     """(the JSON object in `path`, None), or (None, why it cannot be used): a cache's index,
     whose damage means "rebuild the cache", never an error."""
     try:
         with open(path, encoding="utf-8") as fh:
             index = json.load(fh)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         return None, f"unreadable index ({exc.__class__.__name__})"
     if not isinstance(index, dict):
         return None, f"unreadable index (a JSON {type(index).__name__}, not an object)"
@@ -135,8 +142,26 @@ def make_parent(path):
     parent = Path(path).parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where a folder of the path should be
+        raise WriteError(f"{parent}: cannot write: {_FIXES[errno.ENOTDIR]}") from None
     except OSError as exc:
         raise write_error(parent, exc) from None
+
+
+def check_writable(path):
+    """Fail now, not after minutes of work, if the file `path` could not be written: it must not
+    be a folder, and the nearest folder of its path that exists must be one this process may
+    write into (a read-only file system counts as not). Nothing is created."""
+    path = Path(path)
+    if path.is_dir():
+        raise WriteError(f"{path}: is a folder; name a file to write instead")
+    folder = path.parent
+    while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise WriteError(f"{path}: cannot write: {_FIXES[errno.ENOTDIR]}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise WriteError(f"{path}: cannot write: {folder} is read-only or not writable by you; write elsewhere")
 
 
 @contextlib.contextmanager

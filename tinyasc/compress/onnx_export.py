@@ -281,29 +281,50 @@ def build_onnx(model, num_bins=256, frames=None, opset=OPSET, name="tinyasc"):
     return proto
 
 
-def export_onnx(model, path, num_bins=256, frames=None, opset=OPSET):
+def export_onnx(model, path, num_bins=256, frames=None, opset=OPSET, atomic=True):
     """Write `model` (a BCResNetMod, or an Ensemble of them) as an ONNX file; returns a summary.
 
     Input "logmel" N x 1 x num_bins x T (T = frames if given, else dynamic), output
     "logits" N x num_classes. The model is exported in eval mode whatever its mode;
-    it is not modified.
+    it is not modified. atomic=False writes `path` directly, for a caller that already
+    writes through a temporary name (and names the file it stands for in its errors).
     """
     proto = build_onnx(model, num_bins=num_bins, frames=frames, opset=opset)
     data = proto.SerializeToString()
     path = os.fspath(path)
-    atomic_write_bytes(path, lambda f: f.write(data))
+    if atomic:
+        atomic_write_bytes(path, lambda f: f.write(data))
+    else:
+        with open(path, "wb") as f:
+            f.write(data)
     values = sum(int(np.prod(init.dims)) for init in proto.graph.initializer)
     return OnnxExportSummary(path=path, bytes=len(data), opset=int(opset), nodes=len(proto.graph.node),
                              initializers=len(proto.graph.initializer), parameters=values)
+
+
+def onnxruntime_installed():
+    """Whether onnxruntime can be found, without importing it (an import can fail for other
+    reasons: Ctrl-C during onnxruntime's import surfaces as an ImportError)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("onnxruntime") is not None
+    except (ImportError, ValueError):  # a module entry set to None, or one without a spec
+        return False
 
 
 def onnx_predict(path, x):
     """Run an exported file with onnxruntime on x (N x 1 x F x T); returns the N x K output."""
     try:
         import onnxruntime as ort
-    except ImportError as exc:  # pragma: no cover - depends on the environment
+    except ImportError as exc:
         from tinyasc.errors import TinyAscError
-        raise TinyAscError("running an ONNX model needs onnxruntime: pip install 'tinyasc[onnx]'") from exc
+        if not onnxruntime_installed():
+            raise TinyAscError("running an ONNX model needs onnxruntime: pip install 'tinyasc[onnx]'") from None
+        # installed, but its import failed: a broken install, or Ctrl-C during the import (which
+        # onnxruntime's extension reports as an ImportError)
+        raise TinyAscError(f"onnxruntime is installed but failed to import ({' '.join(str(exc).split())}); "
+                           "run again, or reinstall it: pip install --force-reinstall onnxruntime") from None
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1

@@ -13,7 +13,7 @@ import numpy as np
 
 from tinyasc.checks import first_nonfinite
 from tinyasc.errors import TinyAscError
-from tinyasc.fileio import atomic_write_bytes
+from tinyasc.fileio import atomic_write_bytes, json_problem
 
 META_KEY = "__meta__"
 
@@ -75,8 +75,8 @@ def load_checkpoint(path):
         raise CheckpointError(f"{path}: not a tinyasc checkpoint (no {META_KEY} entry)")
     try:
         meta = json.loads(arrays.pop(META_KEY).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: checkpoint metadata is not valid JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # also: not UTF-8, nested too deeply, a 5,000-digit number
+        raise CheckpointError(f"{path}: checkpoint metadata is not valid JSON ({json_problem(exc)})") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path}: checkpoint metadata is not a JSON object; not a tinyasc file")
     return arrays, meta

@@ -8,6 +8,7 @@ import dataclasses
 import json
 
 from tinyasc.errors import TinyAscError
+from tinyasc.fileio import json_problem
 
 # The synthetic presets by name (tinyasc.data.synth.PRESETS holds their sizes; a test checks the
 # two agree). Named here so the command line need not import the generator to list them.
@@ -30,8 +31,8 @@ def read_json_object(path, what, fix):
     """The JSON object in `path` (a config.json), or a one-line error saying what is wrong and `fix`."""
     try:
         values = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TinyAscError(f"{path}: not valid JSON ({exc}); {fix}") from None
+    except (ValueError, RecursionError) as exc:  # also: not UTF-8, nested too deeply, a 5,000-digit number
+        raise TinyAscError(f"{path}: not valid JSON ({json_problem(exc)}); {fix}") from None
     if not isinstance(values, dict):
         raise TinyAscError(f"{path}: expected a JSON object of {what}; {fix}")
     return values

@@ -89,6 +89,8 @@ class TrainConfig(JsonConfig):
                 raise TinyAscError(f"config value {f.name}={value!r} should be a {kind.__name__}")
             if kind is float:  # NaN slips through every comparison below, infinity through most
                 check_finite(value, f"--{f.name.replace('_', '-')}")
+        if self.data is not None and not self.data.strip():  # "" would mean the current folder to some
+            raise TinyAscError("--data is empty; pass a dataset folder, or leave --data out for the default")
         checks = [(0 <= self.dropout < 1, f"--dropout must be in [0, 1), got {self.dropout}"),
                   (self.lr > 0, f"--lr must be positive, got {self.lr}"),
                   (self.lam >= 0, f"--lam must be >= 0, got {self.lam}"),

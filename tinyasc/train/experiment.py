@@ -27,7 +27,7 @@ from tinyasc.models.bcresnet_mod import NORMS
 from tinyasc.train import classifier
 from tinyasc.fileio import atomic_write_texts
 from tinyasc.run.folder import StopFlag
-from tinyasc.checks import check_frames
+from tinyasc.checks import check_frames, parse_number
 from tinyasc.train.config import DEFAULT_WIDTH, read_json_object
 from tinyasc.train.runs import check_same_config, finished, read_device_table, same_setting
 from tinyasc.data.training import TrainingData
@@ -110,8 +110,8 @@ def parse_rows(text, width=None):
             raise TinyAscError(f"--rows: {spec!r}: {arch} takes the norms {', '.join(allowed)}, not {norm!r}")
         if at:
             try:
-                row_width = int(w)
-            except ValueError:
+                row_width = parse_number(w, int, "--rows")
+            except TinyAscError:
                 raise TinyAscError(f"--rows: {spec!r}: width {w!r} is not an integer") from None
         elif arch == "bcresnet-mod" and width is not None:
             row_width = width

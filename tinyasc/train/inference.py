@@ -8,7 +8,7 @@ from tinyasc.errors import DataError, TinyAscError
 from tinyasc.checks import check_frames
 from tinyasc.train import evaluate
 from tinyasc.data.training import TrainingData
-from tinyasc.fileio import atomic_write_text, atomic_write_texts, progressbar
+from tinyasc.fileio import WriteError, atomic_write_text, atomic_write_texts, progressbar
 from tinyasc.train.classifier import load_run
 
 
@@ -16,6 +16,7 @@ def evaluate_run(run, data=None, log=print, progress=True):
     config, model = load_run(run)
     if data is not None:
         config.data = data
+        config.validate()
     training_data = TrainingData.load(config, log=log, progress=progress)
     check_frames(training_data.features.shape[-1], config.arch, f"the clips of {training_data.dataset.root}")
     rows, labels = training_data.rows("test"), training_data.labels("test")
@@ -25,11 +26,16 @@ def evaluate_run(run, data=None, log=print, progress=True):
     matrix = evaluate.confusion_matrix(probs, labels)
     run = Path(run)
     out_dir, prefix = (run.parent, f"{run.stem}_") if run.is_file() else (run, "")
-    atomic_write_texts({out_dir / f"{prefix}eval_device_table.csv": evaluate.device_table_csv(table),
-                        out_dir / f"{prefix}eval_classes.csv": evaluate.class_csv(per_class, matrix)})
-    return "\n".join([evaluate.format_device_table(table, f"Test split of {training_data.dataset.root}"), "",
+    text = "\n".join([evaluate.format_device_table(table, f"Test split of {training_data.dataset.root}"), "",
                       "per-class accuracy (%)", evaluate.format_class_table(per_class), "",
                       "confusion matrix (rows: true, columns: predicted)", str(matrix)])
+    try:
+        atomic_write_texts({out_dir / f"{prefix}eval_device_table.csv": evaluate.device_table_csv(table),
+                            out_dir / f"{prefix}eval_classes.csv": evaluate.class_csv(per_class, matrix)})
+    except WriteError:  # a read-only or full run folder: the result is shown all the same
+        log(text)
+        raise
+    return text
 
 
 AUDIO_SUFFIXES = (".wav", ".flac")  # what a folder given to predict is searched for, in any case

@@ -43,6 +43,8 @@ class TranslatorConfig(JsonConfig):
                 check_finite(value, f"--{f.name.replace('_', '-')}")
             elif isinstance(value, bool) or not isinstance(value, kind):
                 raise TinyAscError(f"config value {f.name}={value!r} should be a {kind.__name__}")
+        if self.data is not None and not self.data.strip():  # "" would mean the current folder to some
+            raise TinyAscError("--data is empty; pass a dataset folder, or leave --data out for the default")
         check_seed(self.seed)
         # Limits: four times the defaults of the widths (the paper's networks are far smaller),
         # and 2^8 = 256 mel bins for the depth; beyond them the networks need gigabytes.

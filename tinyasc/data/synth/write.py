@@ -150,7 +150,7 @@ def is_complete(root, preset=None, seed=None):
     try:
         with open(root / MARKER, encoding="utf-8") as fh:
             marker = json.load(fh)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: nested too deeply
         return False
     if not isinstance(marker, dict) or marker.get("version") != SYNTH_VERSION:  # damaged or outdated
         return False
