@@ -283,7 +283,7 @@ def test_the_command_checker_has_teeth():
     assert check_command(["tinyasc", "train", "--help"]) is None
     assert "No such option" in check_command(["tinyasc", "train", "--epochz", "2"])
     assert "No such command" in check_command(["tinyasc", "trian"])
-    assert "--epochs must be an integer, got 'two'" in check_command(["tinyasc", "train", "--epochs", "two"])
+    assert "'--epochs': 'two' is not an integer" in check_command(["tinyasc", "train", "--epochs", "two"])
     assert "is not one of" in check_command(["tinyasc", "train", "--norm", "batchnorm"])
     assert "Missing option" in check_command(["tinyasc", "synth"])
     assert check_command(["tinyasc", "synth"], partial=True) is None          # prose may name a bare command

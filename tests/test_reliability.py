@@ -940,8 +940,8 @@ def test_a_closed_pipe_ends_the_command_quietly(tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "tinyasc", "gradcheck", "--select", "neg", "--no-full"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     process.stdout.close()  # the reader is gone before the first line
-    err = process.stderr.read().decode()
-    assert process.wait(timeout=300) == 141 and err == "", err
+    err = process.communicate(timeout=300)[1].decode()
+    assert process.returncode == 141 and err == "", err
 
 
 def _experiment_folder(folder, std="1.5", loss="2.3"):
@@ -1023,7 +1023,9 @@ def test_numbers_in_other_scripts_digits_are_refused(tmp_path, monkeypatch, args
     monkeypatch.chdir(tmp_path)
     (tmp_path / "x.onnx").write_text("")
     result = CliRunner().invoke(main, args)
-    assert result.exit_code == 2 and f"{option} must be" in result.output and "ASCII digits 0-9" in result.output
+    assert result.exit_code == 2 and f"Invalid value for '{option}': '" in result.output
+    assert "is not an integer written with the ASCII digits 0-9" in result.output or option == "--lr"
+    assert "is not a number written with the ASCII digits 0-9" in result.output or option != "--lr"
 
 
 def test_parse_number_reads_ascii_only():
@@ -1031,13 +1033,13 @@ def test_parse_number_reads_ascii_only():
 
     assert parse_number(" 34 ", int, "--x") == 34 and parse_number("-1.5e-3", float, "--x") == -1.5e-3
     for text in ["\u0663\u0664", "3\u0664"]:
-        with pytest.raises(TinyAscError, match="--x must be an integer written with the ASCII digits 0-9"):
+        with pytest.raises(TinyAscError, match="--x: '.*' is not an integer written with the ASCII digits 0-9"):
             parse_number(text, int, "--x")
     for text in ["x", "", "1.5"]:
-        with pytest.raises(TinyAscError, match="--x must be an integer, got"):
+        with pytest.raises(TinyAscError, match="--x: '.*' is not an integer$"):
             parse_number(text, int, "--x")
     from tinyasc.train.experiment import parse_rows
-    with pytest.raises(TinyAscError, match="width '\u0668' is not an integer"):
+    with pytest.raises(TinyAscError, match="width: '\u0668' is not an integer written"):
         parse_rows("bcresnet@\u0668:none")
 
 
@@ -1047,3 +1049,62 @@ def test_a_file_in_the_way_of_a_folder_is_named_as_such(tmp_path):
     (tmp_path / "meta.csv").write_text("")
     with pytest.raises(WriteError, match="a part of the path is a file, not a folder"):
         make_parent(tmp_path / "meta.csv" / "x.onnx")  # mkdir says "File exists" here, ENOTDIR one deeper
+
+
+def test_figures_out_problems_are_found_before_any_work(tmp_path):
+    pytest.importorskip("matplotlib")
+    experiment = _experiment_folder(tmp_path / "exp")
+    (tmp_path / "file").write_text("")
+    one_line_error(CliRunner().invoke(main, ["figures", "--experiment", str(experiment), "--out",
+                                             str(tmp_path / "file")]), "is a file, not a folder")
+    (tmp_path / "figs" / "table2_curves.png").mkdir(parents=True)
+    one_line_error(CliRunner().invoke(main, ["figures", "--experiment", str(experiment), "--out",
+                                             str(tmp_path / "figs")]), "table2_curves.png there is a folder")
+    assert [p.name for p in (tmp_path / "figs").iterdir()] == ["table2_curves.png"]
+
+
+def test_figures_failing_to_write_name_the_figure_and_leave_no_folders(tmp_path, monkeypatch):
+    """A full disk while drawing: the error names the PNG asked for (not the hidden folder it is
+    drawn in), and the folders made for --out are removed again."""
+    pytest.importorskip("matplotlib")
+    from tinyasc.fileio import write_error
+    from tinyasc.run import plots
+
+    def full_disk(runs, path):
+        raise write_error(path, OSError(errno.ENOSPC, "No space left on device"))
+
+    monkeypatch.setattr(plots, "experiment_curves", full_disk)
+    experiment = _experiment_folder(tmp_path / "exp")
+    out = tmp_path / "new" / "figs"
+    line = one_line_error(CliRunner().invoke(main, ["figures", "--experiment", str(experiment), "--out", str(out)]),
+                          f"{out / 'table2_curves.png'}: cannot write: no space left")
+    assert ".figures" not in line and not (tmp_path / "new").exists()
+
+
+def test_resume_compares_settings_as_the_run_uses_them(tiny_home_for_resume):
+    """`~/D` saved (bash leaves `--data=~/D` unexpanded) is the folder `--data /home/.../D` names,
+    and minvar's val_fraction 0 is saved as the 0.1 it means."""
+    run, root, resume = tiny_home_for_resume
+    (run / "config.json").write_text(TrainConfig(width=4, epochs=2, batch_size=8, data=f"~/{root.name}",
+                                                 select="minvar").validate().to_json())
+    result = resume("--data", str(root), "--select", "minvar", "--val-fraction", "0")
+    assert result.exit_code == 1 and "would change" not in result.output and "checkpoint" in result.output, \
+        result.output
+    result = resume("--data", str(root.parent))
+    assert "--data" in result.output and "would change" in result.output
+
+
+@pytest.fixture
+def tiny_home_for_resume(env, tmp_path, monkeypatch):
+    home, root, _ = env
+    monkeypatch.setenv("HOME", str(root.parent))
+    run = tmp_path / "run"
+    run.mkdir()
+    return run, root, lambda *options: CliRunner().invoke(main, ["train", "--resume", str(run), *options, "--quiet"])
+
+
+def test_a_saved_empty_data_means_the_default_dataset():
+    """Runs saved before an empty --data was refused have "data": "", which meant the default."""
+    values = json.loads(TrainConfig().to_json())
+    values["data"] = ""
+    assert TrainConfig.from_saved(values, "config.json", "fix").data is None

@@ -35,9 +35,10 @@ def check_seed(seed, option="--seed"):
     return int(seed)
 
 
-def parse_number(text, kind, option):
+def parse_number(text, kind, option=None):
     """kind(text) (int or float) for a number given as text, refusing what tinyasc never writes:
-    Python's int() and float() also read other scripts' digits ('\u0663\u0664' as 34)."""
+    Python's int() and float() also read other scripts' digits ('\u0663\u0664' as 34). The
+    error names `option` if given."""
     text = str(text).strip()
     try:
         if text.isascii():
@@ -47,7 +48,7 @@ def parse_number(text, kind, option):
     what = "an integer" if kind is int else "a number"
     if not text.isascii():
         what += " written with the ASCII digits 0-9"
-    raise TinyAscError(f"{option} must be {what}, got {text!r}")
+    raise TinyAscError(f"{option + ': ' if option else ''}{text!r} is not {what}")
 
 
 def check_int(value, option, low, high=None, why=""):

@@ -65,7 +65,7 @@ class Number(click.ParamType):
             return value
         from tinyasc.checks import parse_number
         try:
-            return parse_number(value, self.kind, param.opts[0] if param is not None else "the value")
+            return parse_number(value, self.kind)  # click's message names the option
         except TinyAscError as exc:
             self.fail(str(exc), param, ctx)
 
@@ -175,26 +175,25 @@ def gradcheck(select, seed, no_full):
 def refuse_changed_settings(config, saved, run_dir):
     """A resumed run continues with the settings saved in `run_dir`; an option given with --resume
     that would change one of them is refused (naming it), not silently ignored. An option repeating
-    the saved value is fine, so the first command with --resume added works."""
-
-    def same(field, given, kept):
-        if field.metadata.get("path"):  # the same folders, however they are written
-            def folders(value):
-                return [os.path.realpath(part.strip()) for part in (value or "").split(",") if part.strip()]
-            return folders(given) == folders(kept)
-        return given == kept
+    the saved value is fine, so the first command with --resume added works; values compare as
+    the run uses them (folders as the folders they name, after validation's normalizing)."""
+    from tinyasc.train.runs import same_setting
 
     ctx = click.get_current_context()
+    given_config = dataclasses.replace(config).validate()  # e.g. minvar's val_fraction 0 -> 0.1
     for field in dataclasses.fields(saved):
         if ctx.get_parameter_source(field.name) in (None, click.ParameterSource.DEFAULT,
                                                     click.ParameterSource.DEFAULT_MAP):
             continue  # not a command-line option here, or left alone
-        given, kept = getattr(config, field.name), getattr(saved, field.name)
-        if same(field, given, kept):
+        given, kept = getattr(given_config, field.name), getattr(saved, field.name)
+        if field.name == "targets":  # the translator's devices, in any case and spacing
+            given, kept = given_config.target_list, saved.target_list
+        if same_setting(field.name, kept, given):
             continue
         option = field.metadata.get("option", "--" + field.name.replace("_", "-"))
-        what = option if "flag_value" in field.metadata else f"{option} {given}"
-        raise TinyAscError(f"{what} would change {run_dir}'s saved {field.name} = {kept!r}, but a resumed run keeps "
+        what = option if "flag_value" in field.metadata else f"{option} {getattr(config, field.name)}"
+        shown = "none (the embedded synthetic dataset)" if field.name == "data" and kept is None else repr(kept)
+        raise TinyAscError(f"{what} would change {run_dir}'s saved {field.name} = {shown}, but a resumed run keeps "
                            f"the settings it started with; drop {option}, or start a new run with --out")
 
 
@@ -493,10 +492,7 @@ def _seed_list(text):
     """Comma-separated seeds of --seeds, checked."""
     from tinyasc.checks import check_seed, parse_number
 
-    try:
-        seeds = [parse_number(s, int, "--seeds") for s in text.split(",") if s.strip()]
-    except TinyAscError:
-        raise TinyAscError(f"--seeds must be comma-separated integers, got {text!r}") from None
+    seeds = [parse_number(s, int, "--seeds (comma-separated integers)") for s in text.split(",") if s.strip()]
     if not seeds:
         raise TinyAscError("--seeds is empty; pass e.g. --seeds 0,1,2")
     if len(set(seeds)) < len(seeds):
@@ -519,10 +515,7 @@ def _seed_list(text):
 def bench(what, widths, batch, repeats, no_torch, no_reference, out):
     """Speed: each kernel at BC-ResNet-Mod's shapes, and one training step against PyTorch."""
     from tinyasc.checks import MAX_WIDTH, check_int, parse_number
-    try:
-        width_list = tuple(parse_number(w, int, "--widths") for w in widths.split(","))
-    except TinyAscError:
-        raise TinyAscError(f"--widths must be comma-separated integers, got {widths!r}") from None
+    width_list = tuple(parse_number(w, int, "--widths (comma-separated integers)") for w in widths.split(","))
     for w in width_list:
         check_int(w, "--widths", 1, MAX_WIDTH["bcresnet-mod"])
     check_int(batch, "--batch", 2, 4096)
@@ -536,8 +529,6 @@ def bench(what, widths, batch, repeats, no_torch, no_reference, out):
                                "use --what kernels or all, or drop --out")
         if Path(out).suffix.lower() not in (".csv", ".json"):
             raise TinyAscError(f"--out {out}: name a .csv or .json file")
-        if Path(out).is_dir():
-            raise TinyAscError(f"--out {out}: is a folder; name a .csv or .json file")
         check_writable(out)  # its folders are made when it is written
     from importlib.util import find_spec
     if not no_torch and find_spec("torch") is None:

@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 
 from tinyasc.errors import TinyAscError
-from tinyasc.fileio import read_csv, remove_stale_temporaries, temporary_path
+from tinyasc.fileio import WriteError, read_csv, remove_stale_temporaries, temporary_path
 from tinyasc.run import plots
 from tinyasc.train.evaluate import DEVICE_COLUMNS
 
@@ -138,13 +138,15 @@ def make_figures(experiment, out, translator=None, spectra=None, log=print):
     into `out`; return their paths. spectra: a TrainConfig naming the dataset, or None.
 
     Every input is read and checked before anything is drawn, and the figures are drawn into a
-    hidden folder inside `out` and moved in at the end: a bad input, a full disk or Ctrl-C leaves
-    `out` as it was (and no new empty folder)."""
+    hidden folder inside `out` and moved in at the end: a bad input, or a full disk or Ctrl-C
+    while drawing, leaves `out` as it was (and no new empty folders)."""
     if not plots.available():
         raise TinyAscError("tinyasc figures needs matplotlib: pip install -e \".[plot]\"")
     if experiment is None and spectra is None and translator is None:
         raise TinyAscError("nothing to draw: give --experiment DIR (Table 2's figures), --spectra "
                            "and/or --translator DIR")
+    out = Path(out)
+    check_out_folder(out)
     drawings = []  # (file name, draw(path))
     if experiment is not None:
         experiment = Path(experiment)
@@ -168,28 +170,55 @@ def make_figures(experiment, out, translator=None, spectra=None, log=print):
     if translator is not None:
         from tinyasc.translator.evaluate import save_translation_figure
         drawings.append((TRANSLATOR_PNG, lambda path: save_translation_figure(translator, path, log=log)))
-    return _draw_into(Path(out), drawings, log)
+    return _draw_into(out, drawings, log)
+
+
+def check_out_folder(out):
+    """--out must be (or become) a folder, with no folder where one of the figures goes."""
+    if out.exists() and not out.is_dir():
+        raise TinyAscError(f"--out {out}: is a file, not a folder; name a folder for the figures")
+    in_the_way = [name for name in (DEVICES_PNG, CURVES_PNG, SPECTRA_PNG, TRANSLATOR_PNG) if (out / name).is_dir()]
+    if in_the_way:
+        raise TinyAscError(f"--out {out}: {in_the_way[0]} there is a folder; move it, or name another --out")
 
 
 def _draw_into(out, drawings, log):
-    created = not out.exists()
+    made = out  # the first folder of out's path this call creates, removed again if it stays empty
+    while not made.parent.exists() and made.parent != made.parent.parent:
+        made = made.parent
+    made = made if not made.exists() else None
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out, "figures")
     staging = temporary_path(out / "figures")
     try:
         staging.mkdir()
         for name, draw in drawings:
-            draw(staging / name)  # each written atomically, as every PNG
+            try:
+                draw(staging / name)  # each written atomically, as every PNG
+            except WriteError as exc:  # named by the figure asked for, not the hidden folder
+                raise WriteError(str(exc).replace(str(staging / name), str(out / name))) from None
         written = []
         for name, _ in drawings:
             os.replace(staging / name, out / name)
             written.append(out / name)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-        if created and not any(out.iterdir()):
-            out.rmdir()
+        if made is not None:
+            _remove_empty_folders(out, made)
         raise
     staging.rmdir()
     for path in written:
         log(f"wrote {path}")
     return written
+
+
+def _remove_empty_folders(folder, top):
+    """Remove `folder` and its parents up to `top` while they are empty."""
+    while True:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or gone): what is left stays
+            return
+        if folder == top:
+            return
+        folder = folder.parent

@@ -57,6 +57,8 @@ def json_problem(exc):
     """What is wrong with a JSON text, from the error its parsing raised, in one short phrase."""
     if isinstance(exc, RecursionError):
         return "nested too deeply"
+    if "integer string conversion" in str(exc):  # over sys.get_int_max_str_digits()
+        return "a number with too many digits"
     return " ".join(str(exc).split())[:200]
 
 

@@ -297,6 +297,8 @@ def export_onnx(model, path, num_bins=256, frames=None, opset=OPSET, atomic=True
     else:
         with open(path, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
     values = sum(int(np.prod(init.dims)) for init in proto.graph.initializer)
     return OnnxExportSummary(path=path, bytes=len(data), opset=int(opset), nodes=len(proto.graph.node),
                              initializers=len(proto.graph.initializer), parameters=values)

@@ -14,11 +14,13 @@ and it receives `task` (a closure is fine) by inheritance, not by pickling; only
 indices and the return values cross between processes. Where fork is not the safe default
 (macOS, Windows), the tasks run in threads as before.
 """
+import contextlib
 import ctypes
 import multiprocessing
 import os
 import signal
 import sys
+import threading
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 
@@ -91,6 +93,29 @@ def _chunks(count, workers):
     return [(start, min(start + size, count)) for start in range(0, count, size)]
 
 
+@contextlib.contextmanager
+def _ctrl_c_held_back():
+    """Ctrl-C (or SIGTERM, SIGHUP where a handler turns them into KeyboardInterrupt) inside the
+    block is raised when the block ends. The pool forks its workers inside submit: a
+    KeyboardInterrupt there would leave workers it never tells to stop (and this process waiting
+    for them at exit). A handler that only notes the signal works whichever thread the kernel
+    hands it to (a signal mask would hold it back in this thread only)."""
+    if threading.current_thread() is not threading.main_thread():  # only there do handlers run
+        yield
+        return
+    caught, previous = [], {}
+    for signum in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)):
+        if signum is not None and callable(signal.getsignal(signum)):  # a Python handler to stand in for
+            previous[signum] = signal.signal(signum, lambda number, frame: caught.append(number))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if caught:
+        raise KeyboardInterrupt
+
+
 def run_tasks(task, count, workers=None, processes=True, done=None, name=None):
     """Run task(0) ... task(count - 1) on `workers` processes (default: one per core), in no
     particular order; done(value) is called here with each task's return value as it finishes.
@@ -119,15 +144,8 @@ def run_tasks(task, count, workers=None, processes=True, done=None, name=None):
         pool = ThreadPoolExecutor(workers)
         submit = lambda start, stop: pool.submit(lambda: [task(i) for i in range(start, stop)])  # noqa: E731
     try:
-        # The pool forks its workers inside submit: a Ctrl-C there would leave workers it never
-        # tells to stop (and this process waiting for them at exit), so it waits until they all run.
-        masks = hasattr(signal, "pthread_sigmask")  # POSIX
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if masks else None
-        try:
+        with _ctrl_c_held_back():
             futures = [submit(start, stop) for start, stop in _chunks(count, workers)]
-        finally:
-            if masks:
-                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         for fut in as_completed(futures):
             for value in fut.result():
                 done(value)

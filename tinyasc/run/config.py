@@ -58,6 +58,8 @@ class JsonConfig:
         setting present (a default filled in for a missing one could silently change the model) and
         valid (`validate`). Errors are one line naming `source` and ending with `fix`."""
         missing = sorted({f.name for f in dataclasses.fields(cls)} - set(values))
+        if values.get("data") == "":  # saved before an empty --data was refused: it meant the default
+            values = {**values, "data": None}
         try:
             if missing:
                 raise TinyAscError(f"missing settings {missing}")

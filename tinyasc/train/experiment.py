@@ -109,10 +109,7 @@ def parse_rows(text, width=None):
         if norm not in allowed:
             raise TinyAscError(f"--rows: {spec!r}: {arch} takes the norms {', '.join(allowed)}, not {norm!r}")
         if at:
-            try:
-                row_width = parse_number(w, int, "--rows")
-            except TinyAscError:
-                raise TinyAscError(f"--rows: {spec!r}: width {w!r} is not an integer") from None
+            row_width = parse_number(w, int, f"--rows: {spec!r}: width")
         elif arch == "bcresnet-mod" and width is not None:
             row_width = width
         else:

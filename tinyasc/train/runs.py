@@ -46,7 +46,7 @@ def same_setting(key, saved, wanted):
 
 
 def _folders(text):
-    return [Path(p).resolve() for p in str(text).split(",") if p]
+    return [Path(p.strip()).expanduser().resolve() for p in str(text).split(",") if p.strip()]
 
 
 def finished(run_dir, epochs):
