@@ -548,7 +548,11 @@ def test_translator_resume_refuses_an_option_that_would_change_the_run(tmp_path)
 
     run = tmp_path / "translator"
     run.mkdir()
-    (run / "config.json").write_text(TranslatorConfig(epochs=3).to_json())
-    result = CliRunner().invoke(main, ["translator", "train", "--resume", "--out", str(run), "--epochs", "9"])
+    (run / "config.json").write_text(TranslatorConfig(epochs=3, targets="s1, s2").to_json())
+    # the same devices however written pass; the epochs do not
+    result = CliRunner().invoke(main, ["translator", "train", "--resume", "--out", str(run), "--targets", "S1,S2",
+                                       "--epochs", "9"])
     assert result.exit_code == 1 and result.exception.__class__ is SystemExit
     assert f"--epochs 9 would change {run}'s saved epochs = 3" in result.output and result.output.count("\n") == 1
+    result = CliRunner().invoke(main, ["translator", "train", "--resume", "--out", str(run), "--targets", "s1,s3"])
+    assert "--targets s1,s3 would change" in result.output
