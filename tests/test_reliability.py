@@ -1108,3 +1108,14 @@ def test_a_saved_empty_data_means_the_default_dataset():
     values = json.loads(TrainConfig().to_json())
     values["data"] = ""
     assert TrainConfig.from_saved(values, "config.json", "fix").data is None
+
+
+def test_a_file_that_is_not_a_model_is_named_as_such(env, tmp_path):
+    """`evaluate meta.csv` said "truncated or corrupt checkpoint ...; delete it": wrong advice for a
+    file that is simply not a model."""
+    csv_file = tmp_path / "meta.csv"
+    csv_file.write_text("filename\tscene_label\n")
+    for command in (["evaluate", str(csv_file)], ["export", str(csv_file), "--onnx", str(tmp_path / "m.onnx")]):
+        line = one_line_error(CliRunner().invoke(main, command), f"{csv_file}: not a model file")
+        assert "delete it" not in line
+    assert csv_file.read_text() == "filename\tscene_label\n"

@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import time
+import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -63,6 +64,9 @@ def load_run(run):
     or of a compressed model file written by `tinyasc compress`."""
     run = Path(run)
     if run.is_file():
+        if not zipfile.is_zipfile(run):  # a CSV, a WAV, an ONNX file given by mistake, or a damaged model
+            raise TinyAscError(f"{run}: not a model file (.npz of tinyasc compress), or a damaged one; pass a run "
+                               "folder or a compressed model, or write it again with tinyasc compress")
         model, meta = load_compressed(run, return_meta=True)
         if not isinstance(meta.get("config"), dict):
             raise TinyAscError(f"{run}: this compressed model carries no training config; "
