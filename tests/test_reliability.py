@@ -1119,3 +1119,13 @@ def test_a_file_that_is_not_a_model_is_named_as_such(env, tmp_path):
         line = one_line_error(CliRunner().invoke(main, command), f"{csv_file}: not a model file")
         assert "delete it" not in line
     assert csv_file.read_text() == "filename\tscene_label\n"
+
+
+def test_a_config_json_whose_bits_differ_from_the_checkpoint_is_refused(env, tmp_path):
+    """config.json says 8 bits, the checkpoint's own settings 32: evaluate used to fake-quantize
+    float weights without a word."""
+    run = copy_run(env[2], tmp_path / "run")
+    config = json.loads((run / "config.json").read_text())
+    config["bits"] = 8
+    (run / "config.json").write_text(json.dumps(config))
+    one_line_error(CliRunner().invoke(main, ["evaluate", str(run)]), "bits 32 there, 8 in the run's config.json")

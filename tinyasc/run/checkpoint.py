@@ -193,15 +193,17 @@ def load_model_state(model, state, source):
 
 # The settings that decide a classifier's weights: a checkpoint written under others does not
 # belong to the run even where the array shapes agree (ResNorm and no norm have the same arrays).
-MODEL_FIELDS = ("arch", "width", "rho", "norm", "lam", "subbands")
+MODEL_FIELDS = ("arch", "width", "rho", "norm", "lam", "subbands", "bits", "per_channel")  # bits: QAT's weights
+ADDED_LATER = {"bits": 32, "per_channel": False}  # what a checkpoint written before them held
 
 
 def check_same_model(saved_config, config, source):
     """The checkpoint's own record of its settings (meta["config"]) against the run's."""
     if not isinstance(saved_config, dict):
         return  # written before checkpoints recorded their settings: only the shapes can be checked
-    differ = [f"{name} {saved_config.get(name)!r} there, {getattr(config, name)!r} in the run's config.json"
-              for name in MODEL_FIELDS if saved_config.get(name) != getattr(config, name)]
+    saved = {name: saved_config.get(name, ADDED_LATER.get(name)) for name in MODEL_FIELDS}
+    differ = [f"{name} {saved[name]!r} there, {getattr(config, name)!r} in the run's config.json"
+              for name in MODEL_FIELDS if saved[name] != getattr(config, name)]
     if differ:
         raise CheckpointError(f"{source}: written by a run with other model settings ({'; '.join(differ)}); "
                               "it belongs to another run: restore this run's own checkpoint or retrain")
