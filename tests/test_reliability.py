@@ -878,14 +878,16 @@ def test_an_export_that_cannot_be_written_names_the_file_asked_for(env, tmp_path
     pytest.importorskip("onnx")
     import tinyasc.compress.onnx_export as onnx_export
 
-    real_open = open
+    real_write_through = onnx_export.write_through
 
-    def full_disk(path, *args, **kwargs):
-        if ".m.onnx.tmp-" in str(path):
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        return real_open(path, *args, **kwargs)
+    def no_space(f):
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(onnx_export, "open", full_disk, raising=False)
+    def full_disk(path, write):  # the file is created, then the disk is full: pending removes it
+        assert ".m.onnx.tmp-" in str(path)
+        real_write_through(path, no_space)
+
+    monkeypatch.setattr(onnx_export, "write_through", full_disk)
     line = one_line_error(CliRunner().invoke(main, ["export", str(env[2]), "--onnx", str(tmp_path / "m.onnx")]),
                           f"{tmp_path / 'm.onnx'}: cannot write: no space left")
     assert ".tmp-" not in line and list(tmp_path.iterdir()) == []

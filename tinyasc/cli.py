@@ -224,8 +224,6 @@ def train(config, run_dir, resume_dir, quiet):
             raise TinyAscError(f"--out {run_dir} and --resume {resume_dir} name different folders; a resumed run "
                                "stays in its own folder: drop --out")
         run_dir = resume_dir
-        if not (Path(run_dir) / "config.json").is_file():
-            raise TinyAscError(f"{run_dir}: no config.json here; --resume needs a run folder written by tinyasc train")
         refuse_changed_settings(config, load_run_config(run_dir), run_dir)
     else:
         config.validate()  # before a folder is made for it

@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 
 from tinyasc.errors import TinyAscError
-from tinyasc.fileio import WriteError, read_csv, remove_stale_temporaries, temporary_path
+from tinyasc.fileio import WriteError, first_missing_folder, read_csv, remove_stale_temporaries, temporary_path
 from tinyasc.run import plots
 from tinyasc.train.evaluate import DEVICE_COLUMNS
 
@@ -183,10 +183,7 @@ def check_out_folder(out):
 
 
 def _draw_into(out, drawings, log):
-    made = out  # the first folder of out's path this call creates, removed again if it stays empty
-    while not made.parent.exists() and made.parent != made.parent.parent:
-        made = made.parent
-    made = made if not made.exists() else None
+    made = first_missing_folder(out)  # removed again, with what is inside it, if the figures fail
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out, "figures")
     staging = temporary_path(out / "figures")

@@ -150,6 +150,17 @@ def make_parent(path):
         raise write_error(parent, exc) from None
 
 
+def first_missing_folder(folder):
+    """The outermost folder of `folder`'s path that does not exist yet (what creating `folder`
+    with its parents would make first), or None if `folder` exists."""
+    folder = Path(folder)
+    if folder.exists() or folder.is_symlink():
+        return None
+    while not folder.parent.exists() and not folder.parent.is_symlink() and folder.parent != folder.parent.parent:
+        folder = folder.parent
+    return folder
+
+
 def check_writable(path):
     """Fail now, not after minutes of work, if the file `path` could not be written: it must not
     be a folder, and the nearest folder of its path that exists must be one this process may
@@ -157,9 +168,8 @@ def check_writable(path):
     path = Path(path)
     if path.is_dir():
         raise WriteError(f"{path}: is a folder; name a file to write instead")
-    folder = path.parent
-    while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
-        folder = folder.parent
+    missing = first_missing_folder(path.parent)
+    folder = path.parent if missing is None else missing.parent  # the nearest that exists
     if not folder.is_dir():
         raise WriteError(f"{path}: cannot write: {_FIXES[errno.ENOTDIR]}")
     if not os.access(folder, os.W_OK | os.X_OK):
@@ -224,7 +234,8 @@ def fsync_folder(folder):
         os.close(fd)
 
 
-def _write_through(tmp, write):
+def write_through(tmp, write):
+    """Create `tmp` (it must not exist), call write(file) on it, flush and fsync."""
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
     with os.fdopen(fd, "wb") as f:
         write(f)
@@ -235,7 +246,7 @@ def _write_through(tmp, write):
 def atomic_write_bytes(path, write):
     """Call write(file) on a temporary file beside `path`, fsync, then rename over `path`."""
     with pending(path) as tmp:
-        _write_through(tmp, write)
+        write_through(tmp, write)
 
 
 def atomic_write_text(path, text):
@@ -250,7 +261,7 @@ def atomic_write_texts(files):
         for path, text in files.items():
             tmp = stack.enter_context(pending(path))
             try:
-                _write_through(tmp, lambda f, text=text: f.write(text.encode("utf-8")))
+                write_through(tmp, lambda f, text=text: f.write(text.encode("utf-8")))
             except OSError as exc:
                 raise write_error(path, exc) from None
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinyasc.fileio import atomic_write_bytes
+from tinyasc.fileio import atomic_write_bytes, write_through
 
 OPSET = 17
 INPUT_NAME = "logmel"
@@ -295,10 +295,7 @@ def export_onnx(model, path, num_bins=256, frames=None, opset=OPSET, atomic=True
     if atomic:
         atomic_write_bytes(path, lambda f: f.write(data))
     else:
-        with open(path, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        write_through(path, lambda f: f.write(data))
     values = sum(int(np.prod(init.dims)) for init in proto.graph.initializer)
     return OnnxExportSummary(path=path, bytes=len(data), opset=int(opset), nodes=len(proto.graph.node),
                              initializers=len(proto.graph.initializer), parameters=values)
