@@ -368,6 +368,52 @@ def test_gradients_accumulate_across_uses_of_a_node():
     np.testing.assert_allclose(x.grad, 8 * x.data + 3)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_frequency_mean_gradient_reaches_sub_spectral_norm_unsummed(monkeypatch, dtype):
+    """x2 of a BC-ResBlock is used whole and through its frequency mean. Its two gradients reach
+    SubSpectralNorm's backward apart (the mean's at N x C x 1 x T size), and every gradient has
+    the bits of the plain walk, which sums them first."""
+    from tinyasc.functional.norm import SubSpectralNormFunction
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 8, 5)).astype(dtype)
+    w = Tensor(rng.standard_normal((2, 3, 8, 5)).astype(dtype))
+    v = Tensor(rng.standard_normal((2, 3, 1, 5)).astype(dtype))
+    received = []
+    backward = SubSpectralNormFunction.backward
+
+    def spy(self, grad, freq_grad=None):
+        received.append(None if freq_grad is None else freq_grad.shape)
+        return backward(self, grad, freq_grad)
+
+    monkeypatch.setattr(SubSpectralNormFunction, "backward", spy)
+
+    def gradients():
+        ssn = ta.nn.SubSpectralNorm(3, 4)
+        if dtype == np.float64:
+            ssn.double()
+        inp = Tensor(x, requires_grad=True)
+        x2 = ssn(inp)
+        # the residual's gradient, then the f1 branch's through the mean, then a second mean
+        (x2 * w + x2.mean(dim=2, keepdim=True) * v + x2.mean(dim=2, keepdim=True).exp()).sum().backward()
+        return inp.grad, ssn.weight.grad, ssn.bias.grad
+
+    fused = gradients()
+    monkeypatch.setattr(SubSpectralNormFunction, "accepts_freq_broadcast_grad", False)
+    summed = gradients()
+    assert received == [(2, 3, 1, 5), None]
+    for a, b in zip(fused, summed):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_gradient_that_is_only_a_frequency_broadcast_stays_a_broadcast():
+    x = leaf(np.random.default_rng(0).standard_normal((2, 3, 4, 5)))
+    y = x * 2.0
+    (y.mean(dim=2, keepdim=True) * 3.0).sum().backward()
+    np.testing.assert_array_equal(x.grad, np.full(x.shape, 2.0 * 3.0 / 4))
+
+
 def test_gradients_accumulate_across_backward_calls_and_reset_by_hand():
     x = leaf(np.array([1.0, -2.0]))
     (x * x).sum().backward()

@@ -1,5 +1,6 @@
 """The fused normalization kernels equal their NumPy references (tinyasc/kernels/norm.py)."""
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -83,3 +84,56 @@ def test_freq_mean_equals_numpy_to_the_bit(shape, dtype, seed, strided):
     out = K.freq_mean(x)
     assert out.dtype == dtype and out.shape == shape[:2] + (1, shape[3])
     np.testing.assert_array_equal(out, NK.freq_mean_ref(x))
+
+
+@settings(max_examples=30, deadline=None)
+@given(shapes, dtypes, st.integers(0, 2**31), st.booleans(), st.booleans(), st.sampled_from([1, 2, 4]))
+def test_batch_norm_backward_adds_a_frequency_broadcast_gradient_as_the_summed_one(shape, dtype, seed, relu,
+                                                                                   training, subbands):
+    """SubSpectralNorm's backward takes the frequency mean's gradient unsummed (N x C x 1 x T): the
+    result has the same bits as the backward of the materialized sum (the kernels given zeros to
+    add, as SubSpectralNorm gives them without a mean's gradient), on the kernels and on the
+    references; and the kernels agree with the references."""
+    n, c, rows, t = shape
+    if n * rows * t < 2:
+        n = 2
+    x, rng = _draw(seed, (n, c * subbands, rows, t), dtype)
+    g = rng.standard_normal(x.shape).astype(dtype)
+    g_freq = rng.standard_normal((n, c, 1, t)).astype(dtype)
+    w, b = rng.uniform(0.5, 2, x.shape[1]), rng.standard_normal(x.shape[1])
+    mean, var = NK.batch_norm_stats_kernel(np.ascontiguousarray(x.reshape(n, x.shape[1], -1)))
+    _, invstd = K.batch_norm_forward(x, w, b, mean, var, 1e-5, relu)
+    summed = (g.reshape(n, c, subbands * rows, t) + g_freq).reshape(x.shape)  # the gradient of an N x C x F x T map
+    zero = np.zeros_like(g_freq)  # the same loops, with nothing to add
+    kernels = (K.batch_norm_backward(x, g, mean, invstd, w, b, training, relu, g_freq),
+               K.batch_norm_backward(x, summed, mean, invstd, w, b, training, relu, zero))
+    with K.use_reference():
+        references = (K.batch_norm_backward(x, g, mean, invstd, w, b, training, relu, g_freq),
+                      K.batch_norm_backward(x, summed, mean, invstd, w, b, training, relu))
+    for got, want in (kernels, references):
+        for a, e in zip(got, want):
+            assert a.dtype == dtype
+            np.testing.assert_array_equal(a, e)
+    tol = TOL[dtype] * 10
+    scale = max(1.0, float(np.abs(references[0][1]).max()), float(np.abs(references[0][2]).max()))
+    for a, e in zip(kernels[0], references[0]):
+        np.testing.assert_allclose(a, e, rtol=tol, atol=tol * scale)
+
+
+def test_batch_norm_backward_refuses_a_frequency_gradient_that_does_not_fit():
+    x = np.zeros((2, 8, 3, 5), np.float32)
+    stats = (np.zeros(8), np.ones(8))
+    with pytest.raises(ValueError, match="frequency-broadcast gradient"):
+        K.batch_norm_backward(x, x, *stats, None, None, True, False, np.zeros((2, 3, 1, 5), np.float32))
+
+
+@settings(max_examples=30, deadline=None)
+@given(shapes, dtypes, st.integers(0, 2**31), st.booleans())
+def test_add_freq_broadcast_equals_numpy_to_the_bit(shape, dtype, seed, strided):
+    full, rng = _draw(seed, shape, dtype)
+    if strided:  # a gradient may arrive as a view
+        full = np.swapaxes(np.ascontiguousarray(np.swapaxes(full, 2, 3)), 2, 3)
+    small = rng.standard_normal(shape[:2] + (1, shape[3])).astype(dtype)
+    out = K.add_freq_broadcast(full, small)
+    assert out.dtype == dtype and out.flags.c_contiguous
+    np.testing.assert_array_equal(out, full + np.broadcast_to(small, shape))

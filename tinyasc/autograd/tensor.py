@@ -8,6 +8,7 @@ iterative, so graphs of any depth work.
 """
 import numpy as np
 
+from tinyasc import kernels
 from tinyasc.autograd import ops
 from tinyasc.autograd import function as function_module
 from tinyasc.autograd.function import sum_to_shape
@@ -122,28 +123,31 @@ class Tensor:
             if grad.shape != self.shape:
                 raise ValueError(f"grad has shape {grad.shape}, expected {self.shape}")
 
-        pending = {id(self): grad}
+        pending = {id(self): _GradSum(grad)}
         for node in _reverse_topological_order(self):
-            g = pending.pop(id(node), None)
-            if g is None:
-                continue
-            if node.grad_fn is None:
-                g = g.astype(node.dtype, copy=True)
-                node.grad = g if node.grad is None else node.grad + g
+            total = pending.pop(id(node), None)
+            if total is None:
                 continue
             fn = node.grad_fn
-            if function_module._profile is None:
-                input_grads = fn.backward(g)
+            if fn is None:
+                g = total.value().astype(node.dtype, copy=True)
+                node.grad = g if node.grad is None else node.grad + g
+                continue
+            if getattr(fn, "accepts_freq_broadcast_grad", False) and total.full is not None:
+                g, call = total.full, lambda g: fn.backward(g, total.freq)
             else:
-                input_grads = function_module._timed(fn, "backward", fn.backward, g)
+                g, call = total.value(), fn.backward
+            if function_module._profile is None:
+                input_grads = call(g)
+            else:
+                input_grads = function_module._timed(fn, "backward", call, g)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
             for parent, needs, g_in in zip(fn.inputs, fn.needs_grad, input_grads):
                 if not needs or g_in is None:
                     continue
                 g_in = sum_to_shape(np.asarray(g_in), parent.shape)
-                key = id(parent)
-                pending[key] = g_in if key not in pending else pending[key] + g_in
+                pending.setdefault(id(parent), _GradSum()).add(g_in)
 
     # ------------------------------------------------------------- arithmetic
     def _other(self, other):
@@ -322,6 +326,36 @@ class Tensor:
             shape = tuple(shape[0])
         shape = tuple(s if n == -1 else n for n, s in zip(shape, (1,) * (len(shape) - self.ndim) + self.shape))
         return ops.BroadcastTo.apply(self, shape=shape)
+
+
+class _GradSum:
+    """The gradients that reached one tensor so far, summed as they arrive.
+
+    One kind is kept apart: a broadcast over axis 2 of an N x C x F x T tensor (the gradient
+    of a frequency mean, as every BC-ResBlock takes of its x2) is summed at its N x C x 1 x T
+    size in `freq`. `value()` adds it to the full-size part in one parallel pass; an op whose
+    backward reads it as it goes (`accepts_freq_broadcast_grad`, SubSpectralNorm) gets the two
+    parts and the full-size sum is never made.
+    """
+
+    def __init__(self, grad=None):
+        self.full = self.freq = None
+        if grad is not None:
+            self.add(grad)
+
+    def add(self, grad):
+        if grad.ndim == 4 and grad.shape[2] > 1 and grad.strides[2] == 0:
+            part, self.freq_shape = grad[:, :, :1, :], grad.shape
+            self.freq = part if self.freq is None else self.freq + part
+        else:
+            self.full = grad if self.full is None else self.full + grad
+
+    def value(self):
+        if self.freq is None:
+            return self.full
+        if self.full is None:
+            return np.broadcast_to(self.freq, self.freq_shape)
+        return kernels.add_freq_broadcast(self.full, self.freq)
 
 
 def _reverse_topological_order(root):

@@ -16,8 +16,9 @@ from tinyasc.functional.conv import (AvgPool2dFunction, Conv2dFunction, ConvTran
                                      avg_pool2d, conv2d, conv_transpose2d, max_pool2d, pad)
 from tinyasc.functional.loss import (CrossEntropyFunction, KLDivFunction, cross_entropy, kl_div, l1_loss, mse_loss,
                                      nll_loss)
-from tinyasc.functional.norm import (BatchNormFunction, BroadcastResidualReLUFunction, FreqNormFunction, batch_norm,
-                                     batch_norm_relu, broadcast_residual_relu, freq_instance_norm)
+from tinyasc.functional.norm import (BatchNormFunction, BroadcastResidualReLUFunction, FreqNormFunction,
+                                     SubSpectralNormFunction, batch_norm, batch_norm_relu, broadcast_residual_relu,
+                                     freq_instance_norm, sub_spectral_norm)
 from tinyasc.functional.quantize import (HALF, FakeQuantizeFunction, check_bits, fake_quantize, qmax,
                                          quantization_scale)
 
@@ -25,9 +26,9 @@ __all__ = [
     "AvgPool2dFunction", "BatchNormFunction", "BroadcastResidualReLUFunction", "Conv2dFunction",
     "ConvTranspose2dFunction", "CrossEntropyFunction", "DropoutFunction", "FakeQuantizeFunction", "FreqNormFunction",
     "HALF", "KLDivFunction", "LeakyReLUFunction", "LogSoftmaxFunction", "MaxPool2dFunction", "ReLUFunction",
-    "SiLUFunction", "SigmoidFunction", "SoftmaxFunction", "TanhFunction", "avg_pool2d", "batch_norm",
-    "batch_norm_relu", "broadcast_residual_relu", "check_bits", "conv2d", "conv_transpose2d", "cross_entropy",
-    "dropout", "dropout2d", "fake_quantize", "freq_instance_norm", "kl_div", "l1_loss", "leaky_relu", "log_softmax",
-    "max_pool2d", "mse_loss", "nll_loss", "pad", "qmax", "quantization_scale", "relu", "sigmoid", "silu", "softmax",
-    "tanh",
+    "SiLUFunction", "SigmoidFunction", "SoftmaxFunction", "SubSpectralNormFunction", "TanhFunction", "avg_pool2d",
+    "batch_norm", "batch_norm_relu", "broadcast_residual_relu", "check_bits", "conv2d", "conv_transpose2d",
+    "cross_entropy", "dropout", "dropout2d", "fake_quantize", "freq_instance_norm", "kl_div", "l1_loss", "leaky_relu",
+    "log_softmax", "max_pool2d", "mse_loss", "nll_loss", "pad", "qmax", "quantization_scale", "relu", "sigmoid", "silu",
+    "softmax", "sub_spectral_norm", "tanh",
 ]

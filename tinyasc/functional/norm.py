@@ -43,9 +43,9 @@ class BatchNormFunction(Function):
         out, self.invstd = kernels.batch_norm_forward(x, weight, bias, mean, var, eps, relu)
         return out
 
-    def backward(self, grad):
+    def backward(self, grad, freq_grad=None):
         gx, gw, gb = kernels.batch_norm_backward(self.x, grad, self.mean, self.invstd, self.weight, self.bias,
-                                                      self.training, self.relu)
+                                                 self.training, self.relu, freq_grad)
         return gx, gw, gb
 
 
@@ -69,6 +69,46 @@ def _batch_norm(input, running_mean, running_var, weight, bias, training, moment
         raise ValueError(f"batch_norm expects N x C [x ...] input, got shape {input.shape}")
     return BatchNormFunction.apply(input, weight, bias, running_mean=rm, running_var=rv,
                                    training=bool(training), momentum=float(momentum), eps=float(eps), relu=relu)
+
+
+class SubSpectralNormFunction(BatchNormFunction):
+    """Batch norm with separate statistics for S frequency sub-bands (SubSpectralNorm): the
+    N x C x F x T map seen as N x (C*S) x (F/S) x T, so sub-band s of channel c is normalized
+    by statistics c * S + s.
+
+    In a BC-ResBlock its output is x2, whose frequency mean starts the f1 branch, so x2's
+    gradient is the residual path's plus the mean's, a broadcast over frequency. The autograd
+    hands the broadcast one over at its N x C x 1 x T size (`accepts_freq_broadcast_grad`), and
+    batch norm's two backward passes add it as they read: the same numbers as the summed
+    gradient, without writing that sum out and reading it back.
+    """
+
+    accepts_freq_broadcast_grad = True
+
+    def forward(self, x, weight, bias, running_mean, running_var, subbands, training, momentum, eps):
+        n, c, f, t = self.shape = x.shape
+        bands = x.reshape(n, c * subbands, f // subbands, t)
+        return super().forward(bands, weight, bias, running_mean, running_var, training, momentum, eps).reshape(x.shape)
+
+    def backward(self, grad, freq_grad=None):
+        if freq_grad is None:  # zeros: the same loops (and bits) as with a frequency-mean gradient
+            freq_grad = np.zeros(self.shape[:2] + (1, self.shape[3]), grad.dtype)
+        gx, gw, gb = super().backward(grad.reshape(self.x.shape), freq_grad)
+        return gx.reshape(self.shape), gw, gb
+
+
+def sub_spectral_norm(input, subbands, running_mean, running_var, weight=None, bias=None, training=False,
+                      momentum=0.1, eps=1e-5):
+    """Batch norm over `subbands` frequency sub-bands of N x C x F x T (module: nn.SubSpectralNorm)."""
+    if input.ndim != 4 or input.shape[2] % subbands:
+        raise ValueError(f"SubSpectralNorm needs N x C x F x T input with F divisible by {subbands} sub-bands, "
+                         f"got shape {input.shape}")
+    rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
+    rv = running_var.data if isinstance(running_var, Tensor) else running_var
+    if not training and (rm is None or rv is None):
+        raise ValueError("sub_spectral_norm in eval mode needs running_mean and running_var")
+    return SubSpectralNormFunction.apply(input, weight, bias, running_mean=rm, running_var=rv, subbands=int(subbands),
+                                        training=bool(training), momentum=float(momentum), eps=float(eps))
 
 
 class BroadcastResidualReLUFunction(Function):

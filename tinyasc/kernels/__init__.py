@@ -13,6 +13,7 @@ tinyasc.functional wraps these in autograd ops. The layers of this package, top 
   (importing tinyasc changes nothing in the process).
 """
 from tinyasc.kernels.api import (
+    add_freq_broadcast,
     avg_pool2d_backward,
     avg_pool2d_forward,
     batch_norm_backward,
@@ -73,7 +74,7 @@ __all__ = [
     "avg_pool2d_forward", "avg_pool2d_backward", "avg_pool2d_forward_ref", "avg_pool2d_backward_ref",
     "pool_output_size",
     "batch_norm_stats", "batch_norm_forward", "batch_norm_backward", "freq_norm_forward", "freq_norm_backward",
-    "freq_mean", "broadcast_residual_relu", "broadcast_residual_relu_backward",
+    "freq_mean", "add_freq_broadcast", "broadcast_residual_relu", "broadcast_residual_relu_backward",
     "ConvGeometry", "PoolGeometry", "conv_geometry", "pool_geometry",
     "use_reference", "reference_active", "configure_runtime",
 ]

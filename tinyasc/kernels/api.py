@@ -310,24 +310,45 @@ def batch_norm_forward(x, weight, bias, mean, var, eps, relu):
     return out.reshape(x.shape), invstd
 
 
-def batch_norm_backward(x, g, mean, invstd, weight, bias, training, relu):
+def batch_norm_backward(x, g, mean, invstd, weight, bias, training, relu, g_freq=None):
     """(gx, gweight, gbias) of batch_norm_forward, from its input x and the output gradient g.
 
     Two passes over x and g (the sums, then gx); with relu the mask is recomputed from x, the
-    weight and the bias, so the forward's output is not needed.
+    weight and the bias, so the forward's output is not needed. g_freq (N, C // S, 1, T), for
+    x of shape (N, C, F / S, T) (SubSpectralNorm's view of an N x C / S x F x T map): a second
+    gradient of the output, broadcast over its frequency axis, added to g inside both passes
+    (the same numbers as adding it first, without writing the sum out).
     """
+    if g_freq is not None and (x.ndim != 4 or g_freq.ndim != 4 or g_freq.shape[2] != 1
+                               or x.shape[1] % g_freq.shape[1] or g_freq.shape[0] != x.shape[0]
+                               or g_freq.shape[3] != x.shape[3]):
+        raise ValueError(f"a frequency-broadcast gradient of shape {g_freq.shape} does not fit input {x.shape}")
     if dispatch.single_path() == "reference":
+        if g_freq is not None:
+            g = _with_freq_broadcast(g, g_freq)
         return norm.batch_norm_backward_from_input_ref(x, g, mean, invstd, weight, bias, training, relu)
     shape = x.shape
-    x3 = np.ascontiguousarray(x).reshape(shape[0], shape[1], -1)
-    g3 = np.ascontiguousarray(g).reshape(x3.shape)
+    if g_freq is None:  # the kernels see one row of H*W values per channel, and a zero second gradient
+        x4 = np.ascontiguousarray(x).reshape(shape[0], shape[1], 1, -1)
+        g3 = np.zeros((shape[0], 1, x4.shape[3]), x.dtype)
+    else:  # rows of T values, each with its channel's g_freq row added
+        x4 = np.ascontiguousarray(x)
+        g3 = np.ascontiguousarray(g_freq, dtype=x.dtype).reshape(shape[0], g_freq.shape[1], shape[3])
+    g4 = np.ascontiguousarray(g).reshape(x4.shape)
     mean = np.asarray(mean, np.float64)
     w, scale, shift = _scale_shift(weight, bias, mean, invstd, shape[1], x.dtype)
-    sum_g, sum_gx = norm.batch_norm_grad_sums_kernel(x3, g3, mean, invstd, scale, shift, bool(relu))
-    gx = np.empty_like(x3)
-    norm.batch_norm_backward_input_kernel(x3, g3, mean.astype(x.dtype), invstd.astype(x.dtype), w.astype(x.dtype),
+    sum_g, sum_gx = norm.batch_norm_grad_sums_kernel(x4, g4, g3, mean, invstd, scale, shift, bool(relu))
+    gx = np.empty_like(x4)
+    norm.batch_norm_backward_input_kernel(x4, g4, g3, mean.astype(x.dtype), invstd.astype(x.dtype), w.astype(x.dtype),
                                           scale, shift, sum_g, sum_gx, bool(training), bool(relu), gx)
     return gx.reshape(shape), sum_gx.astype(x.dtype), sum_g.astype(x.dtype)
+
+
+def _with_freq_broadcast(g, g_freq):
+    """g (N, C, F / S, T) plus g_freq (N, C // S, 1, T) broadcast over each channel's F bins."""
+    n, c, rows, t = g.shape
+    k = g_freq.shape[1]
+    return add_freq_broadcast(g.reshape(n, k, c // k * rows, t), g_freq).reshape(g.shape)
 
 
 def freq_norm_forward(x, lam, eps):
@@ -360,6 +381,17 @@ def freq_mean(x):
     x = np.ascontiguousarray(x)
     out = np.empty(x.shape[:2] + (1, x.shape[3]), x.dtype)
     norm.freq_mean_kernel(x, out)
+    return out
+
+
+def add_freq_broadcast(full, small):
+    """full (N, C, F, T) + small (N, C, 1, T) broadcast over F, as a new array (the autograd's
+    sum of a gradient and a frequency mean's gradient)."""
+    if (dispatch.single_path() == "reference" or full.dtype != small.dtype
+            or full.dtype not in (np.float32, np.float64)):
+        return norm.add_freq_broadcast_ref(full, small)
+    out = np.empty(full.shape, full.dtype)
+    norm.add_freq_broadcast_kernel(full, small, out)
     return out
 
 

@@ -64,15 +64,28 @@ def batch_norm_apply_kernel(x, scale, shift, relu, out):
                 out[n, c, l] = _affine(x[n, c, l], a, b)
 
 
-@njit(parallel=True, cache=True, fastmath=True)
-def batch_norm_grad_sums_kernel(x, g, mean, invstd, scale, shift, relu):
-    """Per channel: sum of g' and of g' * xhat, where g' = g masked by the forward's ReLU
-    (x * scale + shift > 0, recomputed from x: the output need not be read).
+# fastmath without "reassoc" where the second gradient is added: reassociating g + g_freq - mean
+# (hoisting g_freq - mean out of the row loop) would change the bits against the materialized sum
+_NO_REASSOC = {"nnan", "ninf", "nsz", "arcp", "contract", "afn"}
 
-    These are the gradients of the bias and weight, and the two reductions the input
-    gradient needs.
+
+@njit(parallel=True, cache=True, fastmath=True)
+def batch_norm_grad_sums_kernel(x, g, g_freq, mean, invstd, scale, shift, relu):
+    """Per channel: sum of g' and of g' * xhat, where g' = (g + g_freq) masked by the forward's
+    ReLU (x * scale + shift > 0, recomputed from x: the output need not be read)::
+
+        for c in parallel:
+            for n, r:
+                gadd = g_freq[n, c // S]                  # one row of T values
+                for t: g' = g[n, c, r, t] + gadd[t] ...   # then masked, and summed in float64
+
+    x and g are (N, C, R, T); g_freq (N, C / S, T) is a second gradient of the output, the same
+    for every row r of a channel (SubSpectralNorm: the frequency mean's gradient, S sub-bands
+    per channel), or zeros (N, 1, T) with S = C when there is none. The sums are the gradients
+    of the bias and weight, and the two reductions the input gradient needs.
     """
-    N, C, L = x.shape
+    N, C, R, T = x.shape
+    S = C // g_freq.shape[1]
     sum_g = np.empty(C, np.float64)
     sum_gx = np.empty(C, np.float64)
     for c in prange(C):
@@ -81,22 +94,33 @@ def batch_norm_grad_sums_kernel(x, g, mean, invstd, scale, shift, relu):
         a = 0.0
         b = 0.0
         for n in range(N):
-            for l in range(L):
-                gv = np.float64(g[n, c, l])
-                if relu and not (_affine(x[n, c, l], a32, b32) > 0):
-                    gv = 0.0
-                a += gv
-                b += gv * (np.float64(x[n, c, l]) - m) * s
+            gadd = g_freq[n, c // S]
+            for r in range(R):
+                xrow, grow = x[n, c, r], g[n, c, r]
+                for t in range(T):
+                    gv = np.float64(_add(grow[t], gadd[t]))
+                    if relu and not (_affine(xrow[t], a32, b32) > 0):
+                        gv = 0.0
+                    a += gv
+                    b += gv * (np.float64(xrow[t]) - m) * s
         sum_g[c] = a
         sum_gx[c] = b
     return sum_g, sum_gx
 
 
-@njit(parallel=True, cache=True, fastmath=True)
-def batch_norm_backward_input_kernel(x, g, mean, invstd, weight, scale, shift, sum_g, sum_gx, training, relu, gx):
-    """gx = w * invstd * (g' - [training] (sum_g + xhat * sum_gx) / M)."""
-    N, C, L = x.shape
-    M = N * L
+@njit(cache=True, fastmath=_NO_REASSOC)
+def _add(g, gadd):
+    """g + gadd in g's dtype, rounded as the materialized sum is (no reassociation with what follows)."""
+    return g + gadd
+
+
+@njit(parallel=True, cache=True, fastmath=_NO_REASSOC)
+def batch_norm_backward_input_kernel(x, g, g_freq, mean, invstd, weight, scale, shift, sum_g, sum_gx, training, relu,
+                                     gx):
+    """gx = w * invstd * (g' - [training] (sum_g + xhat * sum_gx) / M), layouts as the sums kernel's."""
+    N, C, R, T = x.shape
+    S = C // g_freq.shape[1]
+    M = N * R * T
     for nc in prange(N * C):
         n, c = nc // C, nc % C
         m, s = mean[c], invstd[c]
@@ -104,12 +128,15 @@ def batch_norm_backward_input_kernel(x, g, mean, invstd, weight, scale, shift, s
         k = weight[c] * s
         mg = sum_g[c] / M if training else 0.0
         mgx = sum_gx[c] / M if training else 0.0
-        for l in range(L):
-            gv = g[n, c, l]
-            if relu and not (_affine(x[n, c, l], a32, b32) > 0):
-                gv = 0
-            xhat = (x[n, c, l] - m) * s
-            gx[n, c, l] = k * (gv - mg - xhat * mgx)
+        gadd = g_freq[n, c // S]
+        for r in range(R):
+            xrow, grow, out = x[n, c, r], g[n, c, r], gx[n, c, r]
+            for t in range(T):
+                gv = _add(grow[t], gadd[t])
+                if relu and not (_affine(xrow[t], a32, b32) > 0):
+                    gv = 0
+                xhat = (xrow[t] - m) * s
+                out[t] = k * (gv - mg - xhat * mgx)
 
 
 def batch_norm_stats_ref(x):
@@ -282,6 +309,24 @@ def freq_mean_kernel(x, out):
 
 def freq_mean_ref(x):
     return x.mean(axis=2, keepdims=True)
+
+
+@njit(parallel=True, cache=True)
+def add_freq_broadcast_kernel(full, small, out):
+    """out[n, c, f, t] = full[n, c, f, t] + small[n, c, 0, t]: the adjoint of the frequency mean
+    (its gradient, broadcast over f) added to a gradient of the mean's input. The same bits as
+    NumPy's full + np.broadcast_to(small, full.shape), in one parallel pass."""
+    N, C, F, T = full.shape
+    for plane in prange(N * C):
+        n = plane // C
+        c = plane % C
+        for f in range(F):
+            for t in range(T):
+                out[n, c, f, t] = full[n, c, f, t] + small[n, c, 0, t]
+
+
+def add_freq_broadcast_ref(full, small):
+    return full + np.broadcast_to(small, full.shape)
 
 
 # ------------------------------------------------------- broadcast residual + ReLU

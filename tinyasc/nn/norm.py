@@ -56,13 +56,11 @@ class SubSpectralNorm(Module):
         self.register_buffer("running_var", np.ones(size, np.float32))
 
     def forward(self, x):
-        n, c, f, t = x.shape
-        if f % self.subbands:
-            raise ValueError(f"SubSpectralNorm: {f} frequency bins are not divisible by {self.subbands} sub-bands")
-        y = x.reshape(n, c * self.subbands, f // self.subbands, t)
-        y = F.batch_norm(y, self.running_mean, self.running_var, self.weight, self.bias,
-                         training=self.training, momentum=self.momentum, eps=self.eps)
-        return y.reshape(n, c, f, t)
+        if x.ndim == 4 and x.shape[2] % self.subbands:
+            raise ValueError(f"SubSpectralNorm: {x.shape[2]} frequency bins are not divisible by "
+                             f"{self.subbands} sub-bands")
+        return F.sub_spectral_norm(x, self.subbands, self.running_mean, self.running_var, self.weight, self.bias,
+                                   training=self.training, momentum=self.momentum, eps=self.eps)
 
     def extra_repr(self):
         return f"{self.num_features}, subbands={self.subbands}"

@@ -154,6 +154,7 @@ def cases():
     yield "nn.BatchNorm2d", lambda g: _module_case(nn.BatchNorm2d(3), leaf(g.standard_normal((4, 3, 2, 3))))
     yield "nn.SubSpectralNorm (4 sub-bands)", lambda g: _module_case(nn.SubSpectralNorm(2, 4), leaf(g.standard_normal((3, 2, 8, 3))))
     yield "nn.SubSpectralNorm (16 sub-bands)", lambda g: _module_case(nn.SubSpectralNorm(2, 16), leaf(g.standard_normal((2, 2, 32, 3))))
+    yield "nn.SubSpectralNorm and its frequency mean (as x2 in a BC-ResBlock)", _ssn_and_its_mean
     yield "nn.FreqIN", lambda g: _module_case(nn.FreqIN(), leaf(g.standard_normal((2, 3, 4, 5))))
     yield "nn.ResNorm", lambda g: _module_case(nn.ResNorm(lam=0.1), leaf(g.standard_normal((2, 3, 4, 5))))
     yield "nn.GlobalFreqNorm", lambda g: _module_case(nn.GlobalFreqNorm(4), leaf(g.standard_normal((2, 1, 4, 5))))
@@ -185,6 +186,19 @@ def _translator_case(module, *xs):
         return module(*args[:len(xs)], target)
 
     return fn, list(xs) + params
+
+
+def _ssn_and_its_mean(g):
+    """SubSpectralNorm's output used whole and through its frequency mean, as a BC-ResBlock uses
+    x2: the mean's gradient reaches the op unsummed (Tensor.backward's frequency-broadcast part)."""
+    fn, inputs = _module_case(nn.SubSpectralNorm(2, 4), leaf(g.standard_normal((3, 2, 8, 3))))
+    weight = Tensor(g.standard_normal((3, 2, 8, 3)))
+
+    def both(*args):
+        y = fn(*args)
+        return y * weight + F.silu(y.mean(dim=2, keepdim=True))
+
+    return both, inputs
 
 
 def _module_case_seeded(module, x):
