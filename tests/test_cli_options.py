@@ -120,3 +120,29 @@ def test_an_option_outside_the_checks_is_a_one_line_error(tmp_path):
     result = CliRunner().invoke(main, ["train", "--momentum", "1.5", "--out", str(tmp_path / "run")])
     assert result.exit_code == 1 and result.output.startswith("error: ") and result.output.count("\n") == 1
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("args, needle, helps", [
+    (["train", "--epochz", "2"], "No such option '--epochz'", "tinyasc train --help"),
+    (["trian"], "No such command 'trian'", "tinyasc --help"),
+    (["train", "--epochs", "two"], "Invalid value for '--epochs': 'two' is not an integer", "tinyasc train --help"),
+    (["train", "--norm", "bn"], "Invalid value for '--norm': 'bn' is not one of", "tinyasc train --help"),
+    (["synth"], "Missing option '--out'", "tinyasc synth --help"),
+    (["evaluate"], "Missing argument 'RUN'", "tinyasc evaluate --help"),
+])
+def test_click_usage_errors_are_one_line(args, needle, helps):
+    """click prints a usage error as three lines (usage, hint, error); tinyasc as one `error:` line
+    naming the option or value and the help to read, exit code 2 (click's), no traceback."""
+    result = CliRunner().invoke(main, args, prog_name="tinyasc")
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output, result.output
+    assert needle in lines[0] and f"see '{helps}'" in lines[0]
+
+
+def test_help_version_and_a_bare_command_keep_clicks_output():
+    for args in (["--help"], ["train", "--help"], ["--version"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0 and "error" not in result.output.lower()[:20], result.output
+    bare = CliRunner().invoke(main, [])
+    assert bare.exit_code == 2 and bare.output.startswith("Usage: ")

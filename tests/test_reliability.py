@@ -9,6 +9,7 @@ import fcntl
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -414,6 +415,7 @@ def test_a_full_disk_stops_the_feature_cache_before_it_writes(env, tmp_path, mon
     with pytest.raises(DataError, match="no space left for the feature cache") as caught:
         cache.load_features(dataset, cache_dir=tmp_path / "features", progress=False)
     assert str(tmp_path / "features") in str(caught.value)
+    assert re.search(r"\(\d[\d,]*\.\d MB\)", str(caught.value)) and "(0.0 MB)" not in str(caught.value)
     assert [p.name for p in (tmp_path / "features").iterdir() if not p.name.endswith(".lock")] == []
 
 
@@ -1063,6 +1065,35 @@ def test_figures_out_problems_are_found_before_any_work(tmp_path):
     one_line_error(CliRunner().invoke(main, ["figures", "--experiment", str(experiment), "--out",
                                              str(tmp_path / "figs")]), "table2_curves.png there is a folder")
     assert [p.name for p in (tmp_path / "figs").iterdir()] == ["table2_curves.png"]
+
+
+def test_evaluate_names_a_relative_dataset_path_from_config_json(env, tmp_path, monkeypatch):
+    """A run trained with `--data D` from its home folder, evaluated from elsewhere: the error says
+    the path came from config.json and is relative, and what to do; from the right folder, or with
+    --data, it evaluates."""
+    home = env[0]
+    run = copy_run(env[2], tmp_path / "R")
+    config = json.loads((run / "config.json").read_text())
+    config["data"] = "D"  # as `tinyasc train --data D` run in the home folder saves it
+    (run / "config.json").write_text(json.dumps(config))
+    monkeypatch.chdir(tmp_path)
+    one_line_error(CliRunner().invoke(main, ["evaluate", str(run), "--quiet"]),
+                   "config.json names the dataset 'D', a path relative to the folder the run was trained in",
+                   "pass --data")
+    monkeypatch.chdir(home)
+    assert CliRunner().invoke(main, ["evaluate", str(run), "--quiet"]).exit_code == 0
+
+
+@pytest.mark.parametrize("args, needle", [(["--data", "somewhere"], "--data: only used with --spectra"),
+                                          (["--lam", "0.5", "--preset", "tiny"], "--preset, --lam: only used with"),
+                                          (["--lam", "0.1"], "--lam: only used with --spectra")])
+def test_figures_options_of_the_spectra_are_refused_without_spectra(tmp_path, args, needle):
+    """--data, --preset and --lam shape only the spectra figure: without --spectra they were silently
+    unused; now they are refused (even at their default value, when typed) before any work."""
+    experiment = _experiment_folder(tmp_path / "exp")
+    one_line_error(CliRunner().invoke(main, ["figures", "--experiment", str(experiment), "--out",
+                                             str(tmp_path / "figs"), *args]), needle)
+    assert not (tmp_path / "figs").exists()
 
 
 def test_figures_failing_to_write_name_the_figure_and_leave_no_folders(tmp_path, monkeypatch):

@@ -122,7 +122,33 @@ def config_options(config_class):
     return decorate
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Commands(click.Group):
+    """click's command group, with click's own errors (an unknown option, a bad value, a missing
+    argument) reported as the commands report theirs: one `error:` line, exit code 2."""
+
+    def main(self, *args, standalone_mode=True, **kwargs):
+        if not standalone_mode:  # a caller that handles click's exceptions itself
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `tinyasc`: the help, as click shows it
+                exc.show()
+                sys.exit(exc.exit_code)
+            command = exc.ctx.command_path if exc.ctx is not None else "tinyasc"
+            message = exc.format_message().rstrip(".")
+            click.echo(one_line(f"error: {message}; see '{command} --help'"), err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(one_line(f"error: {exc.format_message()}"), err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:  # Ctrl-C before a command started
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        sys.exit(result if isinstance(result, int) else 0)  # --help and --version give their exit code
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tinyasc")
 def main():
     """tinyasc: Residual Normalization for device-imbalanced acoustic scene classification,
@@ -560,6 +586,12 @@ def figures(experiment, translator, spectra, data, preset, lam, out_dir):
     device spectra."""
     from tinyasc.figures import make_figures
 
+    ctx = click.get_current_context()
+    given = [f"--{name}" for name in ("data", "preset", "lam")
+             if ctx.get_parameter_source(name) not in (None, click.ParameterSource.DEFAULT)]
+    if given and not spectra:  # they only shape the spectra figure: never silently unused
+        raise TinyAscError(f"{', '.join(given)}: only used with --spectra; add --spectra or leave "
+                           f"{'it' if len(given) == 1 else 'them'} out")
     spectra_config = TrainConfig(data=data, preset=preset, lam=lam).validate() if spectra else None
     make_figures(experiment, out_dir, translator=translator, spectra=spectra_config, log=click.echo)
 

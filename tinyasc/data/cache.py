@@ -263,7 +263,7 @@ def _build(dataset, frontend, key, npy_path, json_path, workers, progress):
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise DataError(f"{npy_path}: no space left for the feature cache "
-                                f"({np.prod(shape) * 4 / 1e9:.2f} GB); free space or set "
+                                f"({_megabytes(np.prod(shape) * 4)}); free space or set "
                                 "TINYASC_HOME to a folder on another disk") from None
             raise
     meta = {"cache_version": CACHE_VERSION, "key": key, "frontend": frontend.as_dict(),
@@ -277,3 +277,8 @@ def _build(dataset, frontend, key, npy_path, json_path, workers, progress):
     x = np.load(npy_path, mmap_mode="r", allow_pickle=False)
     index = {f: i for i, f in enumerate(filenames)}
     return FeatureSet(x, tuple(filenames), index, npy_path, meta["frontend"])
+
+
+def _megabytes(n_bytes):
+    """A size for a message: '4.4 MB', '1,431 MB' (never '0.00 GB' for a small cache)."""
+    return f"{n_bytes / 1e6:,.1f} MB" if n_bytes < 1e8 else f"{n_bytes / 1e6:,.0f} MB"

@@ -17,6 +17,12 @@ def evaluate_run(run, data=None, log=print, progress=True):
     if data is not None:
         config.data = data
         config.validate()
+    elif config.data is not None and not Path(config.data).expanduser().is_absolute() \
+            and not Path(config.data).expanduser().is_dir():
+        # config.json keeps --data as it was typed: relative to the folder training ran in
+        raise DataError(f"{run}: its config.json names the dataset {config.data!r}, a path relative to the "
+                        f"folder the run was trained in, not found from {Path.cwd()}; run from that folder "
+                        "or pass --data")
     training_data = TrainingData.load(config, log=log, progress=progress)
     check_frames(training_data.features.shape[-1], config.arch, f"the clips of {training_data.dataset.root}")
     rows, labels = training_data.rows("test"), training_data.labels("test")
