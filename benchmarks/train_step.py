@@ -84,7 +84,8 @@ def _call_cost(record):
         return 0, F32 * (3 * _size(grad) + _size(produced[0]))
     if op in ("Mean", "Sum", "Reshape", "BroadcastTo"):  # a view or a tiny array
         return 0, F32 * (_size(grad) + (sum(_size(s) for s in produced) if op == "Sum" else 0))
-    reads_input = op in ("BatchNorm", "FreqNorm", "SiLU", "Sigmoid", "Tanh",
+    # (SubSpectralNorm's second gradient, the frequency mean's, is 1/F of the map and not counted)
+    reads_input = op in ("BatchNorm", "SubSpectralNorm", "FreqNorm", "SiLU", "Sigmoid", "Tanh",
                          "Mul", "Div")
     elements = _size(grad) + sum(_size(s) for s in produced) + (_size(ins[1]) if reads_input else 0)
     return 0, F32 * elements

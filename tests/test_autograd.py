@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinyasc as ta
@@ -394,8 +394,8 @@ def test_a_frequency_mean_gradient_reaches_sub_spectral_norm_unsummed(monkeypatc
             ssn.double()
         inp = Tensor(x, requires_grad=True)
         x2 = ssn(inp)
-        # the residual's gradient, then the f1 branch's through the mean, then a second mean
-        (x2 * w + x2.mean(dim=2, keepdim=True) * v + x2.mean(dim=2, keepdim=True).exp()).sum().backward()
+        # the residual's gradient, then the f1 branch's through the mean
+        (x2 * w + (x2.mean(dim=2, keepdim=True) * v).exp()).sum().backward()
         return inp.grad, ssn.weight.grad, ssn.bias.grad
 
     fused = gradients()
@@ -405,6 +405,36 @@ def test_a_frequency_mean_gradient_reaches_sub_spectral_norm_unsummed(monkeypatc
     for a, b in zip(fused, summed):
         assert a.dtype == b.dtype
         np.testing.assert_array_equal(a, b)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.sampled_from([np.float32, np.float64])), min_size=1, max_size=5),
+       st.integers(0, 2**31))
+def test_gradient_sums_have_the_bits_of_adding_one_by_one(kinds, seed):
+    """Whatever mix of full-size gradients and frequency broadcasts reaches a node, in any order and
+    dtype, its sum is the left-to-right NumPy sum to the bit; the put-off sum is offered to a fused
+    backward only as one full gradient plus one broadcast of the same dtype."""
+    from tinyasc.autograd.tensor import _GradSum
+
+    rng = np.random.default_rng(seed)
+    shape = (2, 3, 4, 5)
+    grads = [np.broadcast_to(rng.standard_normal((2, 3, 1, 5)).astype(dtype), shape) if broadcast
+             else rng.standard_normal(shape).astype(dtype) for broadcast, dtype in kinds]
+    total = _GradSum()
+    for g in grads:
+        total.add(g)
+    expected = grads[0]
+    for g in grads[1:]:
+        expected = expected + g
+    got = np.asarray(total.value())
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)
+    parts = total.fused()
+    if parts is not None:  # what a fused backward adds as it reads: the same bits
+        assert parts[0].shape == shape and parts[1].shape == (2, 3, 1, 5) and parts[0].dtype == parts[1].dtype
+        np.testing.assert_array_equal(parts[0] + parts[1], expected)
+    if len(kinds) == 2 and kinds[0][0] != kinds[1][0] and kinds[0][1] == kinds[1][1]:
+        assert parts is not None  # a BC-ResBlock's x2: the residual's gradient and the mean's
 
 
 def test_a_gradient_that_is_only_a_frequency_broadcast_stays_a_broadcast():

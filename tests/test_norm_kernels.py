@@ -137,3 +137,36 @@ def test_add_freq_broadcast_equals_numpy_to_the_bit(shape, dtype, seed, strided)
     out = K.add_freq_broadcast(full, small)
     assert out.dtype == dtype and out.flags.c_contiguous
     np.testing.assert_array_equal(out, full + np.broadcast_to(small, shape))
+
+
+@pytest.mark.parametrize("g_dtype, freq_dtype", [(np.float64, np.float32), (np.float32, np.float64)])
+def test_a_frequency_broadcast_gradient_of_another_dtype_is_added_as_numpy_would(g_dtype, freq_dtype):
+    """A float32 map whose two gradients differ in dtype: the sum is made in the promoted dtype
+    (float64), as NumPy's g + g_freq would be, not rounded to the map's float32 first."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 8, 3, 5)).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(g_dtype)
+    g_freq = rng.standard_normal((2, 2, 1, 5)).astype(freq_dtype)
+    w, b = rng.uniform(0.5, 2, 8), rng.standard_normal(8)
+    mean, var = NK.batch_norm_stats_kernel(np.ascontiguousarray(x.reshape(2, 8, -1)))
+    _, invstd = K.batch_norm_forward(x, w, b, mean, var, 1e-5, False)
+    summed = (g.reshape(2, 2, 12, 5) + g_freq).reshape(x.shape)
+    assert summed.dtype == np.float64
+    got = K.batch_norm_backward(x, g, mean, invstd, w, b, True, False, g_freq)
+    want = K.batch_norm_backward(x, summed, mean, invstd, w, b, True, False, np.zeros((2, 2, 1, 5)))
+    for a, e in zip(got, want):
+        np.testing.assert_array_equal(a, e)
+
+
+def test_sub_spectral_norm_refuses_a_bad_number_of_sub_bands():
+    import tinyasc as ta
+    from tinyasc import functional as F
+
+    x = ta.Tensor(np.zeros((2, 3, 8, 5), np.float32))
+    stats = (np.zeros(0, np.float32), np.ones(0, np.float32))
+    for subbands in (0, -4, 2.5):
+        with pytest.raises(ValueError, match="positive whole number of sub-bands"):
+            F.sub_spectral_norm(x, subbands, *stats, training=True)
+    with pytest.raises(ValueError, match="does not fit"):
+        K.batch_norm_backward(np.zeros((2, 8, 3, 5), np.float32), np.zeros((2, 8, 3, 5), np.float32),
+                              np.zeros(8), np.ones(8), None, None, True, False, np.zeros((2, 0, 1, 5), np.float32))

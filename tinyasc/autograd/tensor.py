@@ -130,11 +130,12 @@ class Tensor:
                 continue
             fn = node.grad_fn
             if fn is None:
-                g = total.value().astype(node.dtype, copy=True)
+                g = np.array(total.value(), dtype=node.dtype, order="C")  # a copy the leaf owns
                 node.grad = g if node.grad is None else node.grad + g
                 continue
-            if getattr(fn, "accepts_freq_broadcast_grad", False) and total.full is not None:
-                g, call = total.full, lambda g: fn.backward(g, total.freq)
+            parts = total.fused() if getattr(fn, "accepts_freq_broadcast_grad", False) else None
+            if parts is not None:
+                g, call = parts[0], lambda g: fn.backward(g, parts[1])
             else:
                 g, call = total.value(), fn.backward
             if function_module._profile is None:
@@ -329,13 +330,14 @@ class Tensor:
 
 
 class _GradSum:
-    """The gradients that reached one tensor so far, summed as they arrive.
+    """The gradients that reached one tensor so far, summed in the order they arrive.
 
-    One kind is kept apart: a broadcast over axis 2 of an N x C x F x T tensor (the gradient
-    of a frequency mean, as every BC-ResBlock takes of its x2) is summed at its N x C x 1 x T
-    size in `freq`. `value()` adds it to the full-size part in one parallel pass; an op whose
-    backward reads it as it goes (`accepts_freq_broadcast_grad`, SubSpectralNorm) gets the two
-    parts and the full-size sum is never made.
+    One sum is put off: a full-size gradient and a broadcast over axis 2 of an N x C x F x T
+    tensor (the gradient of a frequency mean, as every BC-ResBlock takes of its x2), kept at its
+    N x C x 1 x T size in `freq`. `value()` makes the sum in one parallel pass; an op whose
+    backward reads the two as it goes (`accepts_freq_broadcast_grad`, SubSpectralNorm) gets them
+    apart, and the full-size sum is never made. A third gradient makes the sum first, so every
+    sum has the bits of adding the gradients one by one.
     """
 
     def __init__(self, grad=None):
@@ -344,11 +346,22 @@ class _GradSum:
             self.add(grad)
 
     def add(self, grad):
-        if grad.ndim == 4 and grad.shape[2] > 1 and grad.strides[2] == 0:
+        broadcast = grad.ndim == 4 and grad.shape[2] > 1 and grad.strides[2] == 0
+        if broadcast and self.full is None:  # broadcasts alone sum at their small size, same bits
             part, self.freq_shape = grad[:, :, :1, :], grad.shape
             self.freq = part if self.freq is None else self.freq + part
-        else:
+        elif self.freq is not None and self.full is not None:  # a third gradient
+            self.full, self.freq = self.value() + grad, None
+        elif broadcast:  # full, then a broadcast: the sum is put off
+            self.freq, self.freq_shape = grad[:, :, :1, :], grad.shape
+        else:  # the first full-size gradient (also after broadcasts: the sum is put off), or another
             self.full = grad if self.full is None else self.full + grad
+
+    def fused(self):
+        """(full, freq) when the sum is a full-size gradient plus a broadcast of the same dtype."""
+        if self.full is None or self.freq is None or self.full.dtype != self.freq.dtype:
+            return None
+        return self.full, self.freq
 
     def value(self):
         if self.freq is None:

@@ -100,6 +100,8 @@ class SubSpectralNormFunction(BatchNormFunction):
 def sub_spectral_norm(input, subbands, running_mean, running_var, weight=None, bias=None, training=False,
                       momentum=0.1, eps=1e-5):
     """Batch norm over `subbands` frequency sub-bands of N x C x F x T (module: nn.SubSpectralNorm)."""
+    if not isinstance(subbands, (int, np.integer)) or subbands < 1:
+        raise ValueError(f"SubSpectralNorm needs a positive whole number of sub-bands, got {subbands!r}")
     if input.ndim != 4 or input.shape[2] % subbands:
         raise ValueError(f"SubSpectralNorm needs N x C x F x T input with F divisible by {subbands} sub-bands, "
                          f"got shape {input.shape}")

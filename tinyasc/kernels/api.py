@@ -319,10 +319,13 @@ def batch_norm_backward(x, g, mean, invstd, weight, bias, training, relu, g_freq
     gradient of the output, broadcast over its frequency axis, added to g inside both passes
     (the same numbers as adding it first, without writing the sum out).
     """
-    if g_freq is not None and (x.ndim != 4 or g_freq.ndim != 4 or g_freq.shape[2] != 1
+    if g_freq is not None and (x.ndim != 4 or g_freq.ndim != 4 or g_freq.shape[2] != 1 or g_freq.shape[1] < 1
                                or x.shape[1] % g_freq.shape[1] or g_freq.shape[0] != x.shape[0]
                                or g_freq.shape[3] != x.shape[3]):
         raise ValueError(f"a frequency-broadcast gradient of shape {g_freq.shape} does not fit input {x.shape}")
+    if g_freq is not None and g_freq.dtype != g.dtype:  # summed in the dtype the sum would have
+        dtype = np.result_type(g, g_freq)
+        g, g_freq = g.astype(dtype, copy=False), g_freq.astype(dtype, copy=False)
     if dispatch.single_path() == "reference":
         if g_freq is not None:
             g = _with_freq_broadcast(g, g_freq)
@@ -330,10 +333,10 @@ def batch_norm_backward(x, g, mean, invstd, weight, bias, training, relu, g_freq
     shape = x.shape
     if g_freq is None:  # the kernels see one row of H*W values per channel, and a zero second gradient
         x4 = np.ascontiguousarray(x).reshape(shape[0], shape[1], 1, -1)
-        g3 = np.zeros((shape[0], 1, x4.shape[3]), x.dtype)
+        g3 = np.zeros((shape[0], 1, x4.shape[3]), g.dtype)
     else:  # rows of T values, each with its channel's g_freq row added
         x4 = np.ascontiguousarray(x)
-        g3 = np.ascontiguousarray(g_freq, dtype=x.dtype).reshape(shape[0], g_freq.shape[1], shape[3])
+        g3 = np.ascontiguousarray(g_freq).reshape(shape[0], g_freq.shape[1], shape[3])
     g4 = np.ascontiguousarray(g).reshape(x4.shape)
     mean = np.asarray(mean, np.float64)
     w, scale, shift = _scale_shift(weight, bias, mean, invstd, shape[1], x.dtype)
