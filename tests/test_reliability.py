@@ -451,6 +451,28 @@ def test_evaluate_writes_both_files_or_neither(env, tmp_path, monkeypatch):
     assert [p for p in os.listdir(mine) if ".tmp" in p] == []
 
 
+def test_evaluate_out_writes_elsewhere_and_checks_first(env, tmp_path, monkeypatch):
+    """evaluate --out DIR: the two CSVs go to DIR (made with its parents), not into the run; a DIR
+    that cannot be written is refused before any work, and one whose files fail to write is
+    removed again; an empty --out is refused."""
+    run = copy_run(env[2], tmp_path / "run")
+    before = sorted(p.name for p in run.iterdir())
+    result = CliRunner().invoke(main, ["evaluate", str(run), "--out", str(tmp_path / "a" / "b"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "a" / "b").iterdir()) == ["eval_classes.csv", "eval_device_table.csv"]
+    assert sorted(p.name for p in run.iterdir()) == before and "per-class accuracy" in result.output
+
+    (tmp_path / "file").write_text("")
+    one_line_error(CliRunner().invoke(main, ["evaluate", str(run), "--out", str(tmp_path / "file" / "x")]),
+                   "cannot write")
+    one_line_error(CliRunner().invoke(main, ["evaluate", str(run), "--out", " "]), "--out is empty")
+
+    monkeypatch.setattr(os, "fsync", _enospc)
+    one_line_error(CliRunner().invoke(main, ["evaluate", str(run), "--out", str(tmp_path / "c" / "d"), "--quiet"]),
+                   "eval_", "no space left")
+    assert not (tmp_path / "c").exists()
+
+
 # ------------------------------------------------------------------------ 7. leftovers
 
 def test_stale_synth_temporaries_are_removed_on_the_next_start(tmp_path):

@@ -305,13 +305,18 @@ def compress(runs, prune, bits, per_channel, teacher, epochs, lr, out_dir, quiet
 @main.command()
 @click.argument("run", type=click.Path())
 @config_option(TrainConfig, "data", help="Dataset root. Default: the run's own dataset.")
+@click.option("--out", "out_dir", type=click.Path(), default=None,
+              help="Folder for eval_device_table.csv and eval_classes.csv. Default: the run folder (for a "
+                   "model file, its folder, the names prefixed with the file's).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
-def evaluate(run, data, quiet):
+def evaluate(run, data, out_dir, quiet):
     """Per-device accuracy and log loss (Table 2 form), per-class accuracy, confusion matrix."""
     from tinyasc.train.inference import evaluate_run
 
-    text = evaluate_run(run, data=data, log=click.echo, progress=not quiet)
+    if out_dir is not None and not out_dir.strip():
+        raise TinyAscError("--out is empty; name the folder for the CSV files, or leave --out out")
+    text = evaluate_run(run, data=data, log=click.echo, progress=not quiet, out=out_dir)
     click.echo(text)
 
 

@@ -1,4 +1,5 @@
 """Using a trained run: evaluate it on a dataset, or predict scenes for audio files."""
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -8,11 +9,20 @@ from tinyasc.errors import DataError, TinyAscError
 from tinyasc.checks import check_frames
 from tinyasc.train import evaluate
 from tinyasc.data.training import TrainingData
-from tinyasc.fileio import WriteError, atomic_write_text, atomic_write_texts, progressbar
+from tinyasc.fileio import (WriteError, atomic_write_text, atomic_write_texts, check_writable, first_missing_folder,
+                            progressbar)
 from tinyasc.train.classifier import load_run
 
 
-def evaluate_run(run, data=None, log=print, progress=True):
+def evaluate_run(run, data=None, log=print, progress=True, out=None):
+    """Evaluate a run (or a compressed model file) on the test split of its own dataset or `data`;
+    writes eval_device_table.csv and eval_classes.csv beside the model, or into the folder `out`
+    (made if needed, and removed again if the files cannot be written). Returns the printed text."""
+    run = Path(run)
+    out_dir, prefix = (run.parent, f"{run.stem}_") if run.is_file() else (run, "")
+    if out is not None:
+        out_dir = Path(out)
+        check_writable(out_dir / f"{prefix}eval_device_table.csv")  # before any work; nothing is made yet
     config, model = load_run(run)
     if data is not None:
         config.data = data
@@ -30,15 +40,16 @@ def evaluate_run(run, data=None, log=print, progress=True):
     table = evaluate.device_metrics(probs, labels, training_data.devices("test"))
     per_class = evaluate.class_accuracy(probs, labels)
     matrix = evaluate.confusion_matrix(probs, labels)
-    run = Path(run)
-    out_dir, prefix = (run.parent, f"{run.stem}_") if run.is_file() else (run, "")
     text = "\n".join([evaluate.format_device_table(table, f"Test split of {training_data.dataset.root}"), "",
                       "per-class accuracy (%)", evaluate.format_class_table(per_class), "",
                       "confusion matrix (rows: true, columns: predicted)", str(matrix)])
+    made = first_missing_folder(out_dir)
     try:
         atomic_write_texts({out_dir / f"{prefix}eval_device_table.csv": evaluate.device_table_csv(table),
                             out_dir / f"{prefix}eval_classes.csv": evaluate.class_csv(per_class, matrix)})
-    except WriteError:  # a read-only or full run folder: the result is shown all the same
+    except WriteError:  # a read-only or full folder: the result is shown all the same
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
         log(text)
         raise
     return text
