@@ -20,7 +20,8 @@ import shutil
 from pathlib import Path
 
 from tinyasc.errors import TinyAscError
-from tinyasc.fileio import WriteError, first_missing_folder, read_csv, remove_stale_temporaries, temporary_path
+from tinyasc.fileio import (WriteError, first_missing_folder, read_csv, remove_empty_folders, remove_stale_temporaries,
+                            temporary_path)
 from tinyasc.run import plots
 from tinyasc.train.evaluate import DEVICE_COLUMNS
 
@@ -201,21 +202,10 @@ def _draw_into(out, drawings, log):
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         if made is not None:
-            _remove_empty_folders(out, made)
+            remove_empty_folders(out, made)
         raise
     staging.rmdir()
     for path in written:
         log(f"wrote {path}")
     return written
 
-
-def _remove_empty_folders(folder, top):
-    """Remove `folder` and its parents up to `top` while they are empty."""
-    while True:
-        try:
-            folder.rmdir()
-        except OSError:  # not empty (or gone): what is left stays
-            return
-        if folder == top:
-            return
-        folder = folder.parent

@@ -161,6 +161,20 @@ def first_missing_folder(folder):
     return folder
 
 
+def remove_empty_folders(folder, top):
+    """Remove `folder` and its parents up to `top` while they are empty (the folders a failed
+    command made for its output, from first_missing_folder)."""
+    folder = Path(folder)
+    while True:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or gone): what is left stays
+            return
+        if folder == top:
+            return
+        folder = folder.parent
+
+
 def check_writable(path):
     """Fail now, not after minutes of work, if the file `path` could not be written: it must not
     be a folder, and the nearest folder of its path that exists must be one this process may

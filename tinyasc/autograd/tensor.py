@@ -346,15 +346,12 @@ class _GradSum:
             self.add(grad)
 
     def add(self, grad):
-        broadcast = grad.ndim == 4 and grad.shape[2] > 1 and grad.strides[2] == 0
-        if broadcast and self.full is None:  # broadcasts alone sum at their small size, same bits
+        if self.full is not None and self.freq is not None:  # a third gradient: the put-off sum first
+            self.full, self.freq = self.value() + grad, None
+        elif grad.ndim == 4 and grad.shape[2] > 1 and grad.strides[2] == 0:  # kept (and summed) small
             part, self.freq_shape = grad[:, :, :1, :], grad.shape
             self.freq = part if self.freq is None else self.freq + part
-        elif self.freq is not None and self.full is not None:  # a third gradient
-            self.full, self.freq = self.value() + grad, None
-        elif broadcast:  # full, then a broadcast: the sum is put off
-            self.freq, self.freq_shape = grad[:, :, :1, :], grad.shape
-        else:  # the first full-size gradient (also after broadcasts: the sum is put off), or another
+        else:  # full-size: after broadcasts alone the sum is put off, as after a full one
             self.full = grad if self.full is None else self.full + grad
 
     def fused(self):

@@ -56,9 +56,6 @@ class SubSpectralNorm(Module):
         self.register_buffer("running_var", np.ones(size, np.float32))
 
     def forward(self, x):
-        if x.ndim == 4 and x.shape[2] % self.subbands:
-            raise ValueError(f"SubSpectralNorm: {x.shape[2]} frequency bins are not divisible by "
-                             f"{self.subbands} sub-bands")
         return F.sub_spectral_norm(x, self.subbands, self.running_mean, self.running_var, self.weight, self.bias,
                                    training=self.training, momentum=self.momentum, eps=self.eps)
 

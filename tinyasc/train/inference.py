@@ -1,5 +1,4 @@
 """Using a trained run: evaluate it on a dataset, or predict scenes for audio files."""
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,7 @@ from tinyasc.checks import check_frames
 from tinyasc.train import evaluate
 from tinyasc.data.training import TrainingData
 from tinyasc.fileio import (WriteError, atomic_write_text, atomic_write_texts, check_writable, first_missing_folder,
-                            progressbar)
+                            progressbar, remove_empty_folders)
 from tinyasc.train.classifier import load_run
 
 
@@ -49,7 +48,7 @@ def evaluate_run(run, data=None, log=print, progress=True, out=None):
                             out_dir / f"{prefix}eval_classes.csv": evaluate.class_csv(per_class, matrix)})
     except WriteError:  # a read-only or full folder: the result is shown all the same
         if made is not None:
-            shutil.rmtree(made, ignore_errors=True)
+            remove_empty_folders(out_dir, made)
         log(text)
         raise
     return text
