@@ -548,3 +548,23 @@ def test_a_training_step_has_the_same_bits_on_one_and_two_threads():
         assert out.returncode == 0, out.stderr[-2000:]
         digests.append(out.stdout.strip().splitlines()[-1])
     assert digests[0] == digests[1]
+
+
+def test_the_norm_benchmark_times_the_same_computation_in_all_three():
+    """`tinyasc bench --what kernels` sets each norm kernel against its reference and PyTorch's
+    ops: the three must compute the same thing, or the table compares unlike work."""
+    torch, _ = _torch()
+    from benchmarks.kernels import _norm_cases, _norm_ops
+
+    rng = np.random.default_rng(0)
+    seen = set()
+    for layer, family, shape in _norm_cases(c=2, batch=2):
+        for op, (fn, ref, torch_fn, elements, passes) in _norm_ops(family, shape, rng, torch).items():
+            ours, want, theirs = (r if isinstance(r, tuple) else (r,) for r in (fn(), ref(), torch_fn()))
+            assert len(ours) == len(want) == len(theirs), (layer, op)
+            for a, r, t in zip(ours, want, theirs):
+                scale = np.abs(r).max()
+                np.testing.assert_allclose(a, r, rtol=0, atol=1e-5 * scale, err_msg=f"{layer} {op}")
+                np.testing.assert_allclose(a, t.numpy(), rtol=0, atol=1e-5 * scale, err_msg=f"{layer} {op} torch")
+            seen.add((family, op))
+    assert {op for _, op in seen} == {"forward", "backward"} and len(seen) == 9
