@@ -2,6 +2,8 @@
 
 - `benchmarks.kernels`: each Numba kernel at the layer shapes of BC-ResNet-Mod (paper Table 1),
   against its NumPy reference, PyTorch and this machine's roofline; JIT compile times.
+  `benchmarks.norms` holds its cases of the memory-bound ops (batch norm, SubSpectralNorm, ResNorm,
+  the residual + ReLU).
 - `benchmarks.train_step`: one whole training step, tinyasc and PyTorch alternating, with the
   per-op breakdown of tinyasc's step.
 - `benchmarks.torch_reference`: BC-ResNet-Mod in PyTorch, the side-by-side reference (the

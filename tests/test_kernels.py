@@ -554,12 +554,12 @@ def test_the_norm_benchmark_times_the_same_computation_in_all_three():
     """`tinyasc bench --what kernels` sets each norm kernel against its reference and PyTorch's
     ops: the three must compute the same thing, or the table compares unlike work."""
     torch, _ = _torch()
-    from benchmarks.kernels import _norm_cases, _norm_ops
+    from benchmarks.norms import norm_cases, norm_ops
 
     rng = np.random.default_rng(0)
     seen = set()
-    for layer, family, shape in _norm_cases(c=2, batch=2):
-        for op, (fn, ref, torch_fn, elements, passes) in _norm_ops(family, shape, rng, torch).items():
+    for layer, family, shape in norm_cases(c=2, batch=2):
+        for op, (fn, ref, torch_fn, elements, passes) in norm_ops(family, shape, rng, torch).items():
             ours, want, theirs = (r if isinstance(r, tuple) else (r,) for r in (fn(), ref(), torch_fn()))
             assert len(ours) == len(want) == len(theirs), (layer, op)
             for a, r, t in zip(ours, want, theirs):
