@@ -403,14 +403,45 @@ def link_problems(page, lines):
                     continue
                 # [`name`](file#Lm-Ln): the lines must still hold that name (they drift as the file changes)
                 for name, named_target in NAMED_LINK.findall(line):
-                    if named_target == target and not re.search(
-                            rf"\b{re.escape(name.split('.')[-1])}\b", "\n".join(source[first - 1:last])):
+                    if named_target != target:
+                        continue
+                    short = re.escape(name.split('.')[-1])
+                    if not re.search(rf"\b{short}\b", "\n".join(source[first - 1:last])):
                         problems.append(f"{where}: `{name}` is not in lines {first}-{last} of {path.name}")
+                        continue
+                    # a function or class of that file: the lines must start inside it, not at a mention
+                    spans = definition_spans(source, name.split('.')[-1])
+                    if spans and not any(start <= first <= end for start, end in spans):
+                        problems.append(f"{where}: lines {first}-{last} of {path.name} mention `{name}`, but it is "
+                                        f"defined in lines {spans[0][0]}-{spans[0][1]}")
             elif path.suffix == ".md":
                 headings = {slug(h) for h in re.findall(r"^#+\s+(.*)$", "\n".join(prose(path.read_text())), re.M)}
                 if anchor not in headings:
                     problems.append(f"{where}: no heading #{anchor} in {path.name}")
     return problems
+
+
+def definition_spans(source, name):
+    """[(first, last)] line numbers of each `def name` / `class name` in source (a list of lines):
+    from its first decorator to its last non-blank line before the next statement at its indentation
+    or less."""
+    spans = []
+    for i, text in enumerate(source):
+        match = re.match(rf"(\s*)(?:async )?(?:def|class) {re.escape(name)}\b", text)
+        if not match:
+            continue
+        indent = len(match.group(1))
+        start = i
+        while start > 0 and source[start - 1].strip().startswith("@"):
+            start -= 1
+        end = i + 1
+        while end < len(source) and (not source[end].strip()
+                                     or len(source[end]) - len(source[end].lstrip()) > indent):
+            end += 1
+        while not source[end - 1].strip():  # trailing blank lines belong to no one
+            end -= 1
+        spans.append((start + 1, end))
+    return spans
 
 
 REPO_PATH = re.compile(r"^(tinyasc|tests|benchmarks|docs)/[\w./-]*$")
@@ -539,6 +570,10 @@ def test_the_link_and_name_checks_have_teeth(tmp_path):
     assert link_problems(ROOT / "README.md", ["[guide](docs/reading-guide.md#the-path)"]) == []
     assert link_problems(page, ["[`ResNorm`](../tinyasc/nn/norm.py#L1-L3)"]) != []   # the lines moved away
     assert link_problems(page, ["[`np`](../tinyasc/nn/norm.py#L11-L11)"]) == []      # import numpy as np
+    # lines that mention a class but start outside it: a link that drifted above its target
+    assert link_problems(page, ["[`ResNorm`](../tinyasc/nn/norm.py#L5-L40)"]) != []
+    assert link_problems(page, ["[`ResNorm`](../tinyasc/nn/norm.py#L32-L40)"]) == []
+    assert definition_spans(["x = 1", "@deco", "def f(a):", "    return a", "", "def g():", "    f(1)"], "f") == [(2, 4)]
     # a renamed function named in prose, outside any table or link
     assert name_problems(page, ["call `freq_norm_forward_kernel` or `tinyasc.nn.ResNorm`"]) == []
     assert len(name_problems(page, ["call `freq_norm_forward_kernal`"])) == 1

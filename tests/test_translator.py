@@ -436,3 +436,14 @@ def test_a_run_folder_is_matched_by_its_settings_and_the_translator_folder(tmp_p
         check_same_config(tmp_path / "run", TrainConfig(width=4, epochs=3, translator="other"))
     with pytest.raises(TinyAscError, match="epochs: 3 there, 4 now"):
         check_same_config(tmp_path / "run", TrainConfig(width=4, epochs=4, translator="exp/translator"))
+
+
+def test_a_translator_folder_without_its_weights_says_to_train_it_again(tmp_path):
+    """A translator folder from git (its config and metrics, not its checkpoint) is named as such."""
+    (tmp_path / "tr").mkdir()
+    (tmp_path / "tr" / "config.json").write_text("{}")
+    result = CliRunner().invoke(main, ["translator", "evaluate", str(tmp_path / "tr")])
+    assert result.exit_code == 1 and result.exception.__class__ is SystemExit, result.output
+    assert result.output.strip().splitlines() == [
+        f"error: {tmp_path / 'tr'}: a translator folder without its translator.npz (checkpoints are not kept in git); "
+        f"train it again with tinyasc translator train --out {tmp_path / 'tr'}"]

@@ -47,6 +47,10 @@ def load_translator(run_dir):
     """(config, generator in eval mode, normalizer, target names) of a trained translator folder."""
     path = Path(run_dir)
     if path.is_dir():
+        if not (path / CHECKPOINT).is_file() and (path / "config.json").is_file():
+            # a translator folder without its weights: git keeps a run's small outputs only
+            raise CheckpointError(f"{path}: a translator folder without its {CHECKPOINT} (checkpoints are not kept "
+                                  f"in git); train it again with tinyasc translator train --out {path}")
         path = path / CHECKPOINT
     arrays, meta = load_checkpoint(path)
     if meta.get("kind") != KIND:
