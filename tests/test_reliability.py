@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -129,6 +130,18 @@ def test_the_kept_checkpoint_after_a_nan_loss_is_finite(tiny_data, tmp_path, mon
     arrays, meta = load_checkpoint(tmp_path / "run" / classifier.CHECKPOINT)
     assert meta["epoch"] == 1
     assert all(np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f")
+
+
+def test_a_diverging_run_says_so_once_without_numpy_warnings(tiny_data, tmp_path):
+    """A huge learning rate overflows on its way to a NaN loss: the one-line TrainingDiverged says
+    so; NumPy's overflow warnings, printed before it, would only repeat it."""
+    config = TrainConfig(width=4, epochs=2, batch_size=8, seed=3, lr=1e30)
+    trainer = Trainer(config, tmp_path / "run", data=tiny_data, log=QUIET, progress=False)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(TrainingDiverged, match="Try a lower --lr"):
+            trainer.fit()
+    assert [str(w.message) for w in seen if issubclass(w.category, RuntimeWarning)] == []
 
 
 @pytest.mark.parametrize("command", ["evaluate", "predict", "export", "resume", "teacher"])

@@ -237,7 +237,7 @@ def _default_run_dir():  # a function, so a test can name the second two runs st
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
 def train(config, run_dir, resume_dir, quiet):
-    """Train BC-ResNet-Mod with the paper's recipe and print the per-device table."""
+    """Train BC-ResNet-Mod (or a baseline: --arch) with the paper's recipe and print the per-device table."""
     from pathlib import Path
 
     from tinyasc.fileio import new_folder
@@ -311,7 +311,10 @@ def compress(runs, prune, bits, per_channel, teacher, epochs, lr, out_dir, quiet
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
 def evaluate(run, data, out_dir, quiet):
-    """Per-device accuracy and log loss (Table 2 form), per-class accuracy, confusion matrix."""
+    """Per-device accuracy and log loss (Table 2 form), per-class accuracy, confusion matrix.
+
+    RUN is a run folder of tinyasc train, or a compressed model file (model.npz) of tinyasc compress.
+    """
     from tinyasc.train.inference import evaluate_run
 
     if out_dir is not None and not out_dir.strip():
@@ -327,7 +330,10 @@ def evaluate(run, data, out_dir, quiet):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
 def predict(run, paths, out_file, quiet):
-    """Write the DCASE submission file for audio files (or folders of .wav / .flac files)."""
+    """Write the DCASE submission file for audio files (or folders of .wav / .flac files).
+
+    RUN is a run folder of tinyasc train, or a compressed model file (model.npz) of tinyasc compress.
+    """
     from tinyasc.train.inference import predict_files
 
     count = predict_files(run, paths, out_file, log=click.echo, progress=not quiet)
@@ -338,7 +344,8 @@ def predict(run, paths, out_file, quiet):
 @click.option("--out", "out_dir", type=click.Path(), required=True, help="Folder to create (must not exist).")
 @config_option(TrainConfig, "preset", help="Size: tiny (tests), default (minutes end to end), full (TAU-sized, "
                                           "10 s clips).")
-@click.option("--seed", type=INT, default=0, show_default=True)
+@click.option("--seed", type=INT, default=0, show_default=True,
+              help="Seed of the generated dataset (the same seed writes the same files).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
 def synth(out_dir, preset, seed, quiet):
@@ -408,8 +415,8 @@ def translator_evaluate(run):
 @config_option(TrainConfig, "preset")
 @click.option("--rows", default=None,
               help="'table2' (the whole of Table 2 at CPU scale) or comma-separated rows "
-                   "[arch[@width]:]norm[+translator], e.g. resnorm,resnorm+translator,cpresnet@10:none. "
-                   "Default: the normalization ablation of --arch.")
+                   "[arch[@width]:]norm[+translator][/N], e.g. resnorm,resnorm+translator,cpresnet@10:none/1; "
+                   "/N runs that row on the first N seeds only. Default: the normalization ablation of --arch.")
 @config_option(TrainConfig, "arch", help="Architecture of --norms rows (ignored with --rows).")
 @config_option(TrainConfig, "width", help=f"c of BC-ResNet-Mod rows given without an architecture (default "
                                            f"{DEFAULT_WIDTH['bcresnet-mod']}); with --norms, the width of --arch "

@@ -318,7 +318,9 @@ class Trainer:
         self.folder.write_config(config)
         augment = Augment.from_config(config)  # time roll, SpecAugment, Mixup (paper 3.1)
         loss_fn = None if self.distiller is None else self.distiller.loss
-        with StopFlag() as ctrl_c:
+        # a diverging run overflows on its way to a non-finite loss, which the loop reports in one
+        # line (TrainingDiverged); NumPy's overflow warnings before it would only repeat that
+        with StopFlag() as ctrl_c, np.errstate(over="ignore", invalid="ignore"):
             stop = stop or ctrl_c
             while self.epoch < config.epochs:
                 if stop():

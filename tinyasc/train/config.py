@@ -51,7 +51,8 @@ class TrainConfig(JsonConfig):
     freq_masks: int = setting(2, "SpecAugment: frequency masks per clip.")
     freq_width: int = setting(40, "SpecAugment: widths of the frequency masks are drawn below this (mel bins).")
     time_masks: int = setting(2, "SpecAugment: time masks per clip.")
-    time_width: int = setting(80, "SpecAugment: widths of the time masks are drawn below this (frames).")
+    time_width: int = setting(80, "SpecAugment: widths of the time masks are drawn below this (frames of a 10 s "
+                                  "clip; scaled by T / 334 on shorter clips, 24 at 3 s).")
     select: str = setting("last", "Model selection: the last epoch, or Min Var (smallest device spread on "
                                   "validation).", choices=SELECTS)
     val_fraction: float = setting(0.0, "Fraction of training locations held out for validation (minvar uses 0.1 "

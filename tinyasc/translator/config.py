@@ -27,7 +27,8 @@ class TranslatorConfig(JsonConfig):
     batch_size: int = setting(8, "Pairs per batch.")
     lr: float = setting(2e-4, "Adam learning rate of both networks (pix2pix: 2e-4).")
     beta1: float = setting(0.5, "Adam beta1 (pix2pix: 0.5).")
-    decay_start: float = setting(0.5, "Share of the epochs after which the learning rate decays linearly to 0.")
+    decay_start: float = setting(0.5, "Share of the epochs after which the learning rate decays linearly "
+                                      "(towards 0, which the epoch after the last would reach).")
     l2_weight: float = setting(100.0, "Weight of the L2 reconstruction loss (pix2pix weighs its L1 by 100).")
     adv_weight: float = setting(1.0, "Weight of the LSGAN loss (0: a plain L2-trained U-Net).")
     crop_frames: int = setting(128, "Random time crops of this many frames (longer clips only).")

@@ -153,6 +153,11 @@ class TranslatorTrainer:
 
     def fit(self, stop=None):
         """Train to the configured epochs; False if `stop()` asked to stop (after saving)."""
+        # diverging losses are reported in one line below; NumPy's overflow warnings would repeat it
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._fit(stop)
+
+    def _fit(self, stop):
         self.folder.write_config(self.config)
         config, pairs = self.config, self.data.train
         while self.epoch < config.epochs:
