@@ -284,6 +284,9 @@ def test_ctrl_c_while_the_pool_forks_stops_without_hanging(other_thread):
     it this printed "interrupted" and then waited for ever (5 of 5 tries); with a signal mask
     instead, it still did so in a process with another thread (3 of 3)."""
     code = ("import multiprocessing, os, signal, sys, threading, time\n"
+            # Ctrl-C as a terminal's foreground process has it: a shell's background job starts with
+            # SIGINT ignored, and Python then keeps it ignored
+            "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
             "from concurrent.futures import process\n"
             "from tinyasc.data import workers\n"
             "assert workers.can_fork()\n"

@@ -123,7 +123,9 @@ def test_a_report_cut_short_while_drawing_leaves_the_run_unfinished(tiny, tmp_pa
 
 
 def test_a_worker_stopped_before_its_first_checkpoint_is_not_said_to_have_saved_one(tmp_path):
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    # SIGINT's default action restored: a shell's background job (a test run started with &) ignores it
+    sleeper = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_DFL); time.sleep(60)"
+    process = subprocess.Popen([sys.executable, "-c", sleeper], start_new_session=True)
     time.sleep(0.2)
     job = parallel.Job("student-seed1", "student, seed 1", tmp_path / "student-seed1", None)
     lines = []
