@@ -47,8 +47,8 @@ def test_refusals_come_before_anything_is_written(tiny_home, tmp_path, monkeypat
     (run_folder / "config.json").write_text(TrainConfig(width=4).to_json())
     blocked = tmp_path / "blocked"
     (blocked / "table.md").mkdir(parents=True)
-    cases = [(run_folder, ["--rows", "none"], ["is a run folder (it holds config.json)"]),
-             (root, ["--rows", "none"], ["is a dataset (it holds meta.csv)"]),
+    cases = [(run_folder, ["--rows", "none"], ["is a run folder of tinyasc train", "pass another --out"]),
+             (root, ["--rows", "none"], ["is a dataset;", "pass another --out"]),
              (blocked, ["--rows", "none"], [str(blocked / "table.md"), "is a folder"]),
              (tmp_path / "big", ["--rows", "none,resnorm", "--batch-size", "64"], ["fewer than --batch-size 64"]),
              (tmp_path / "wide", ["--rows", "none,bcresnet@999:none"], ["the row BC-ResNet (tau=999)", "999"]),

@@ -17,6 +17,7 @@ import warnings
 import zipfile
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
 import soundfile as sf
@@ -478,7 +479,8 @@ def test_evaluate_out_writes_elsewhere_and_checks_first(env, tmp_path, monkeypat
     (tmp_path / "file").write_text("")
     one_line_error(CliRunner().invoke(main, ["evaluate", str(run), "--out", str(tmp_path / "file" / "x")]),
                    "cannot write")
-    one_line_error(CliRunner().invoke(main, ["evaluate", str(run), "--out", " "]), "--out is empty")
+    empty = CliRunner().invoke(main, ["evaluate", str(run), "--out", " "])
+    assert empty.exit_code == 2 and "'--out': an empty path" in empty.output
 
     monkeypatch.setattr(os, "fsync", _enospc)
     one_line_error(CliRunner().invoke(main, ["evaluate", str(run), "--out", str(tmp_path / "c" / "d"), "--quiet"]),
@@ -1197,3 +1199,87 @@ def test_a_config_json_whose_bits_differ_from_the_checkpoint_is_refused(env, tmp
     config["bits"] = 8
     (run / "config.json").write_text(json.dumps(config))
     one_line_error(CliRunner().invoke(main, ["evaluate", str(run)]), "bits 32 there, 8 in the run's config.json")
+
+
+# ------------------------------------------------ a command never writes over another's files
+
+
+def test_predict_never_writes_its_submission_over_the_model(env, tmp_path):
+    home, root, run = env
+    run = copy_run(run, tmp_path / "run")
+    clip = next((root / "audio").iterdir())
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    for name in ("checkpoint.npz", "config.json", "metrics.csv"):
+        one_line_error(CliRunner().invoke(main, ["predict", str(run), str(clip), "--out", str(run / name)]),
+                       "a file of the run that makes the predictions")
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    result = CliRunner().invoke(main, ["predict", str(run), str(clip), "--out", str(run / "submission.tsv")])
+    assert result.exit_code == 0, result.output  # a new submission file beside the run's is fine
+
+
+@pytest.mark.parametrize("command", ["train", "translator", "compress", "dataset"])
+def test_a_new_run_refuses_another_commands_folder(env, tmp_path, command):
+    """train into a translator's folder, a translator into a classifier run, compress into a run,
+    a run into a dataset: each would replace the other's config.json and metrics."""
+    home, root, run = env
+    run = copy_run(run, tmp_path / "run")
+    translator = tmp_path / "translator"
+    translator.mkdir()
+    (translator / "config.json").write_text('{"targets": ""}\n')  # a translator folder as git keeps it
+    args, needle = {
+        "train": (["train", "--data", str(root), "--epochs", "1", "--out", str(translator)], "a translator folder"),
+        "translator": (["translator", "train", "--data", str(root), "--epochs", "1", "--out", str(run)],
+                       "a run folder of tinyasc train"),
+        "compress": (["compress", str(run), "--epochs", "1", "--out", str(run)], "a run folder of tinyasc train"),
+        "dataset": (["train", "--data", str(root), "--epochs", "1", "--out", str(root)], "a dataset"),
+    }[command]
+    before = {p: p.read_bytes() for folder in (run, translator) for p in folder.rglob("*") if p.is_file()}
+    one_line_error(CliRunner().invoke(main, args + ["--quiet"]), needle, "pass another --out")
+    assert {p: p.read_bytes() for folder in (run, translator) for p in folder.rglob("*") if p.is_file()} == before
+
+
+def test_a_classifier_run_given_as_a_translator_is_named_as_such(env):
+    home, root, run = env
+    result = CliRunner().invoke(main, ["translator", "evaluate", str(run)])
+    one_line_error(result, "is a run folder of tinyasc train, not a translator")
+
+
+@pytest.mark.parametrize("args", [["train", "--out", ""], ["train", "--resume", ""],
+                                  ["translator", "train", "--out", " "], ["compress", "R", "--out", ""],
+                                  ["experiment", "--out", ""], ["figures", "--experiment", "x", "--out", ""],
+                                  ["predict", "R", "clip.wav", "--out", ""], ["evaluate", ""]])
+def test_an_empty_path_is_refused_not_taken_as_this_folder(tmp_path, monkeypatch, args):
+    """`--out ''` used to write a run into the current folder; `--resume ''` started a new run."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "an empty path; name a file or folder" in result.output, result.output
+    assert "Traceback" not in result.output and list(tmp_path.iterdir()) == []
+
+
+def test_a_second_ctrl_c_inside_a_kernel_is_one_line_and_says_how_to_resume(tmp_path):
+    """A KeyboardInterrupt raised while a Numba kernel runs comes back as a SystemError."""
+    from tinyasc.cli import friendly_errors, resume_hint_if_interrupted
+
+    (tmp_path / "checkpoint.npz").write_bytes(b"")
+
+    @friendly_errors
+    def interrupted_in_a_kernel():
+        with resume_hint_if_interrupted(tmp_path / "checkpoint.npz", "tinyasc train --resume R"):
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                raise SystemError("CPUDispatcher(...) returned a result with an exception set")
+
+    result = CliRunner().invoke(click.command()(interrupted_in_a_kernel))
+    assert result.exit_code == 130 and "Traceback" not in result.output
+    assert result.output.splitlines() == [f"stopped at once; the last checkpoint, {tmp_path / 'checkpoint.npz'}, is "
+                                          "kept. Resume with: tinyasc train --resume R", "interrupted"]
+
+
+def test_an_interrupted_compress_says_to_rerun_the_command(env, tmp_path, monkeypatch):
+    import tinyasc.train.finetune
+
+    home, root, run = env
+    monkeypatch.setattr(tinyasc.train.finetune, "compress_runs", lambda *args, **kwargs: None)  # stopped by Ctrl-C
+    result = CliRunner().invoke(main, ["compress", str(run), "--out", str(tmp_path / "small"), "--quiet"])
+    assert result.exit_code == 130 and "run this tinyasc compress command again" in result.output

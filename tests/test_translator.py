@@ -441,7 +441,7 @@ def test_a_run_folder_is_matched_by_its_settings_and_the_translator_folder(tmp_p
 def test_a_translator_folder_without_its_weights_says_to_train_it_again(tmp_path):
     """A translator folder from git (its config and metrics, not its checkpoint) is named as such."""
     (tmp_path / "tr").mkdir()
-    (tmp_path / "tr" / "config.json").write_text("{}")
+    (tmp_path / "tr" / "config.json").write_text('{"targets": "b,c"}')  # a translator's settings
     result = CliRunner().invoke(main, ["translator", "evaluate", str(tmp_path / "tr")])
     assert result.exit_code == 1 and result.exception.__class__ is SystemExit, result.output
     assert result.output.strip().splitlines() == [

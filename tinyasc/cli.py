@@ -5,16 +5,19 @@ else is a bug and keeps its traceback. The options of `tinyasc train` and `tinya
 train` are made from the fields of `TrainConfig` and `TranslatorConfig` (their defaults, choices
 and help), so a setting is defined once, in its config.
 """
+import contextlib
 import dataclasses
 import functools
 import os
 import signal
 import sys
+from pathlib import Path
 
 import click
 
 from tinyasc.errors import TinyAscError
 from tinyasc.kernels.runtime import configure_runtime
+from tinyasc.run.folder import refuse_other_folder
 from tinyasc.train.config import DEFAULT_NORM, DEFAULT_WIDTH, NORMS, TrainConfig
 from tinyasc.translator.config import TranslatorConfig
 
@@ -34,6 +37,11 @@ def friendly_errors(fn):
             click.echo(f"error: {one_line(exc)}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:  # outside a training loop's own handler: nothing half-written to save
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except SystemError as exc:  # a second Ctrl-C inside a Numba kernel comes back wrapped in this
+            if not isinstance(exc.__context__ or exc.__cause__, KeyboardInterrupt):
+                raise
             click.echo("interrupted", err=True)
             sys.exit(130)
         except BrokenPipeError:  # the reader went away (`tinyasc ... | head`): stop quietly, as a shell tool does
@@ -71,6 +79,19 @@ class Number(click.ParamType):
 
 
 INT, FLOAT = Number(int), Number(float)
+
+
+class NonEmptyPath(click.Path):
+    """A path option or argument: an empty value is refused, not taken as the current folder or
+    as the option left out."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value.strip():
+            self.fail("an empty path; name a file or folder", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+PATH = NonEmptyPath()
 
 
 def config_option(config_class, name, **overrides):
@@ -198,6 +219,21 @@ def gradcheck(select, seed, no_full):
     sys.exit(1 if failed else 0)
 
 
+@contextlib.contextmanager
+def resume_hint_if_interrupted(checkpoint, command):
+    """A second Ctrl-C stops a run at once, before it saves: say how to go on from the checkpoint
+    it kept, if it has one."""
+    try:
+        yield
+    except (KeyboardInterrupt, SystemError) as exc:
+        stopped = isinstance(exc, KeyboardInterrupt) or isinstance(exc.__context__ or exc.__cause__,
+                                                                   KeyboardInterrupt)
+        if stopped and Path(checkpoint).is_file():
+            click.echo(f"stopped at once; the last checkpoint, {checkpoint}, is kept. Resume with: {command}",
+                       err=True)
+        raise
+
+
 def refuse_changed_settings(config, saved, run_dir):
     """A resumed run continues with the settings saved in `run_dir`; an option given with --resume
     that would change one of them is refused (naming it), not silently ignored. An option repeating
@@ -230,15 +266,14 @@ def _default_run_dir():  # a function, so a test can name the second two runs st
 
 @main.command()
 @config_options(TrainConfig)
-@click.option("--out", "run_dir", type=click.Path(), default=None, help="Run folder. Default: runs/<date-time>.")
-@click.option("--resume", "resume_dir", type=click.Path(), default=None,
+@click.option("--out", "run_dir", type=PATH, default=None, help="Run folder. Default: runs/<date-time>.")
+@click.option("--resume", "resume_dir", type=PATH, default=None,
               help="Continue the run in this folder from its last checkpoint, with its saved settings (an option "
                    "that would change one is refused).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
 def train(config, run_dir, resume_dir, quiet):
     """Train BC-ResNet-Mod (or a baseline: --arch) with the paper's recipe and print the per-device table."""
-    from pathlib import Path
 
     from tinyasc.fileio import new_folder
     from tinyasc.train.classifier import train as run_training
@@ -259,9 +294,11 @@ def train(config, run_dir, resume_dir, quiet):
             raise TinyAscError(f"--out {run_dir} is a file, not a folder; name a new folder for the run")
         if (Path(run_dir) / "checkpoint.npz").exists():
             raise TinyAscError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+        refuse_other_folder(run_dir, "classifier")
     click.echo(f"run folder: {run_dir}")
     try:
-        text, _ = run_training(config, run_dir, resume=bool(resume_dir), log=click.echo, progress=not quiet)
+        with resume_hint_if_interrupted(Path(run_dir) / "checkpoint.npz", f"tinyasc train --resume {run_dir}"):
+            text, _ = run_training(config, run_dir, resume=bool(resume_dir), log=click.echo, progress=not quiet)
     except BaseException:
         if created is not None and not any(created.iterdir()):
             created.rmdir()  # a run that failed before writing anything leaves no empty folder
@@ -272,7 +309,7 @@ def train(config, run_dir, resume_dir, quiet):
 
 
 @main.command()
-@click.argument("runs", nargs=-1, required=True, type=click.Path())
+@click.argument("runs", nargs=-1, required=True, type=PATH)
 @config_option(TrainConfig, "prune", default=0.89)  # Table 3's recipe, not the plain training's defaults
 @config_option(TrainConfig, "bits", default=8)
 @config_option(TrainConfig, "per_channel")
@@ -280,7 +317,7 @@ def train(config, run_dir, resume_dir, quiet):
                help="Distil from this run while fine-tuning (repeat for an ensemble of teachers).")
 @config_option(TrainConfig, "epochs", default=10, help="Fine-tuning epochs after pruning.")
 @config_option(TrainConfig, "lr", default=None, help="Peak learning rate of the fine-tuning. Default: the run's / 10.")
-@click.option("--out", "out_dir", type=click.Path(), required=True,
+@click.option("--out", "out_dir", type=PATH, required=True,
               help="Folder for the fine-tuning runs, model.npz and size.txt.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
@@ -290,22 +327,24 @@ def compress(runs, prune, bits, per_channel, teacher, epochs, lr, out_dir, quiet
     Several RUNS (two seeds in Table 3) are fine-tuned one by one and stored as an ensemble.
     Re-running the same command resumes an interrupted fine-tuning.
     """
-    from pathlib import Path
 
     from tinyasc.train.finetune import MODEL_FILE, compress_runs
 
+    refuse_other_folder(out_dir, "compress")
     summary = compress_runs(runs, out_dir, prune, int(bits), per_channel, teacher, epochs, lr, log=click.echo,
                             progress=not quiet)
-    if summary is None:
+    if summary is None:  # the fine-tuning said how to resume it; the whole command finishes the job
+        click.echo("to finish the compression (fine-tuning, then model.npz and size.txt), run this tinyasc "
+                   "compress command again")
         sys.exit(130)
     click.echo(summary.text())
     click.echo(f"evaluate it with: tinyasc evaluate {Path(out_dir) / MODEL_FILE}")
 
 
 @main.command()
-@click.argument("run", type=click.Path())
+@click.argument("run", type=PATH)
 @config_option(TrainConfig, "data", help="Dataset root. Default: the run's own dataset.")
-@click.option("--out", "out_dir", type=click.Path(), default=None,
+@click.option("--out", "out_dir", type=PATH, default=None,
               help="Folder for eval_device_table.csv and eval_classes.csv. Default: the run folder (for a "
                    "model file, its folder, the names prefixed with the file's).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -317,16 +356,14 @@ def evaluate(run, data, out_dir, quiet):
     """
     from tinyasc.train.inference import evaluate_run
 
-    if out_dir is not None and not out_dir.strip():
-        raise TinyAscError("--out is empty; name the folder for the CSV files, or leave --out out")
     text = evaluate_run(run, data=data, log=click.echo, progress=not quiet, out=out_dir)
     click.echo(text)
 
 
 @main.command()
-@click.argument("run", type=click.Path())
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--out", "out_file", type=click.Path(), required=True, help="Submission file to write (TSV).")
+@click.argument("run", type=PATH)
+@click.argument("paths", nargs=-1, required=True, type=PATH)
+@click.option("--out", "out_file", type=PATH, required=True, help="Submission file to write (TSV).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
 def predict(run, paths, out_file, quiet):
@@ -341,7 +378,7 @@ def predict(run, paths, out_file, quiet):
 
 
 @main.command()
-@click.option("--out", "out_dir", type=click.Path(), required=True, help="Folder to create (must not exist).")
+@click.option("--out", "out_dir", type=PATH, required=True, help="Folder to create (must not exist).")
 @config_option(TrainConfig, "preset", help="Size: tiny (tests), default (minutes end to end), full (TAU-sized, "
                                           "10 s clips).")
 @click.option("--seed", type=INT, default=0, show_default=True,
@@ -359,7 +396,7 @@ def synth(out_dir, preset, seed, quiet):
 
 
 @main.command("data-info")
-@click.option("--data", type=click.Path(), required=True, help="TAU-layout dataset root.")
+@click.option("--data", type=PATH, required=True, help="TAU-layout dataset root.")
 @friendly_errors
 def data_info(data):
     """Check a TAU-layout dataset and print its per-split, per-device counts."""
@@ -377,7 +414,7 @@ def translator():
 
 @translator.command("train")
 @config_options(TranslatorConfig)
-@click.option("--out", "out_dir", type=click.Path(), required=True,
+@click.option("--out", "out_dir", type=PATH, required=True,
               help="Translator folder (checkpoint, metrics, evaluation).")
 @click.option("--resume", is_flag=True,
               help="Continue the run in --out from its checkpoint, with its saved settings (an option that would "
@@ -392,7 +429,10 @@ def translator_train(config, out_dir, resume, quiet):
 
     if resume:
         refuse_changed_settings(config, load_translator_config(out_dir), out_dir)
-    with StopFlag() as flag:
+    else:
+        refuse_other_folder(out_dir, "translator")
+    hint = f"tinyasc translator train --resume --out {out_dir}"
+    with StopFlag() as flag, resume_hint_if_interrupted(Path(out_dir) / "translator.npz", hint):
         text = train_translator(config, out_dir, resume=resume, log=click.echo, progress=not quiet,
                                 stop=flag)
     if text is None:
@@ -401,7 +441,7 @@ def translator_train(config, out_dir, resume, quiet):
 
 
 @translator.command("evaluate")
-@click.argument("run", type=click.Path())
+@click.argument("run", type=PATH)
 @friendly_errors
 def translator_evaluate(run):
     """Log-spectral distance of a trained translator vs the identity and EQ baselines."""
@@ -425,12 +465,12 @@ def translator_evaluate(run):
 @click.option("--norms", default=None,
               help="Comma-separated normalization variants of --arch (instead of --rows). "
                    f"Default: {','.join(NORMS)} for bcresnet-mod, {DEFAULT_NORM['bcresnet']} otherwise.")
-@click.option("--translator", type=click.Path(), default=None,
+@click.option("--translator", type=PATH, default=None,
               help="Translator folder for '+translator' rows. Default: train one in OUT/translator.")
 @click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds.")
 @config_option(TrainConfig, "epochs", help="Training epochs of every run (the paper: 100).")
 @config_option(TrainConfig, "batch_size")
-@click.option("--out", "out_dir", type=click.Path(), default="runs/experiment", show_default=True,
+@click.option("--out", "out_dir", type=PATH, default="runs/experiment", show_default=True,
               help="Experiment folder; finished runs in it are reused, interrupted ones resumed.")
 @click.option("--jobs", type=INT, default=1, show_default=True,
               help="Runs trained at a time, each in its own process on one core (2 on two cores: about 1.6x "
@@ -475,7 +515,7 @@ def experiment(data, preset, rows, arch, width, norms, translator, seeds, epochs
 @config_option(TrainConfig, "data", help="Dataset root. Default: the embedded synthetic dataset.")
 @config_option(TrainConfig, "preset")
 @config_option(TrainConfig, "width", default=80, help="c of the teacher and the students (the paper: 80).")
-@click.option("--teacher", type=click.Path(), default=None,
+@click.option("--teacher", type=PATH, default=None,
               help="A finished run to distil from (e.g. tinyasc experiment's ResNorm row at c=80). Default: train "
                    "one in OUT/teacher.")
 @click.option("--teacher-epochs", type=INT, default=300, show_default=True,
@@ -488,7 +528,7 @@ def experiment(data, preset, rows, arch, width, norms, translator, seeds, epochs
 @config_option(TrainConfig, "batch_size")
 @click.option("--finetune-epochs", type=INT, default=10, show_default=True,
               help="Fine-tuning epochs after pruning, with the masks held, QAT and the teacher.")
-@click.option("--out", "out_dir", type=click.Path(), default="runs/table3", show_default=True,
+@click.option("--out", "out_dir", type=PATH, default="runs/table3", show_default=True,
               help="Folder of every step; finished steps in it are read back, an interrupted one resumed.")
 @click.option("--jobs", type=INT, default=1, show_default=True,
               help="Students trained at a time, each in its own process on one core (2 on two cores: about "
@@ -546,7 +586,7 @@ def _seed_list(text):
 @click.option("--repeats", type=INT, default=5, show_default=True, help="Timed repeats (the median is reported).")
 @click.option("--no-torch", is_flag=True, help="Skip the PyTorch comparison even when it is installed.")
 @click.option("--no-reference", is_flag=True, help="Skip the slow NumPy references in the kernel table.")
-@click.option("--out", default=None, type=click.Path(), help="Write the kernel table's rows to this .csv or .json file (by its suffix).")
+@click.option("--out", default=None, type=PATH, help="Write the kernel table's rows to this .csv or .json file (by its suffix).")
 @friendly_errors
 def bench(what, widths, batch, repeats, no_torch, no_reference, out):
     """Speed: each kernel at BC-ResNet-Mod's shapes, and one training step against PyTorch."""
@@ -557,7 +597,6 @@ def bench(what, widths, batch, repeats, no_torch, no_reference, out):
     check_int(batch, "--batch", 2, 4096)
     check_int(repeats, "--repeats", 1, 1000)
     if out is not None:  # checked now, not after minutes of benchmarks
-        from pathlib import Path
 
         from tinyasc.fileio import check_writable
         if what == "train-step":
@@ -581,16 +620,16 @@ def bench(what, widths, batch, repeats, no_torch, no_reference, out):
 
 
 @main.command()
-@click.option("--experiment", type=click.Path(), default=None,
+@click.option("--experiment", type=PATH, default=None,
               help="Experiment folder of tinyasc experiment (its table.csv and run folders).")
-@click.option("--translator", type=click.Path(), default=None,
+@click.option("--translator", type=PATH, default=None,
               help="Translator folder of tinyasc translator train, for the translation figure.")
 @click.option("--spectra", is_flag=True,
               help="Also draw each device's colouring of the same test segments, raw and after FreqIN / ResNorm.")
 @config_option(TrainConfig, "data", help="Dataset of --spectra. Default: the embedded synthetic dataset (--preset).")
 @config_option(TrainConfig, "preset", help="Synthetic preset of --spectra when --data is not given.")
 @config_option(TrainConfig, "lam", help="lambda of ResNorm in --spectra.")
-@click.option("--out", "out_dir", type=click.Path(), default="docs/figures", show_default=True,
+@click.option("--out", "out_dir", type=PATH, default="docs/figures", show_default=True,
               help="Folder for the PNGs.")
 @friendly_errors
 def figures(experiment, translator, spectra, data, preset, lam, out_dir):
@@ -609,8 +648,8 @@ def figures(experiment, translator, spectra, data, preset, lam, out_dir):
 
 
 @main.command("export")
-@click.argument("run", type=click.Path(exists=True))
-@click.option("--onnx", "onnx_file", type=click.Path(), required=True, help="ONNX file to write.")
+@click.argument("run", type=NonEmptyPath(exists=True))
+@click.option("--onnx", "onnx_file", type=PATH, required=True, help="ONNX file to write.")
 @click.option("--frames", type=INT, default=None,
               help="Fix the number of frames T (default: dynamic; 334 for 10 s clips).")
 @click.option("--check/--no-check", default=True, show_default=True,
@@ -623,7 +662,6 @@ def export(run, onnx_file, frames, check):
     BC-ResNet-Mod runs only (--arch bcresnet-mod, the paper's model and everything tinyasc compress
     makes): the comparison systems BC-ResNet and CP-ResNet have no ONNX export.
     """
-    from pathlib import Path
 
     import numpy as np
 

@@ -194,6 +194,10 @@ def _decode(arrays, meta, bits, per_channel, source, index):
             raise CheckpointError(f"{source}: model {index}'s array {key!r} holds NaN or infinite values; "
                                   "the file is damaged: write it again with tinyasc compress")
     sizes = [int(np.prod(shape)) for _, shape in meta["convs"]]
+    if positions.size != (sum(sizes) + 7) // 8:  # else unpackbits(count=) pads with whatever memory held
+        raise CheckpointError(f"{source}: model {index}'s array 'positions' holds {positions.size:,} bytes, not the "
+                              f"{(sum(sizes) + 7) // 8:,} of one bit per conv weight ({sum(sizes):,}); the file is "
+                              "damaged: write it again with tinyasc compress")
     nonzero = np.unpackbits(positions, count=sum(sizes)).astype(bool)
     if int(nonzero.sum()) != values.size:
         raise CheckpointError(f"{source}: model {index} marks {int(nonzero.sum())} non-zero positions "

@@ -8,9 +8,11 @@ rewritten after every epoch, and Ctrl-C turned into "stop after this step, save,
 """
 import csv
 import io
+import json
 import signal
 from pathlib import Path
 
+from tinyasc.errors import TinyAscError
 from tinyasc.fileio import atomic_write_text, exclusive_folder
 from tinyasc.run.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
@@ -44,6 +46,44 @@ class RunFolder:
 
     def write_metrics(self, history):
         atomic_write_text(self.path / "metrics.csv", metrics_csv(history))
+
+
+# the file that marks each command's folder, checked in this order (an experiment's or table3's
+# folder holds run folders, a run folder a config.json)
+FOLDER_MARKS = (("experiment.json", "experiment", "an experiment's folder (tinyasc experiment)"),
+                ("table3.json", "table3", "a table3 folder (tinyasc table3)"),
+                ("meta.csv", "dataset", "a dataset"),
+                ("model.npz", "compress", "a compress folder (tinyasc compress)"),
+                ("translator.npz", "translator", "a translator folder (tinyasc translator train)"),
+                ("checkpoint.npz", "classifier", "a run folder of tinyasc train"))
+
+
+def folder_kind(path):
+    """(kind, description) of the command whose folder `path` is, or None when it is new, empty or
+    unmarked. A run folder without its checkpoint (git keeps only a run's small outputs) is told
+    by its config.json: the translator's names target devices."""
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    for name, kind, what in FOLDER_MARKS:
+        if (path / name).exists():
+            return kind, what
+    if (path / "config.json").is_file():
+        try:
+            saved = json.loads((path / "config.json").read_text())
+        except (OSError, ValueError):  # unreadable: the command that reads it says what is wrong
+            saved = None
+        translator = isinstance(saved, dict) and "targets" in saved
+        return FOLDER_MARKS[-2][1:] if translator else FOLDER_MARKS[-1][1:]
+    return None
+
+
+def refuse_other_folder(path, kind, option="--out"):
+    """A command writing into `path` must not write over another command's folder (a translator
+    over a classifier run, a run over a dataset): its files would be replaced by this one's."""
+    found = folder_kind(path)
+    if found is not None and found[0] != kind:
+        raise TinyAscError(f"{option} {path} is {found[1]}; its files would be overwritten: pass another {option}")
 
 
 def metrics_csv(history):

@@ -288,21 +288,28 @@ class Trainer:
         if self.masks is not None:
             hold_masks(self.model, self.masks, self.optimizer)
         try:
-            self.schedule.load_state_dict(meta["schedule"])
-            ta_random.set_state(meta["random"])
-            self.epoch, self.step_in_epoch = int(meta["epoch"]), int(meta["step_in_epoch"])
-            self.running = checked_tally(Tally, meta.get("running", list(Tally())))
-            if not (0 <= self.epoch <= self.config.epochs and 0 <= self.step_in_epoch <= self.steps_per_epoch):
-                raise ValueError(f"epoch {self.epoch}, step {self.step_in_epoch} is outside this run's "
+            epoch, step = meta["epoch"], meta["step_in_epoch"]
+            if type(epoch) is not int or type(step) is not int:  # not a bool, a string, or a float (1e400 is inf)
+                raise ValueError(f"epoch {epoch!r:.40} and step_in_epoch {step!r:.40} must be whole numbers")
+            if not (0 <= epoch <= self.config.epochs and 0 <= step <= self.steps_per_epoch
+                    and (epoch < self.config.epochs or step == 0)):
+                raise ValueError(f"epoch {epoch}, step {step} is outside this run's "
                                  f"{self.config.epochs} epochs of {self.steps_per_epoch} steps")
+            self.epoch, self.step_in_epoch = epoch, step
             self.history = checked_history(meta["history"], self.epoch)
+            self.schedule.load_state_dict(checked_schedule(meta["schedule"], epoch, step, self.steps_per_epoch))
+            ta_random.set_state(meta["random"])
+            self.running = checked_running(meta.get("running", list(Tally())), step, self.steps_per_epoch,
+                                           self.config.batch_size)
             selected = meta.get("selected")
             self.selected = None if selected is None else checked_tally(Choice, selected)
             if selected is not None and not (isinstance(self.selected.epoch, int)
                                              and 1 <= self.selected.epoch <= self.epoch):
                 raise ValueError(f"the selected epoch {self.selected.epoch} is not one of the {self.epoch} trained")
+            if selected is not None and not math.isfinite(self.selected.spread):  # Min Var compares later epochs to it
+                raise ValueError(f"the selected epoch's device spread is {self.selected.spread}, not a finite number")
             self.saved = (self.epoch, self.step_in_epoch)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # OverflowError: a number beyond float
             raise CheckpointError(f"{path}: checkpoint metadata is incomplete or malformed ({exc!r}); "
                                   "resume from another run") from None
 
@@ -433,6 +440,31 @@ class Trainer:
                             self.run_dir / "classes.csv": evaluate.class_csv(per_class, matrix),
                             self.run_dir / "report.txt": text + "\n"})
         return text, table
+
+
+def checked_schedule(state, epoch, step, steps_per_epoch):
+    """The checkpoint's schedule state, checked against its position: the schedule starts at 0
+    in every run (fine-tunes too; warm-up is only a part of it) and counts every step taken, so
+    the learning rate resumes where the run stopped."""
+    count = state["step_count"] if isinstance(state, dict) else None
+    steps = epoch * steps_per_epoch + step
+    if type(count) is not int or count != steps:
+        raise ValueError(f"schedule step_count {count!r:.40} is not the {steps} steps taken by epoch {epoch}, "
+                         f"step {step} at {steps_per_epoch} steps per epoch")
+    return state
+
+
+def checked_running(values, step, steps_per_epoch, batch_size):
+    """The checkpoint's running Tally: finite sums and whole counts, none negative. Mid-epoch it
+    counts the clips of the steps taken (the epoch's means divide by them); at an epoch's start
+    it may still hold the last epoch's, which the next step replaces."""
+    t = checked_tally(Tally, values)
+    clips = [step * batch_size] if step else range(steps_per_epoch * batch_size + 1)
+    if (type(t.correct) is not int or type(t.seen) is not int or t.seen not in clips
+            or not 0 <= t.correct <= t.seen or not all(math.isfinite(v) and v >= 0 for v in (t.loss_sum, t.seconds))):
+        raise ValueError(f"running totals {values!r:.100} are not finite sums and whole counts, none negative, "
+                         f"of {step} steps of {batch_size} clips")
+    return t
 
 
 def _jsonable(value):

@@ -26,7 +26,7 @@ from tinyasc.models.bcresnet import INPUT_NORMS
 from tinyasc.models.bcresnet_mod import NORMS
 from tinyasc.train import classifier
 from tinyasc.fileio import atomic_write_texts
-from tinyasc.run.folder import StopFlag
+from tinyasc.run.folder import StopFlag, refuse_other_folder
 from tinyasc.checks import check_frames, parse_number
 from tinyasc.train.config import DEFAULT_WIDTH, read_json_object
 from tinyasc.train.runs import check_same_config, finished, read_device_table, same_setting
@@ -228,18 +228,13 @@ def plan_experiment(base_config, rows, seeds, out_dir, translator=None, log=prin
 
 TABLE_FILES = ("table.csv", "table.md", "experiment.json")
 OWN_SETTINGS = ("arch", "width", "norm", "seed", "translator")  # what a row and a seed set; the rest is shared
-OTHER_FOLDERS = {"config.json": "a run folder", "translator.npz": "a translator folder", "meta.csv": "a dataset",
-                 "model.npz": "a compress folder", "table3.json": "a table3 folder"}
 
 
 def check_experiment_folder(out_dir, base_config):
     """--out is an experiment's folder (or new): not another command's folder, its table files
     can be written, and every run already in it shares this experiment's recipe (a table must
     not mix, say, runs of 1 and 2 epochs under one heading)."""
-    for name, what in OTHER_FOLDERS.items():
-        if (out_dir / name).exists():
-            raise TinyAscError(f"--out {out_dir} is {what} (it holds {name}), not an experiment's folder; "
-                               "pass another --out")
+    refuse_other_folder(out_dir, "experiment")
     for name in TABLE_FILES:
         if (out_dir / name).is_dir():
             raise TinyAscError(f"{out_dir / name} is a folder; the experiment writes its table there: "

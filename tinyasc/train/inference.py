@@ -110,6 +110,12 @@ def predict_files(run, paths, out_file, batch_size=32, log=print, progress=True)
         if path.resolve() == target:
             raise TinyAscError(f"--out {out_file} is one of the audio files to predict; name another file, "
                                "e.g. submission.tsv")
+    model_path = Path(run).resolve()
+    # a run folder's own files (its checkpoint, config.json, metrics, reports) are not submission files
+    own = target.parent == model_path and target.exists() and target.suffix.lower() != ".tsv"
+    if target == model_path or own:
+        raise TinyAscError(f"--out {out_file} is {'the model' if target == model_path else 'a file of the run'} "
+                           "that makes the predictions; name another file, e.g. submission.tsv")
     config, model = load_run(run)
     probs = write_submission(config, model, files, out_file, batch_size, progress)
     return len(probs)

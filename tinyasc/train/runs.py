@@ -1,9 +1,9 @@
 """What every command that trains several runs into one folder shares (tinyasc experiment,
 tinyasc table3, tinyasc compress): is a run folder found there the one asked for, has it
 finished, and its per-device table."""
-import csv
 import json
 import math
+import re
 from dataclasses import fields
 from pathlib import Path
 
@@ -70,9 +70,15 @@ def finished(run_dir, epochs):
     metrics = run_dir / "metrics.csv"
     if not metrics.is_file():
         return False
-    with open(metrics, newline="") as f:
-        epochs_done = [row.get("epoch", "") for row in csv.DictReader(f)]
-    return bool(epochs_done) and epochs_done[-1].isdigit() and int(epochs_done[-1]) >= epochs
+    fix = "delete the run folder to train it again, or restore the file from git"
+    _, rows = read_csv(metrics, fix)
+    if not rows:
+        return False
+    last = rows[-1].get("epoch") or ""
+    if not re.fullmatch(r"[0-9]{1,9}", last):  # str.isdigit would take '²', which int() refuses
+        raise TinyAscError(f"{metrics}: its last epoch {last!r:.40} is not an epoch number; the file is damaged: "
+                           f"{fix}")
+    return int(last) >= epochs
 
 
 def read_device_table(run_dir):

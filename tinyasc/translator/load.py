@@ -11,6 +11,7 @@ from tinyasc.autograd import Tensor, no_grad
 from tinyasc.data.tau import DEVICES
 from tinyasc.errors import TinyAscError
 from tinyasc.run.checkpoint import CheckpointError, load_checkpoint, load_model_state, split_prefix
+from tinyasc.run.folder import folder_kind
 from tinyasc.translator.config import TranslatorConfig
 from tinyasc.translator.data import Normalizer
 from tinyasc.translator.model import PatchDiscriminator, UNetGenerator
@@ -47,7 +48,11 @@ def load_translator(run_dir):
     """(config, generator in eval mode, normalizer, target names) of a trained translator folder."""
     path = Path(run_dir)
     if path.is_dir():
-        if not (path / CHECKPOINT).is_file() and (path / "config.json").is_file():
+        kind = folder_kind(path)
+        if kind is not None and kind[0] != "translator":
+            raise CheckpointError(f"{path} is {kind[1]}, not a translator; pass a folder written by tinyasc "
+                                  "translator train")
+        if not (path / CHECKPOINT).is_file() and kind is not None:
             # a translator folder without its weights: git keeps a run's small outputs only
             raise CheckpointError(f"{path}: a translator folder without its {CHECKPOINT} (checkpoints are not kept "
                                   f"in git); train it again with tinyasc translator train --out {path}")
@@ -60,7 +65,11 @@ def load_translator(run_dir):
         config = TranslatorConfig.from_dict(meta["config"]).validate()
         targets = tuple(str(t) for t in meta["targets"])
         mean, std = np.asarray(arrays["norm/mean"]), np.asarray(arrays["norm/std"])
-        int(meta["epoch"]), int(meta["step_in_epoch"])
+        epoch, step = meta["epoch"], meta["step_in_epoch"]
+        if type(epoch) is not int or type(step) is not int or not 0 <= epoch <= config.epochs or step < 0:
+            # not a bool, a string, or a float (1e400 reads as infinity)
+            raise ValueError(f"epoch {epoch!r:.40} and step_in_epoch {step!r:.40} are not whole numbers within "
+                             f"its {config.epochs} epochs")
     except (KeyError, TypeError, ValueError, AttributeError, TinyAscError) as exc:
         raise CheckpointError(f"{path}: translator checkpoint is incomplete or damaged ({exc!r}); "
                               "retrain it with tinyasc translator train") from None

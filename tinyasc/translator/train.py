@@ -111,17 +111,23 @@ class TranslatorTrainer:
             except (ValueError, IndexError) as exc:
                 raise CheckpointError(f"{path}: optimizer state does not fit the networks ({exc})") from None
         try:
-            self.epoch, self.step_in_epoch = int(meta["epoch"]), int(meta["step_in_epoch"])
-            if not (0 <= self.epoch <= self.config.epochs and 0 <= self.step_in_epoch <= self.steps_per_epoch):
-                raise ValueError(f"epoch {self.epoch}, step {self.step_in_epoch} is outside this run's "
+            epoch, step = meta["epoch"], meta["step_in_epoch"]
+            if type(epoch) is not int or type(step) is not int:  # not a bool, a string, or a float (1e400 is inf)
+                raise ValueError(f"epoch {epoch!r:.40} and step_in_epoch {step!r:.40} must be whole numbers")
+            if not (0 <= epoch <= self.config.epochs and 0 <= step <= self.steps_per_epoch):
+                raise ValueError(f"epoch {epoch}, step {step} is outside this run's "
                                  f"{self.config.epochs} epochs of {self.steps_per_epoch} steps")
-            self.running = checked_tally(Tally, meta["running"])
+            self.epoch, self.step_in_epoch = epoch, step
+            self.running = t = checked_tally(Tally, meta["running"])
+            if type(t.steps) is not int or not all(math.isfinite(v) and v >= 0 for v in t):
+                raise ValueError(f"running totals {meta['running']!r:.100} are not finite sums and a whole "
+                                 "number of steps, none negative")
             # mid-epoch the tally counts the steps taken (the epoch's means divide by it)
             if self.step_in_epoch and self.running.steps != self.step_in_epoch:
                 raise ValueError(f"running totals count {self.running.steps} steps, the checkpoint is at step "
                                  f"{self.step_in_epoch}")
             self.history = checked_history(meta["history"], self.epoch)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # OverflowError: a number beyond float
             raise CheckpointError(f"{path}: checkpoint metadata is incomplete or malformed ({exc!r}); "
                                   "train the translator again into another --out") from None
 
