@@ -133,6 +133,26 @@ def test_the_kept_checkpoint_after_a_nan_loss_is_finite(tiny_data, tmp_path, mon
     assert all(np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f")
 
 
+def test_test_outputs_that_are_not_finite_fail_the_run_before_it_saves(tiny_data, tmp_path, monkeypatch):
+    """A loss that stays finite in training while the model's eval-mode outputs overflow (a
+    width-1 CP-ResNet did) used to give a table of NaN log losses and exit code 0."""
+    real = classifier.evaluate.predict_proba
+
+    def overflowing(model, features, rows):
+        probs = real(model, features, rows)
+        probs[0, 0] = np.nan
+        return probs
+
+    config = TrainConfig(width=4, epochs=2, batch_size=8, seed=3, eval_every=2)
+    trainer = Trainer(config, tmp_path / "run", data=tiny_data, log=QUIET, progress=False)
+    monkeypatch.setattr(classifier.evaluate, "predict_proba", overflowing)
+    with pytest.raises(TrainingDiverged, match=r"test split are not finite numbers after epoch 2; the last good "
+                                               r"checkpoint \(end of epoch 1\) is kept"):
+        trainer.fit()
+    _, meta = load_checkpoint(tmp_path / "run" / classifier.CHECKPOINT)
+    assert meta["epoch"] == 1
+
+
 def test_a_diverging_run_says_so_once_without_numpy_warnings(tiny_data, tmp_path):
     """A huge learning rate overflows on its way to a NaN loss: the one-line TrainingDiverged says
     so; NumPy's overflow warnings, printed before it, would only repeat it."""

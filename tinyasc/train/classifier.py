@@ -405,7 +405,11 @@ class Trainer:
         self.log(f"{line}, {speed:.0f} clips/s")
 
     def predict(self, split):
-        return evaluate.predict_proba(self.model, self.data.features, self.data.rows(split))
+        probs = evaluate.predict_proba(self.model, self.data.features, self.data.rows(split))
+        if not np.isfinite(probs).all():  # training's loss can stay finite while eval mode overflows
+            raise TrainingDiverged(f"the model's outputs on the {split} split are not finite numbers after epoch "
+                                   f"{self.epoch + 1}; {self.kept()}. Try a lower --lr")
+        return probs
 
     def evaluate(self, split):
         return evaluate.device_metrics(self.predict(split), self.data.labels(split), self.data.devices(split))
