@@ -308,14 +308,15 @@ def test_command_line_numbers_are_checked_before_use(env, tmp_path, args, needle
 
 
 @pytest.mark.parametrize("field, value", [("subbands", 0), ("subbands", 7), ("width", 10 ** 6), ("seed", -1),
-                                          ("freq_width", -3), ("lr", "nan")])
+                                          ("freq_width", -3), ("lr", "nan"), ("preset", "huge")])
 def test_config_json_values_are_checked(env, tmp_path, field, value):
     home, root, run = env
     bad = copy_run(run, tmp_path / "bad")
     config = json.loads((bad / "config.json").read_text())
     config[field] = float(value) if value == "nan" else value
     (bad / "config.json").write_text(json.dumps(config))
-    one_line_error(CliRunner().invoke(main, ["evaluate", str(bad), "--quiet"]), field.split("_")[0])
+    one_line_error(CliRunner().invoke(main, ["evaluate", str(bad), "--quiet"]), field.split("_")[0],
+                   bad / "config.json")
 
 
 def _npz_with_member(path, name, header_shape, data):

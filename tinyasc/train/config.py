@@ -108,6 +108,8 @@ class TrainConfig(JsonConfig):
         for ok, message in checks:
             if not ok:
                 raise TinyAscError(message)
+        if self.preset not in PRESET_NAMES:  # a config.json can name any
+            raise TinyAscError(f"--preset {self.preset!r} is not one of {', '.join(PRESET_NAMES)}")
         if self.norm not in NORMS:
             raise TinyAscError(f"--norm {self.norm!r} is not one of {', '.join(NORMS)}")
         if self.arch not in ARCHS:

@@ -47,6 +47,8 @@ class TranslatorConfig(JsonConfig):
         if self.data is not None and not self.data.strip():  # "" would mean the current folder to some
             raise TinyAscError("--data is empty; pass a dataset folder, or leave --data out for the default")
         check_seed(self.seed)
+        if self.preset not in PRESET_NAMES:  # a config.json can name any
+            raise TinyAscError(f"--preset {self.preset!r} is not one of {', '.join(PRESET_NAMES)}")
         # Limits: four times the defaults of the widths (the paper's networks are far smaller),
         # and 2^8 = 256 mel bins for the depth; beyond them the networks need gigabytes.
         check_int(self.width, "--width", 1, 64)
