@@ -468,6 +468,22 @@ def test_cache_extraction_error_names_file_and_leaves_nothing(small_ds, tmp_path
     assert _files(folder) == []
 
 
+def test_clips_of_another_length_are_named_once_when_the_cache_is_built(tmp_path):
+    """A truncated file trains as a repeated copy of itself: the build says how many clips are
+    not of the common length (TAU and the synthetic sets have one length)."""
+    root = write_tau(tmp_path / "ds", seconds=0.7)
+    sf.write(root / GOOD[1][0], np.full(2000, 0.1, np.float32), 44100)
+    small_ds = tau.load_dataset(root)
+    lines = []
+    cache.load_features(small_ds, tmp_path / "c", progress=False, log=lines.append)
+    frames = 1 + int(0.7 * 16000) // 480
+    notices = [line for line in lines if "frames long" in line]
+    assert len(notices) == 1 and notices[0].startswith(f"features: 1 of {len(GOOD)} clips are not {frames} frames")
+    lines.clear()
+    cache.load_features(small_ds, tmp_path / "c", progress=False, log=lines.append)  # from the cache: no notice
+    assert not [line for line in lines if "frames long" in line]
+
+
 def test_fit_frames_crops_or_wraps():
     m = np.arange(12, dtype=np.float32).reshape(2, 6)
     np.testing.assert_array_equal(cache.fit_frames(m, 4), m[:, :4])

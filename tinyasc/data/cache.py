@@ -233,15 +233,20 @@ def load_features(dataset, cache_dir=None, frontend=DEFAULT_FRONTEND, workers=No
         _remove_stale_temporaries(cache_dir, stem)
         if log is not None:
             log(f"features: computing {len(filenames)} clips into {npy_path}")
-        features = _build(dataset, frontend, key, npy_path, json_path, workers, progress)
+        features = _build(dataset, frontend, key, npy_path, json_path, workers, progress, notice)
         if log is not None:
             log(f"features: {features.x.shape} computed")
         return features
 
 
-def _build(dataset, frontend, key, npy_path, json_path, workers, progress):
+def _build(dataset, frontend, key, npy_path, json_path, workers, progress, notice):
     filenames = dataset.filenames
     n_frames, lengths = _target_frames(dataset, frontend)
+    others = len(filenames) - lengths[n_frames]
+    if others:  # a cut or truncated file trains as a repeated copy of itself: say so once
+        notice(f"features: {others} of {len(filenames)} clips are not {n_frames} frames long, the most common "
+               f"length (frames: clips {dict(sorted(lengths.items()))}); shorter ones are repeated in time, "
+               "longer ones cropped")
     shape = (len(filenames), frontend.n_mels, n_frames)
     start = time.perf_counter()
     with pending(npy_path) as tmp:  # renamed into place when complete; removed on any failure
