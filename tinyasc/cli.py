@@ -27,6 +27,13 @@ def one_line(text):
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(text))
 
 
+def stopped_by_ctrl_c(exc):
+    """A KeyboardInterrupt, or the SystemError a Numba kernel turns one raised inside it into
+    (a second Ctrl-C during a training step)."""
+    return isinstance(exc, KeyboardInterrupt) or (isinstance(exc, SystemError)
+                                                  and isinstance(exc.__context__ or exc.__cause__, KeyboardInterrupt))
+
+
 def friendly_errors(fn):
     """Turn TinyAscError into `error: <message>` on stderr and exit code 1."""
     @functools.wraps(fn)
@@ -39,8 +46,8 @@ def friendly_errors(fn):
         except KeyboardInterrupt:  # outside a training loop's own handler: nothing half-written to save
             click.echo("interrupted", err=True)
             sys.exit(130)
-        except SystemError as exc:  # a second Ctrl-C inside a Numba kernel comes back wrapped in this
-            if not isinstance(exc.__context__ or exc.__cause__, KeyboardInterrupt):
+        except SystemError as exc:
+            if not stopped_by_ctrl_c(exc):
                 raise
             click.echo("interrupted", err=True)
             sys.exit(130)
@@ -226,9 +233,7 @@ def resume_hint_if_interrupted(checkpoint, command):
     try:
         yield
     except (KeyboardInterrupt, SystemError) as exc:
-        stopped = isinstance(exc, KeyboardInterrupt) or isinstance(exc.__context__ or exc.__cause__,
-                                                                   KeyboardInterrupt)
-        if stopped and Path(checkpoint).is_file():
+        if stopped_by_ctrl_c(exc) and Path(checkpoint).is_file():
             click.echo(f"stopped at once; the last checkpoint, {checkpoint}, is kept. Resume with: {command}",
                        err=True)
         raise
@@ -274,7 +279,6 @@ def _default_run_dir():  # a function, so a test can name the second two runs st
 @friendly_errors
 def train(config, run_dir, resume_dir, quiet):
     """Train BC-ResNet-Mod (or a baseline: --arch) with the paper's recipe and print the per-device table."""
-
     from tinyasc.fileio import new_folder
     from tinyasc.train.classifier import train as run_training
     from tinyasc.train.config import load_run_config
@@ -327,7 +331,6 @@ def compress(runs, prune, bits, per_channel, teacher, epochs, lr, out_dir, quiet
     Several RUNS (two seeds in Table 3) are fine-tuned one by one and stored as an ensemble.
     Re-running the same command resumes an interrupted fine-tuning.
     """
-
     from tinyasc.train.finetune import MODEL_FILE, compress_runs
 
     refuse_other_folder(out_dir, "compress")

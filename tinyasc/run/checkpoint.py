@@ -153,6 +153,18 @@ def _number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def checked_position(meta, epochs, steps_per_epoch):
+    """(epoch, step_in_epoch) of a checkpoint's metadata, checked before use: whole numbers (not
+    a bool, a string or a float; JSON reads 1e400 as infinity) within the run's epochs and steps,
+    and no step past the last epoch."""
+    epoch, step = meta["epoch"], meta["step_in_epoch"]
+    if type(epoch) is not int or type(step) is not int:
+        raise ValueError(f"epoch {epoch!r:.40} and step_in_epoch {step!r:.40} must be whole numbers")
+    if not (0 <= epoch <= epochs and 0 <= step <= steps_per_epoch and (epoch < epochs or step == 0)):
+        raise ValueError(f"epoch {epoch}, step {step} is outside this run's {epochs} epochs of {steps_per_epoch} steps")
+    return epoch, step
+
+
 def checked_history(history, epoch):
     """A checkpoint's per-epoch metrics rows, checked before use: one row of named numbers per
     finished epoch, numbered 1..epoch (metrics.csv is written from them)."""

@@ -73,8 +73,8 @@ def folder_kind(path):
             saved = json.loads((path / "config.json").read_text())
         except (OSError, ValueError):  # unreadable: the command that reads it says what is wrong
             saved = None
-        translator = isinstance(saved, dict) and "targets" in saved
-        return FOLDER_MARKS[-2][1:] if translator else FOLDER_MARKS[-1][1:]
+        kind = "translator" if isinstance(saved, dict) and "targets" in saved else "classifier"
+        return kind, next(what for _, k, what in FOLDER_MARKS if k == kind)
     return None
 
 

@@ -36,8 +36,8 @@ from tinyasc.fileio import atomic_write_texts, progressbar
 from tinyasc.models import BCResNet, BCResNetMod, CPResNet
 from tinyasc.run import plots
 from tinyasc.run.checkpoint import (CheckpointError, NonFiniteWeights, check_finite_state, check_same_model,
-                                    checked_history, checked_tally, load_checkpoint, load_model_state,
-                                    split_prefix)
+                                    checked_history, checked_position, checked_tally, load_checkpoint,
+                                    load_model_state, split_prefix)
 from tinyasc.run.folder import RunFolder, StopFlag
 from tinyasc.train import evaluate
 from tinyasc.train.config import TrainConfig, load_run_config
@@ -288,13 +288,7 @@ class Trainer:
         if self.masks is not None:
             hold_masks(self.model, self.masks, self.optimizer)
         try:
-            epoch, step = meta["epoch"], meta["step_in_epoch"]
-            if type(epoch) is not int or type(step) is not int:  # not a bool, a string, or a float (1e400 is inf)
-                raise ValueError(f"epoch {epoch!r:.40} and step_in_epoch {step!r:.40} must be whole numbers")
-            if not (0 <= epoch <= self.config.epochs and 0 <= step <= self.steps_per_epoch
-                    and (epoch < self.config.epochs or step == 0)):
-                raise ValueError(f"epoch {epoch}, step {step} is outside this run's "
-                                 f"{self.config.epochs} epochs of {self.steps_per_epoch} steps")
+            epoch, step = checked_position(meta, self.config.epochs, self.steps_per_epoch)
             self.epoch, self.step_in_epoch = epoch, step
             self.history = checked_history(meta["history"], self.epoch)
             self.schedule.load_state_dict(checked_schedule(meta["schedule"], epoch, step, self.steps_per_epoch))

@@ -26,8 +26,8 @@ from tinyasc import random as ta_random
 from tinyasc.autograd import Tensor
 from tinyasc.errors import TinyAscError
 from tinyasc.fileio import progressbar
-from tinyasc.run.checkpoint import (CheckpointError, check_finite_state, checked_history, checked_tally,
-                                    load_model_state, split_prefix)
+from tinyasc.run.checkpoint import (CheckpointError, check_finite_state, checked_history, checked_position,
+                                    checked_tally, load_model_state, split_prefix)
 from tinyasc.run.folder import RunFolder
 from tinyasc.translator.config import load_translator_config
 from tinyasc.translator.data import PairData
@@ -111,13 +111,7 @@ class TranslatorTrainer:
             except (ValueError, IndexError) as exc:
                 raise CheckpointError(f"{path}: optimizer state does not fit the networks ({exc})") from None
         try:
-            epoch, step = meta["epoch"], meta["step_in_epoch"]
-            if type(epoch) is not int or type(step) is not int:  # not a bool, a string, or a float (1e400 is inf)
-                raise ValueError(f"epoch {epoch!r:.40} and step_in_epoch {step!r:.40} must be whole numbers")
-            if not (0 <= epoch <= self.config.epochs and 0 <= step <= self.steps_per_epoch):
-                raise ValueError(f"epoch {epoch}, step {step} is outside this run's "
-                                 f"{self.config.epochs} epochs of {self.steps_per_epoch} steps")
-            self.epoch, self.step_in_epoch = epoch, step
+            self.epoch, self.step_in_epoch = checked_position(meta, self.config.epochs, self.steps_per_epoch)
             self.running = t = checked_tally(Tally, meta["running"])
             if type(t.steps) is not int or not all(math.isfinite(v) and v >= 0 for v in t):
                 raise ValueError(f"running totals {meta['running']!r:.100} are not finite sums and a whole "
